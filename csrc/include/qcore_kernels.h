@@ -1,5 +1,5 @@
 /*
- * qcore kernels: quantize / dequantize, int8 GEMM, requantization, int4 packing.
+ * qcore element-wise kernels: quantize / dequantize, requantization, int4 packing.
  * Included by qcore.h; see docs/ARITHMETIC.md for every formula.
  */
 #ifndef QCORE_KERNELS_H

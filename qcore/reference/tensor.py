@@ -1,0 +1,90 @@
+"""The quantized tensor: integer data plus the parameters that give it meaning.
+
+``real = (data - zero_point) * scale`` with per-tensor, per-axis or blocked parameters,
+exactly as ONNX DequantizeLinear broadcasts them (docs/ARITHMETIC.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import QuantParamError, ShapeError
+from .dtypes import int_type
+
+CONVENTIONS = ("onnx", "tflite", "pytorch")
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedTensor:
+    """Integer data with its scale, zero point, granularity and convention.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        One value per element in the container dtype of ``dtype`` (int4 in an int8 array).
+    scale : numpy.ndarray
+        float32. Shape ``()`` per-tensor; ``(data.shape[axis],)`` per-axis; for blocked,
+        the rank of ``data`` with ``ceil(data.shape[axis] / block_size)`` along ``axis``.
+    zero_point : numpy.ndarray
+        Same shape as ``scale``, container dtype of ``dtype``.
+    dtype : str
+        ``"int8"``, ``"uint8"``, ``"int4"``, ``"uint4"``, ``"int16"``, ...
+    axis : int or None
+        The quantization axis (non-negative) for per-axis and blocked; None per-tensor.
+    block_size : int
+        Block length along ``axis`` for blocked quantization, 0 otherwise.
+    convention : str
+        ``"onnx"``, ``"tflite"`` or ``"pytorch"``: how ``data`` was rounded.
+    """
+
+    data: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    dtype: str
+    axis: int | None = None
+    block_size: int = 0
+    convention: str = "onnx"
+
+    def __post_init__(self) -> None:
+        itype = int_type(self.dtype)
+        if self.data.dtype != itype.container:
+            raise ShapeError(f"data has dtype {self.data.dtype}, {itype.name} needs {itype.container}")
+        if self.scale.shape != self.zero_point.shape:
+            raise ShapeError(f"scale shape {self.scale.shape} != zero_point shape {self.zero_point.shape}")
+        if self.convention not in CONVENTIONS:
+            raise QuantParamError(f"unknown convention {self.convention!r}; known: {', '.join(CONVENTIONS)}")
+        if self.axis is None:
+            if self.scale.size != 1 or self.block_size:
+                raise ShapeError("per-tensor quantization needs one scale and no block size")
+        elif not 0 <= self.axis < self.data.ndim:
+            raise QuantParamError(f"axis {self.axis} out of range for rank {self.data.ndim}")
+        elif self.block_size < 0:
+            raise QuantParamError(f"block_size must be >= 0, got {self.block_size}")
+
+    @property
+    def granularity(self) -> str:
+        """``"per_tensor"``, ``"per_axis"`` or ``"per_block"``."""
+        if self.axis is None:
+            return "per_tensor"
+        return "per_block" if self.block_size else "per_axis"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the tensor."""
+        return tuple(self.data.shape)
+
+    def dequantize(self) -> np.ndarray:
+        """Return ``(data - zero_point) * scale`` as float32 (ONNX DequantizeLinear)."""
+        from .onnx_ops import dequantize_linear
+
+        return dequantize_linear(
+            self.data,
+            self.scale,
+            self.zero_point,
+            axis=1 if self.axis is None else self.axis,
+            block_size=self.block_size,
+            output_dtype=None,
+            _dtype=self.dtype,
+        )
