@@ -85,6 +85,4 @@ class QuantizedTensor:
             self.zero_point,
             axis=1 if self.axis is None else self.axis,
             block_size=self.block_size,
-            output_dtype=None,
-            _dtype=self.dtype,
         )
