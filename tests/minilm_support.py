@@ -63,7 +63,8 @@ def missing_dependencies() -> str | None:
     """
     missing = [pip_name for module, pip_name in _REQUIRED_MODULES.items() if importlib.util.find_spec(module) is None]
     if missing:
-        return "needs " + ", ".join(missing) + " (pip install torch==2.13.0 " + " ".join(missing) + ")"
+        install = ["torch==2.13.0" if name == "torch" else name for name in missing]
+        return "needs " + ", ".join(missing) + " (pip install " + " ".join(install) + ")"
     weights = weights_directory()
     for name in ("model.safetensors", "tokenizer.json", "modules.json", "config.json"):
         if not (weights / name).is_file():
