@@ -39,7 +39,8 @@ def round_half_away(x: ArrayLike) -> np.ndarray:
     """
     x = np.asarray(x)
     whole = np.trunc(x)
-    frac = x - whole
+    with np.errstate(invalid="ignore"):  # inf - inf: the NaN fraction leaves inf unchanged
+        frac = x - whole
     return whole + np.where(np.abs(frac) >= 0.5, np.sign(x), 0).astype(x.dtype)
 
 
