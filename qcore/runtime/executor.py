@@ -16,7 +16,6 @@ import numpy as np
 
 from ..errors import DTypeError, ModelError, QcoreError, ShapeError, UnsupportedOpError
 from ..graph.ir import Graph, Node, ValueInfo
-from ..reference.tensor import QuantizedTensor
 from .float_ops import FLOAT_OPS
 from .quant_ops import QUANT_BUILDERS
 
@@ -61,8 +60,9 @@ class Executor:
             parts = [f"{op} (nodes: {', '.join(names)})" for op, names in sorted(unsupported.items())]
             raise UnsupportedOpError(f"unsupported operators: {'; '.join(parts)}")
 
-        self.constants = {name: value for name, value in graph.initializers.items()
-                          if not isinstance(value, QuantizedTensor)}
+        # Quantized weights are bound into their steps; they stay in the table only so that
+        # every node input resolves.
+        self.constants = dict(graph.initializers)
         self.steps: list[tuple[Node, Callable[[list], list], list[str]]] = []
         last_use: dict[str, int] = {}
         for index, node in enumerate(graph.nodes):

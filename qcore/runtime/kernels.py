@@ -7,7 +7,8 @@ ONNX's (docs/ARITHMETIC.md):
 - quantize: ``q = saturate(round_half_even(x / scale) + zero_point)``;
 - dynamic quantize (uint8): ``s = (max(0, max x) - min(0, min x)) / 255``,
   ``zp = round_half_even(clip(-min(0, min x) / s, 0, 255))``, per tensor or per row;
-  an all-zero row gets ``s = 1`` and ``zp = 0`` (onnxruntime's choice);
+  an all-zero row gets ``s = 1`` and ``zp = 0`` (onnxruntime's choice, as the reference),
+  and so does a range whose ``/ 255`` underflows (the reference raises there);
 - integer matmul: exact ``acc = sum_k (q[m,k] - zp_x) * (w[k,n] - zp_w[n])``;
 - output: ``y = float32(acc) * float32(s_x * s_w[n]) + bias[n]`` in float32.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import NonFiniteError, ShapeError
 from ..reference.tensor import QuantizedTensor
 
 _RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
@@ -69,6 +70,8 @@ def dynamic_params(x: np.ndarray, per_row: bool) -> tuple[np.ndarray, np.ndarray
         lo = np.minimum(np.float32(x.min()), np.float32(0))
         hi = np.maximum(np.float32(x.max()), np.float32(0))
     scale = ((hi - lo) / np.float32(255)).astype(np.float32)
+    if not np.isfinite(scale).all():
+        raise NonFiniteError("activation range is not finite (NaN or inf in the input)")
     scale = np.where(scale == 0, np.float32(1), scale).astype(np.float32)
     zp = np.clip(np.rint(-lo / scale), 0, 255).astype(np.float32)
     return scale, zp
