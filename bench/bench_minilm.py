@@ -54,10 +54,17 @@ def _onnxruntime_runner(path: Path) -> Runner:
     return lambda feeds: session.run(None, dict(feeds))[0]
 
 
-def _qcore_runner(path: Path) -> Runner:
+def _qcore_load(path: Path):
     import qcore
 
-    model = qcore.load(str(path))
+    load = getattr(qcore, "load", None)
+    if load is None:
+        from qcore.api import load
+    return load(str(path))
+
+
+def _qcore_runner(path: Path) -> Runner:
+    model = _qcore_load(path)
     return lambda feeds: model.run(dict(feeds))[minilm_support.OUTPUT_NAME]
 
 
@@ -82,6 +89,38 @@ def _ort_dynamic(per_channel: bool) -> Callable[[Path, Path], Path]:
     return build
 
 
+def _qcore_build(weight_bits: int | None) -> Callable[[Path, Path], Path]:
+    """qcore: float (None), or the transformer recipe with int8 / int4 weights."""
+
+    def build(float_path: Path, workdir: Path) -> Path:
+        from qcore.api import save
+        from qcore.graph import import_onnx
+        from qcore.runtime import Model
+
+        graph = import_onnx(str(float_path))
+        if weight_bits is None:
+            model = Model(graph)
+        else:
+            from qcore.graph.transformer import quantize_embeddings, quantize_transformer
+
+            model = quantize_transformer(quantize_embeddings(graph), minilm_support.calibration_feeds(),
+                                         weight_bits=weight_bits, block_size=32)
+        out = workdir / f"qcore-{'float32' if weight_bits is None else f'int{weight_bits}'}.qcm"
+        save(model, out)
+        return out
+
+    return build
+
+
+def _qcore_missing() -> str | None:
+    try:
+        from qcore.graph import transformer  # noqa: F401
+        from qcore import api  # noqa: F401
+    except ImportError as exc:
+        return f"qcore's model pipeline is not available: {exc}"
+    return None
+
+
 @dataclass
 class Contender:
     """One model file and the runtime that executes it."""
@@ -96,6 +135,9 @@ CONTENDERS = [
     Contender("onnxruntime float32", "onnxruntime", _copy_float),
     Contender("onnxruntime int8 dynamic per-channel", "onnxruntime", _ort_dynamic(per_channel=True)),
     Contender("onnxruntime int8 dynamic per-tensor", "onnxruntime", _ort_dynamic(per_channel=False)),
+    Contender("qcore float32", "qcore", _qcore_build(None), _qcore_missing),
+    Contender("qcore int8 (smoothed, GPTQ, per-token)", "qcore", _qcore_build(8), _qcore_missing),
+    Contender("qcore int4 weight-only b32 (GPTQ)", "qcore", _qcore_build(4), _qcore_missing),
 ]
 
 

@@ -43,7 +43,10 @@ def main(argv: list[str]) -> int:
     elif runtime == "qcore":
         import qcore
 
-        model = qcore.load(model_path)
+        load = getattr(qcore, "load", None)
+        if load is None:
+            from qcore.api import load
+        model = load(model_path)
         outputs = list(model.run(feeds).values())
     else:
         raise SystemExit(f"unknown runtime {runtime!r}")
