@@ -407,7 +407,7 @@ class QcmFile(Mapping):
         bad = ~(np.isfinite(scale) & (scale > 0))
         if bad.any():
             k = int(np.argmax(bad))
-            raise E.BadScaleError(f"scale[{k}] = {scale[k]!r} is not finite and positive", tensor=info.name)
+            raise E.BadScaleError(f"scale[{k}] = {float(scale[k])} is not finite and positive", tensor=info.name)
         zero_point = self._view(self._infos[info.zero_point_index]).reshape(-1)
         qmin, qmax = L.ELEMENT_TYPES_BY_NAME[info.element_type].qrange
         bad = (zero_point < qmin) | (zero_point > qmax)

@@ -288,7 +288,7 @@ class QcmWriter:
                 f"zero point shape {zero_point.shape} != scale shape {scale.shape}", tensor=name)
         bad = ~(np.isfinite(scale) & (scale > 0))
         if bad.any():
-            raise E.BadScaleError(f"scale {scale.reshape(-1)[np.argmax(bad.reshape(-1))]!r} is not finite and positive",
+            raise E.BadScaleError(f"scale {float(scale.reshape(-1)[np.argmax(bad.reshape(-1))])} is not finite and positive",
                                   tensor=name)
         qmin, qmax = etype.qrange
         zp_bad = (zero_point < qmin) | (zero_point > qmax)
