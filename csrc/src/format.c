@@ -684,22 +684,32 @@ qc_status qc_qcm_open_memory(const uint8_t *data, size_t size, qc_qcm_reader *ou
     r->metadata_offset = r->names_offset + names_length;
     r->metadata_length = dir_length - fixed;
 
-    QC__TRY(qc__check_records(r));
-    QC__TRY(qc__check_references(r));
-    QC__TRY(qc__check_name_index(r));
-    QC__TRY(qc__check_metadata(r));
+    qc_status status = qc__check_records(r);
+    if (status == QC_OK) status = qc__check_references(r);
+    if (status == QC_OK) status = qc__check_name_index(r);
+    if (status == QC_OK) status = qc__check_metadata(r);
+    if (status != QC_OK) {
+        /* Leave nothing a caller could read through without checking the status. */
+        r->tensor_count = 0;
+        r->metadata_count = 0;
+        r->metadata_length = 0;
+        return status;
+    }
+    r->is_open = 1;
     return QC_OK;
 }
 
 /* ---- accessors ---------------------------------------------------------------------- */
 
-uint32_t qc_qcm_tensor_count(const qc_qcm_reader *reader) { return reader ? reader->tensor_count : 0; }
+uint32_t qc_qcm_tensor_count(const qc_qcm_reader *reader) {
+    return reader != NULL && reader->is_open ? reader->tensor_count : 0;
+}
 
 qc_status qc_qcm_tensor_info(const qc_qcm_reader *reader, uint32_t index, qc_qcm_tensor *out) {
     if (reader == NULL || out == NULL) {
         return QC_E_NULL_POINTER;
     }
-    if (index >= reader->tensor_count) {
+    if (!reader->is_open || index >= reader->tensor_count) {
         return QC_E_INVALID_ARGUMENT;
     }
     const uint8_t *rec = qc__record(reader, index);
@@ -730,6 +740,9 @@ qc_status qc_qcm_tensor_info(const qc_qcm_reader *reader, uint32_t index, qc_qcm
 qc_status qc_qcm_find_tensor(const qc_qcm_reader *reader, const char *name, uint32_t *index_out) {
     if (reader == NULL || name == NULL || index_out == NULL) {
         return QC_E_NULL_POINTER;
+    }
+    if (!reader->is_open) {
+        return QC_E_INVALID_ARGUMENT;
     }
     const uint8_t *index = reader->data + reader->directory_offset +
                            (uint64_t)reader->tensor_count * QC_QCM_RECORD_SIZE;
@@ -831,7 +844,7 @@ qc_status qc_qcm_verify_tensor(qc_qcm_reader *reader, uint32_t index) {
     if (reader == NULL) {
         return QC_E_NULL_POINTER;
     }
-    if (index >= reader->tensor_count) {
+    if (!reader->is_open || index >= reader->tensor_count) {
         return QC_E_INVALID_ARGUMENT;
     }
     QC__TRY(qc__verify_bytes(reader, index));
@@ -847,6 +860,9 @@ qc_status qc_qcm_verify(qc_qcm_reader *reader) {
     if (reader == NULL) {
         return QC_E_NULL_POINTER;
     }
+    if (!reader->is_open) {
+        return QC_E_INVALID_ARGUMENT;
+    }
     for (uint32_t i = 0; i < reader->tensor_count; i++) {
         QC__TRY(qc__verify_bytes(reader, i));
     }
@@ -861,6 +877,9 @@ qc_status qc_qcm_verify(qc_qcm_reader *reader) {
 qc_status qc_qcm_metadata_next(const qc_qcm_reader *reader, uint64_t *cursor, qc_qcm_metadata *out) {
     if (reader == NULL || cursor == NULL || out == NULL) {
         return QC_E_NULL_POINTER;
+    }
+    if (!reader->is_open) {
+        return QC_E_INVALID_ARGUMENT;
     }
     uint64_t end = reader->metadata_offset + reader->metadata_length;
     uint64_t pos = *cursor == 0 ? reader->metadata_offset : *cursor;

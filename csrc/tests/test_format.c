@@ -191,6 +191,19 @@ static void test_rejects_corruptions(void) {
     }
     qc_qcm_reader r;
     CHECK(qc_qcm_open_memory(NULL, 0, &r) == QC_E_NULL_POINTER);
+    /* A reader whose open failed exposes nothing. */
+    file[META + 6] ^= 1;
+    CHECK(qc_qcm_open_memory(file, FILE_SIZE, &r) == QC_E_FORMAT_HEADER_CHECKSUM);
+    CHECK(qc_qcm_tensor_count(&r) == 0 && r.is_open == 0);
+    CHECK(qc_qcm_verify(&r) == QC_E_INVALID_ARGUMENT);
+    qc_qcm_tensor t;
+    CHECK(qc_qcm_tensor_info(&r, 0, &t) == QC_E_INVALID_ARGUMENT);
+    build(file);
+    c_scale_count(file);
+    CHECK(qc_qcm_open_memory(file, FILE_SIZE, &r) == QC_E_FORMAT_SCALE_COUNT);
+    CHECK(r.error_tensor == 1 && qc_qcm_tensor_count(&r) == 0);
+    uint32_t index;
+    CHECK(qc_qcm_find_tensor(&r, "w", &index) == QC_E_INVALID_ARGUMENT);
 }
 
 static void test_crc_paths_agree(void) {

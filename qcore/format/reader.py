@@ -306,6 +306,7 @@ class QcmFile(Mapping):
             self._by_name = {info.name: info for info in self._infos}
             self._keys = [info.name for info in self._infos if info.role == "data"]
             self._verified = False
+            self._params_checked: set[int] = set()
             if verify:
                 self.verify()
         except BaseException:
@@ -320,8 +321,9 @@ class QcmFile(Mapping):
             raise KeyError(name)
         if info.scheme == "none":
             return self._view(info)
-        if not self._verified:
+        if not self._verified and info.index not in self._params_checked:
             self._verify_params(info)
+            self._params_checked.add(info.index)
         scale = self._view(self._infos[info.scale_index])
         zero_point = self._view(self._infos[info.zero_point_index])
         etype = L.ELEMENT_TYPES_BY_NAME[info.element_type]

@@ -202,6 +202,9 @@ class QcmWriter:
         """
         if self._file is None:
             raise RuntimeError("add_tensor needs an open QcmWriter (use it as a context manager)")
+        needed = 3 if isinstance(tensor, QuantizedTensor) else 1
+        if len(self._records) + needed > L.MAX_TENSORS:
+            raise E.TooManyTensorsError(f"a file holds at most {L.MAX_TENSORS} tensor records", tensor=name)
         if isinstance(tensor, QuantizedTensor):
             self._add_quantized(name, tensor)
         else:
@@ -228,8 +231,6 @@ class QcmWriter:
         index = len(self._records)
         self._records.append(record)
         self._names[record.name] = index
-        if len(self._records) > L.MAX_TENSORS:
-            raise E.TooManyTensorsError(f"more than {L.MAX_TENSORS} tensor records")
         return index
 
     @staticmethod
