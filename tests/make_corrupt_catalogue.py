@@ -293,6 +293,8 @@ def valid_files() -> dict[str, bytes]:
         "valid.plain.qcm": write_bytes({"x": rng.standard_normal(100).astype(np.float16),
                                         "y": np.arange(6, dtype=np.uint16).reshape(2, 3)}, None),
         "valid.metadata.qcm": write_bytes({}, {"a": [1.0, float("inf")], "b": "", "c": []}),
+        "valid.many.qcm": write_bytes({**{f"layer.{k}.{kind}": tensor for k in range(4)
+                                          for kind, tensor in base_tensors().items()}}, base_metadata()),
         "valid.int2.qcm": write_bytes({"q": QuantizedTensor(
             rng.integers(-2, 2, (3, 3)).astype(np.int8), np.array([1.0], np.float32), np.array([0], np.int8),
             "int2")}, None),

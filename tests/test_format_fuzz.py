@@ -117,6 +117,40 @@ def mutated_files(draw) -> bytes:
     return bytes(buf)
 
 
+@st.composite
+def structural_mutations(draw) -> bytes:
+    """Rewrites inside the directory of a valid file, checksums always recomputed: these
+    reach the record, reference, name-index and metadata rules."""
+    buf = bytearray(draw(st.sampled_from([v for v in VALID if len(v) > 1000])))
+    d0 = struct.unpack_from("<Q", buf, 32)[0]
+    n, _, names_length = struct.unpack_from("<III", buf, 48)
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.sampled_from(["record", "record", "index", "names", "metadata"]))
+        if where == "record":
+            at = d0 + draw(st.integers(0, n - 1)) * L.RECORD_SIZE
+            offset, code = draw(st.sampled_from(RECORD_FIELDS))
+            old = struct.unpack_from("<" + code, buf, at + offset)[0]
+            value = draw(st.sampled_from(EDGE) | st.integers(0, 20) | st.sampled_from([old + 1, old - 1, old + 64]))
+            struct.pack_into("<" + code, buf, at + offset, value & FIELD_MASKS[code])
+        elif where == "index":
+            at = d0 + n * L.RECORD_SIZE + 4 * draw(st.integers(0, n - 1))
+            struct.pack_into("<I", buf, at, draw(st.integers(0, n + 1)))
+        else:
+            start = d0 + n * (L.RECORD_SIZE + 4) + (0 if where == "names" else names_length)
+            end = start + names_length if where == "names" else len(buf)
+            if end > start:
+                buf[draw(st.integers(start, end - 1))] = draw(st.integers(0, 255))
+    _fix_checksums(buf)
+    return bytes(buf)
+
+
+@settings(max_examples=300)
+@given(data=structural_mutations())
+def test_structural_mutations_readers_agree(tmp_path_factory, data):
+    path = tmp_path_factory.getbasetemp() / "fuzz-structural.qcm"
+    assert python_verdict(path, data) == c_verdict(data)
+
+
 def python_verdict(path: Path, data: bytes) -> tuple[str, object]:
     path.write_bytes(data)
     try:
