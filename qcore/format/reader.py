@@ -213,6 +213,11 @@ class QcmFile(Mapping):
         sizes = table["data_size"].tolist()
         crcs = table["crc"].tolist()
         codes = table["element_type"].tolist()
+        # Bits of the last byte in use, for packed types with a partial last byte, else 0.
+        unused_dims = np.arange(L.MAX_RANK)[None, :] >= table["rank"][:, None]
+        counts = np.prod(np.where(unused_dims, 1, table["dims"]), axis=1, dtype=np.uint64)
+        bits = np.array([L.ELEMENT_TYPES[c].bits if c in _PACKED_CODES else 0 for c in codes], np.uint64)
+        used_bits = ((counts % np.uint64(8)) * bits % np.uint64(8)).tolist()
         if self._map is None:
             raise ValueError(f"{self.path} is closed")
         base = ffi.from_buffer("uint8_t[]", self._map)
@@ -223,15 +228,51 @@ class QcmFile(Mapping):
                     raise E.TensorChecksumError(f"computed 0x{crc:08x}, stored 0x{stored:08x}", tensor=self._names[i])
                 end = offset + size
                 pad = self._map[end:-(-end // L.ALIGNMENT) * L.ALIGNMENT]
-                if pad.count(0) != len(pad) or (codes[i] in _PACKED_CODES and size):
+                if pad.count(0) != len(pad) or (used_bits[i] and self._map[end - 1] >> used_bits[i]):
                     self._padding_error(i, codes[i], end)
         finally:
             base = None  # release the buffer export before any close()
-        roles, schemes = table["role"].tolist(), table["scheme"].tolist()
-        for i, (role, scheme) in enumerate(zip(roles, schemes)):
-            if role == L.ROLE_DATA and scheme != L.SCHEME_NONE:
-                self._verify_params(self._info(i))
+        self._verify_all_params()
         self._verified = True
+
+    def _verify_all_params(self) -> None:
+        """Rules scale-value and zero-point-range for every quantized tensor at once; the
+        first tensor (in table order) with a bad value is re-checked exactly to raise."""
+        table = self._table
+        quantized = np.flatnonzero((table["role"] == L.ROLE_DATA) & (table["scheme"] != L.SCHEME_NONE))
+        if quantized.size == 0:
+            return
+
+        def bounds_of(counts: list[int]) -> np.ndarray:
+            bounds = np.zeros(len(counts) + 1, np.int64)
+            np.cumsum(counts, out=bounds[1:])
+            return bounds
+
+        def per_tensor(bad: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+            running = np.zeros(bad.size + 1, np.int64)
+            np.cumsum(bad, out=running[1:])
+            return running[bounds[1:]] > running[bounds[:-1]]
+
+        scale_index = table["scale_index"][quantized]
+        counts = (table["data_size"][scale_index] // 4).tolist()
+        scales = np.concatenate([np.frombuffer(self._map, "<f4", count, offset) for count, offset in
+                                 zip(counts, table["data_offset"][scale_index].tolist())])
+        flagged = per_tensor(~(np.isfinite(scales) & (scales > 0)), bounds_of(counts))
+
+        zp_index = table["zero_point_index"][quantized]
+        zp_types = [L.ELEMENT_TYPES[c] for c in table["element_type"][zp_index].tolist()]
+        data_types = [L.ELEMENT_TYPES[c] for c in table["element_type"][quantized].tolist()]
+        offsets = table["data_offset"][zp_index].tolist()
+        sizes = table["data_size"][zp_index].tolist()
+        parts = [np.frombuffer(self._map, t.numpy, size // t.numpy.itemsize, offset).astype(np.int64)
+                 for t, size, offset in zip(zp_types, sizes, offsets)]
+        counts = [part.size for part in parts]
+        values = np.concatenate(parts)
+        low = np.repeat([t.qrange[0] for t in data_types], counts)
+        high = np.repeat([t.qrange[1] for t in data_types], counts)
+        flagged |= per_tensor((values < low) | (values > high), bounds_of(counts))
+        if flagged.any():
+            self._verify_params(self._info(int(quantized[np.argmax(flagged)])))
 
     def _padding_error(self, i: int, code: int, end: int) -> None:
         """Rule padding for record ``i``: the unused bits of a packed type's last byte,
