@@ -130,6 +130,42 @@ print(json.dumps({"tensors": count, "tensor_bytes": chunk.nbytes, "bytes": os.pa
                   "write_s": qcm, "raw_write_s": raw, "peak_rss_increase_kib": rss_kib("VmHWM") - base}))
 """
 
+_WRITE_INT4 = _RSS + """
+import json, sys, time
+import numpy as np
+from qcore.format import QcmWriter
+from qcore.reference.tensor import QuantizedTensor
+path = sys.argv[1]
+rows, cols = 4096, 4096                          # 16 Mi int4 weights, 8 MiB packed
+data = np.random.default_rng(2).integers(-8, 8, (rows, cols), dtype=np.int8)
+tensor = QuantizedTensor(data, np.full(rows, 0.01, np.float32), np.zeros(rows, np.int8), "int4", axis=0)
+base = rss_kib()
+t = time.perf_counter()
+with QcmWriter(path) as w:
+    for i in range(8):
+        w.add_tensor(f"layer.{i}.weight", tensor)
+elapsed = time.perf_counter() - t
+import os
+print(json.dumps({"tensors": 8, "elements": data.size, "container_bytes": data.nbytes, "write_s": elapsed,
+                  "bytes": os.path.getsize(path), "peak_rss_increase_kib": rss_kib("VmHWM") - base}))
+os.unlink(path)
+"""
+
+_CRC_MEMORY = """
+import json, time
+import numpy as np
+from qcore._native import ffi, lib
+data = np.random.default_rng(0).integers(0, 256, 256 << 20, dtype=np.uint8)
+buf = ffi.from_buffer(data)
+out = {}
+for name, fn in (("hardware", lib.qc_crc32c_hardware), ("portable", lib.qc_crc32c_portable)):
+    times = []
+    for _ in range(3):
+        t = time.perf_counter(); fn(0, buf, len(buf)); times.append(time.perf_counter() - t)
+    out[name + "_gbs"] = data.nbytes / min(times) / 1e9
+print(json.dumps(out))
+"""
+
 _OPEN = _RSS + """
 import json, sys, time
 from qcore.format import load_tensors
@@ -210,23 +246,28 @@ def measure_many(directory: Path) -> dict:
 def measure_large(directory: Path, gb: float) -> dict:
     path = directory / "large.qcm"
     write = _subprocess(_WRITE, str(path), str(gb), str(TENSOR_MB))
+    write_int4 = _subprocess(_WRITE_INT4, str(directory / "int4.qcm"))
+    crc_memory = _subprocess(_CRC_MEMORY)
     try:
         opened = _subprocess(_OPEN, str(path))
         verify = _subprocess(_VERIFY, str(path))
     finally:
         path.unlink()
-    return {"write": write, "open": opened, "verify": verify}
+    return {"write": write, "write_int4": write_int4, "crc_memory": crc_memory, "open": opened, "verify": verify}
 
 
 def report(size: dict, large: dict, many: dict, gb: float) -> str:
     w, o, v = large["write"], large["open"], large["verify"]
+    w4, cm = large["write_int4"], large["crc_memory"]
+    load = os.getloadavg()
     gbs = lambda nbytes, s: nbytes / s / 1e9  # noqa: E731
     lines = [
         "# .qcm format benchmarks",
         "",
         f"Command: `PYTHONPATH=$PWD python bench/bench_format.py --gb {gb:g}` "
         f"({time.strftime('%Y-%m-%d', time.gmtime())}, AMD Zen 3, 2 cores shared with other jobs, Python "
-        f"{sys.version.split()[0]}, numpy {np.__version__}). The large file is generated in a temporary "
+        f"{sys.version.split()[0]}, numpy {np.__version__}; load average {load[0]:.1f} / {load[1]:.1f} / "
+        f"{load[2]:.1f} during the run, so CPU-bound figures are pessimistic). The large file is generated in a temporary "
         "directory and deleted; timings are with it in the page cache. Resident memory is read from "
         "/proc/self/status in a fresh subprocess.",
         "",
@@ -245,6 +286,9 @@ def report(size: dict, large: dict, many: dict, gb: float) -> str:
         f"| checksum speed, verify=True ({v['bytes'] / 1e9:.2f} GB, one core, hardware CRC: "
         f"{v['hardware_crc']}) | {gbs(v['bytes'], v['verify_s']):.2f} GB/s (whole open with verify=True "
         f"{v['open_verify_true_s'] * 1e3:.0f} ms) | >= 1 GB/s | {'yes' if gbs(v['bytes'], v['verify_s']) >= 1 else 'NO'} |",
+        f"| CRC-32C over a 256 MiB in-memory buffer (no page faults), one core | hardware path "
+        f"{cm['hardware_gbs']:.2f} GB/s; portable path {cm['portable_gbs']:.2f} GB/s | >= 1 GB/s | "
+        f"{'yes' if cm['hardware_gbs'] >= 1 else 'NO'} |",
         f"| baselines over the same bytes | portable CRC-32C (slicing-by-8) {gbs(v['file_bytes'], v['portable_crc_s']):.2f} GB/s; "
         f"zlib.crc32 {gbs(v['file_bytes'], v['zlib_crc32_s']):.2f} GB/s | | |",
         f"| write {w['tensors']} x {w['tensor_bytes'] >> 20} MiB tensors with QcmWriter (fsync, rename) | "
@@ -254,6 +298,10 @@ def report(size: dict, large: dict, many: dict, gb: float) -> str:
         f"| writer peak resident memory increase beyond the caller's arrays | {w['peak_rss_increase_kib'] / 1024:.1f} MiB for "
         f"{w['tensor_bytes'] >> 20} MiB tensors | bounded by the largest tensor | "
         f"{'yes' if w['peak_rss_increase_kib'] * 1024 <= 2 * w['tensor_bytes'] + (8 << 20) else 'NO'} |",
+        f"| writer peak resident memory, {w4['tensors']} int4 tensors of {w4['elements'] >> 20} Mi elements "
+        f"({w4['container_bytes'] >> 20} MiB unpacked, packed on the fly) | +{w4['peak_rss_increase_kib'] / 1024:.1f} MiB "
+        f"beyond the caller's tensor; {w4['bytes'] / 1e6:.1f} MB file in {w4['write_s']:.2f} s | bounded by the "
+        f"largest tensor | {'yes' if w4['peak_rss_increase_kib'] * 1024 <= 2 * w4['container_bytes'] else 'NO'} |",
         f"| directory-heavy file: {many['records']:,} records (10,000 int4 64x64 tensors with scales, zero "
         f"points and biases), verify=False | Python {many['python_open_s'] * 1e3:.1f} ms; C reader "
         f"{many['c_open_s'] * 1e3:.2f} ms | (no target) | |",

@@ -174,6 +174,19 @@ def test_subbyte_is_stored_packed(tmp_path, dtype):
         assert f.info("q").nbytes == raw.size
 
 
+@pytest.mark.parametrize("dtype", ["int4", "uint2"])
+def test_subbyte_packing_across_write_chunks(tmp_path, dtype):
+    """The writer packs sub-byte data 1 Mi elements at a time; the bytes equal one-shot packing."""
+    itype = INT_TYPES[dtype]
+    rng = np.random.default_rng(5)
+    data = rng.integers(itype.qmin, itype.qmax, (3, (1 << 20) // 3 + 5), endpoint=True).astype(itype.container)
+    qt = QuantizedTensor(data, np.ones(3, np.float32), np.zeros(3, itype.container), dtype, axis=0)
+    save_tensors(tmp_path / "c.qcm", {"q": qt})
+    with load_tensors(tmp_path / "c.qcm") as f:
+        assert f.raw("q").tobytes() == L.pack_subbyte(data, itype.bits).tobytes()
+        np.testing.assert_array_equal(f["q"].data, data, strict=True)
+
+
 def test_large_json_metadata(tmp_path):
     graph = {"nodes": [{"op": "Gemm", "name": f"n{i}", "inputs": [f"x{i}", f"w{i}"]} for i in range(8000)]}
     text = json.dumps(graph)
