@@ -439,8 +439,9 @@ static int qc__key_char(uint8_t c) {
 static const char qc__graph_prefix[] = "qcore.graph.";
 static const char qc__graph_version_key[] = "qcore.graph.schema_version";
 
-/* Parses one entry at *pos (absolute offset) within [.., end). Checks every metadata rule
- * except ordering. `entry` is only used for error reporting. */
+/* Parses one entry at *pos (absolute offset) within [.., end) into *out and advances *pos.
+ * Checks every per-entry metadata rule (key, type, value, bounds); ordering and the graph
+ * schema are checked by the caller. On failure *bad_value is the offending value. */
 static qc_status qc__parse_entry(const qc_qcm_reader *r, uint64_t *pos, uint64_t end, qc_qcm_metadata *out,
                                  uint64_t *bad_value) {
     const uint8_t *d = r->data;
