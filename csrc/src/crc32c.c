@@ -75,11 +75,12 @@ uint32_t qc_crc32c_portable(uint32_t crc, const void *data, size_t size) {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define QC__CRC_HW 1
+/* GCC honours the pragma, clang the function attribute; both are given. */
 #pragma GCC push_options
 #pragma GCC target("sse4.2")
 #include <nmmintrin.h>
 
-static uint32_t qc__crc32c_hw(uint32_t crc, const uint8_t *p, size_t size) {
+__attribute__((target("sse4.2"))) static uint32_t qc__crc32c_hw(uint32_t crc, const uint8_t *p, size_t size) {
     uint64_t c = ~crc;
     while (size && ((uintptr_t)p & 7u)) {
         c = _mm_crc32_u8((uint32_t)c, *p++);
