@@ -45,11 +45,12 @@ qc_status qc_dequantize_f32(const void *x, int input_dtype, size_t outer, size_t
 
 /* ONNX DynamicQuantizeLinear to uint8, all in float32:
  *   lo = min(0, min x), hi = max(0, max x), scale = (hi - lo) / 255,
- *   zero_point = round_half_even(clip(-lo / scale, 0, 255)),
+ *   zero_point = round_half_even(clip(0 - lo / scale, 0, 255)),
  *   y = saturate(round_half_even(x / scale) + zero_point).
- * All-zero input (hi == lo == 0): scale = 1 / 255.0f and zero_point 0 (ONNX's reference
- * evaluator), so y is all zero. Empty input (n == 0): the same parameters. Any NaN or
- * infinity in x, or hi - lo overflowing to infinity: QC_E_NONFINITE. */
+ * All-zero input (hi == lo): scale 1.0 and zero point 0, as onnxruntime (ONNX's reference
+ * evaluator gives 1/255). n == 0: QC_E_SHAPE. Any NaN or infinity in x, or hi - lo
+ * overflowing float32: QC_E_NONFINITE. A range so small that (hi - lo) / 255 underflows to
+ * 0: QC_E_SCALE. */
 qc_status qc_dynamic_quantize_u8(const float *x, size_t n, uint8_t *y, float *scale_out, uint8_t *zero_point_out,
                                  const qc_options *options);
 

@@ -134,34 +134,30 @@ qc_status qc_dequantize_f32(const void *x, int input_dtype, size_t outer, size_t
 
 qc_status qc_dynamic_quantize_u8(const float *x, size_t n, uint8_t *y, float *scale_out, uint8_t *zero_point_out,
                                  const qc_options *options) {
-    if (scale_out == NULL || zero_point_out == NULL || (n > 0 && (x == NULL || y == NULL))) {
+    if (scale_out == NULL || zero_point_out == NULL || x == NULL || y == NULL) {
         return QC_E_NULL_POINTER;
+    }
+    if (n == 0) {
+        return QC_E_SHAPE; /* no data, no range */
     }
     const qc__elementwise_kernels *k = NULL;
     QC__TRY(qc__elementwise_resolve(options, &k));
-    float lo = 0.0f;
-    float hi = 0.0f;
-    if (n > 0) {
-        float xmin = 0.0f;
-        float xmax = 0.0f;
-        if (k->minmax(n, x, &xmin, &xmax) || !isfinite(xmin) || !isfinite(xmax)) {
-            return QC_E_NONFINITE;
-        }
-        lo = xmin < 0.0f ? xmin : 0.0f;
-        hi = xmax > 0.0f ? xmax : 0.0f;
+    float xmin = 0.0f;
+    float xmax = 0.0f;
+    if (k->minmax(n, x, &xmin, &xmax) || !isfinite(xmin) || !isfinite(xmax)) {
+        return QC_E_NONFINITE;
     }
-    float scale;
-    if (hi == lo) {
-        scale = 1.0f / 255.0f;
-    } else {
-        float range = hi - lo;
-        if (!isfinite(range)) {
-            return QC_E_NONFINITE;
-        }
+    const float lo = xmin < 0.0f ? xmin : 0.0f;
+    const float hi = xmax > 0.0f ? xmax : 0.0f;
+    const float range = hi - lo;
+    if (!isfinite(range)) {
+        return QC_E_NONFINITE;
+    }
+    float scale = 1.0f; /* all-zero input: onnxruntime's choice (docs/ARITHMETIC.md) */
+    if (range != 0.0f) {
         scale = range / 255.0f;
         if (!(scale > 0.0f)) {
-            /* A range below 255 * 2^-149 underflows: no usable scale. */
-            return QC_E_SCALE;
+            return QC_E_SCALE; /* a range below 255 * 2^-149 underflows */
         }
     }
     /* zero_point = round_half_even(clip(0 - lo / scale, 0, 255)) */
@@ -172,11 +168,8 @@ qc_status qc_dynamic_quantize_u8(const float *x, size_t n, uint8_t *y, float *sc
     if (zp > 255.0f) {
         zp = 255.0f;
     }
-    int32_t zero_point = (int32_t)nearbyintf(zp);
+    const int32_t zero_point = (int32_t)nearbyintf(zp);
     *scale_out = scale;
     *zero_point_out = (uint8_t)zero_point;
-    if (n == 0) {
-        return QC_OK;
-    }
     return k->quantize_q8(n, x, scale, zero_point, 0, 255, y) ? QC_E_NONFINITE : QC_OK;
 }

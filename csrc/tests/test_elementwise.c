@@ -449,16 +449,28 @@ static void test_dynamic_quantize(void) {
     CHECK(qc_dynamic_quantize_u8(x, 4, y, &scale, &zp, NULL) == QC_OK, "dynamic known");
     CHECK(scale == 25.0f / 255.0f, "dynamic scale %.9g", scale);
     CHECK(zp == (uint8_t)nearbyintf(2.5f / (25.0f / 255.0f)), "dynamic zp %u", zp);
-    /* All zero: scale 1/255, zero point 0. */
+    /* All zero: scale 1.0 (onnxruntime's choice), zero point 0. */
     const float zeros[3] = {0.0f, -0.0f, 0.0f};
-    CHECK(qc_dynamic_quantize_u8(zeros, 3, y, &scale, &zp, NULL) == QC_OK && scale == 1.0f / 255.0f && zp == 0 &&
+    CHECK(qc_dynamic_quantize_u8(zeros, 3, y, &scale, &zp, NULL) == QC_OK && scale == 1.0f && zp == 0 &&
               y[0] == 0 && y[1] == 0 && y[2] == 0,
           "dynamic all-zero");
     /* Range overflowing float32. */
     const float wide[2] = {-3e38f, 3e38f};
     CHECK(qc_dynamic_quantize_u8(wide, 2, y, &scale, &zp, NULL) == QC_E_NONFINITE, "dynamic range overflow");
-    CHECK(qc_dynamic_quantize_u8(NULL, 0, NULL, &scale, &zp, NULL) == QC_OK && scale == 1.0f / 255.0f && zp == 0,
-          "dynamic empty");
+    CHECK(qc_dynamic_quantize_u8(x, 0, y, &scale, &zp, NULL) == QC_E_SHAPE, "dynamic empty");
+    /* The reference's golden example: [0, 2, -3, -2.5, 1.34, 0.5]. */
+    const float golden[6] = {0.0f, 2.0f, -3.0f, -2.5f, 1.34f, 0.5f};
+    const uint8_t golden_y[6] = {153, 255, 0, 26, 221, 179};
+    uint8_t yg[6];
+    for (int k = 0; k < g_num_isas; k++) {
+        qc_options o = isa_options(g_isas[k]);
+        CHECK(qc_dynamic_quantize_u8(golden, 6, yg, &scale, &zp, &o) == QC_OK && memcmp(yg, golden_y, 6) == 0 &&
+                  zp == 153 && scale == 5.0f / 255.0f,
+              "dynamic golden example on %s", qc_isa_name(g_isas[k]));
+    }
+    /* A subnormal range whose scale underflows. */
+    const float tiny[2] = {0.0f, 1e-45f};
+    CHECK(qc_dynamic_quantize_u8(tiny, 2, y, &scale, &zp, NULL) == QC_E_SCALE, "dynamic scale underflow");
 }
 
 /* ---- requantize ---- */
