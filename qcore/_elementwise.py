@@ -251,7 +251,10 @@ def dequantize_linear(
         _buffer("int32_t[]", zps), _buffer("float[]", y.reshape(-1)), options,
     )
     check(status, "dequantize_linear")
-    return y if out_dtype == _FLOAT32 else y.astype(out_dtype)
+    if out_dtype == _FLOAT32:
+        return y
+    with np.errstate(over="ignore"):  # float32 -> float16 beyond 65504 is inf, by definition
+        return y.astype(out_dtype)
 
 
 def dynamic_quantize_linear(x: np.ndarray, *, isa: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

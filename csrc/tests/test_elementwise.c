@@ -47,7 +47,9 @@ static uint64_t rng_next(void) {
 }
 
 static uint32_t rng_u32(void) { return (uint32_t)(rng_next() >> 32); }
-static int32_t rng_range(int32_t lo, int32_t hi) { return lo + (int32_t)(rng_next() % (uint64_t)((int64_t)hi - lo + 1)); }
+static int32_t rng_range(int32_t lo, int32_t hi) {
+    return (int32_t)((int64_t)lo + (int64_t)(rng_next() % (uint64_t)((int64_t)hi - lo + 1)));
+}
 static float rng_unit(void) { return (float)(rng_next() >> 40) / 16777216.0f; } /* [0, 1) */
 
 /* Random positive float32 scale spanning many binades, sometimes subnormal or huge. */
@@ -254,6 +256,7 @@ static void test_quantize_errors(void) {
         x[i] = (float)i;
     }
     uint8_t y[40];
+    uint16_t y16[40];
     float scale = 0.5f;
     int32_t zp = 3;
     for (int k = 0; k < g_num_isas; k++) {
@@ -266,7 +269,7 @@ static void test_quantize_errors(void) {
             for (int i = 0; i < 40; i++) {
                 scales[i] = 0.25f;
             }
-            CHECK(qc_quantize_f32(x, 1, 40, 1, scales, NULL, QC_DTYPE_INT16, y, &o) == QC_E_NONFINITE, "nan chan");
+            CHECK(qc_quantize_f32(x, 1, 40, 1, scales, NULL, QC_DTYPE_INT16, y16, &o) == QC_E_NONFINITE, "nan chan");
             x[pos] = (float)pos;
         }
     }
