@@ -385,7 +385,9 @@ class _RequantArgs:
         if zp.size and (zp.min() < itype.qmin or zp.max() > itype.qmax):
             raise QuantParamError(f"zero_point outside the {itype.name} range [{itype.qmin}, {itype.qmax}]")
         self.zero_point = _contiguous(zp, np.dtype(np.int32))
-        self.bias = None if bias_arr is None else _contiguous(_channel_param(bias_arr, channels, "bias"), np.dtype(np.int32))
+        self.bias = None
+        if bias_arr is not None:
+            self.bias = _contiguous(_channel_param(bias_arr, channels, "bias"), np.dtype(np.int32))
         if clamp is None:
             lo, hi = itype.qmin, itype.qmax
         else:

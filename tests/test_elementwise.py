@@ -374,12 +374,6 @@ def full_range_acc(rng, shape):
     return acc
 
 
-def param_shape(per_channel, acc_shape, axis):
-    if per_channel:
-        return (1,) * 0 + (acc_shape[axis],)
-    return ()
-
-
 def broadcast_channel(param, acc_shape, axis):
     """A per-channel parameter reshaped to broadcast along ``axis`` of acc."""
     param = np.asarray(param)

@@ -95,8 +95,10 @@ static inline qc__rq_params qc__rq_channel_params(size_t i, const int32_t *bias,
 }
 
 /* One block of 32 outputs; fixed selects the form. */
-static inline void qc__requant_block_avx2(const int32_t *acc, const qc__rq_params *p, int fixed, __m256i lo,
-                                          __m256i hi, uint8_t *y) {
+/* always_inline: `fixed` is a constant at every call, so each form compiles to its own loop. */
+static inline __attribute__((always_inline)) void qc__requant_block_avx2(const int32_t *acc, const qc__rq_params *p,
+                                                                         int fixed, __m256i lo, __m256i hi,
+                                                                         uint8_t *y) {
     __m256i r[4];
     for (int j = 0; j < 4; j++) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(acc + 8 * j));
@@ -106,8 +108,10 @@ static inline void qc__requant_block_avx2(const int32_t *acc, const qc__rq_param
     qc__store_low8x32_avx2(y, r[0], r[1], r[2], r[3]);
 }
 
-static void qc__requant_row_avx2(size_t n, const int32_t *acc, int32_t bias, float mf, int32_t mq, int32_t shift,
-                                 int32_t zero_point, int32_t lo, int32_t hi, uint8_t *y, int fixed) {
+static inline __attribute__((always_inline)) void qc__requant_row_avx2(size_t n, const int32_t *acc, int32_t bias,
+                                                                       float mf, int32_t mq, int32_t shift,
+                                                                       int32_t zero_point, int32_t lo, int32_t hi,
+                                                                       uint8_t *y, int fixed) {
     qc__rq_params p;
     p.bias = _mm256_set1_epi32(bias);
     p.zp = _mm256_set1_epi32(zero_point);
@@ -129,9 +133,11 @@ static void qc__requant_row_avx2(size_t n, const int32_t *acc, int32_t bias, flo
     }
 }
 
-static void qc__requant_channels_avx2(size_t n, const int32_t *acc, const int32_t *bias, const float *mf,
-                                      const int32_t *mq, const int32_t *shifts, const int32_t *zps, int32_t lo,
-                                      int32_t hi, uint8_t *y, int fixed) {
+static inline __attribute__((always_inline)) void qc__requant_channels_avx2(size_t n, const int32_t *acc,
+                                                                            const int32_t *bias, const float *mf,
+                                                                            const int32_t *mq, const int32_t *shifts,
+                                                                            const int32_t *zps, int32_t lo, int32_t hi,
+                                                                            uint8_t *y, int fixed) {
     const __m256i vlo = _mm256_set1_epi32(lo);
     const __m256i vhi = _mm256_set1_epi32(hi);
     size_t i = 0;
