@@ -272,6 +272,11 @@ def test_dequantize_float16_scale_gives_float16_computed_in_float32() -> None:
     )
 
 
+def test_dequantize_float16_output_beyond_range_is_inf() -> None:
+    y = dequantize_linear(np.array([30000, -30000, 10], np.int16), np.float16(4))
+    eq(y, [np.inf, -np.inf, 40], np.float16)
+
+
 def test_dequantize_per_axis_and_blocked() -> None:
     x = np.array([[10, 20, 30], [-10, 0, 10]], np.int8)
     scale, zp = f32([1, 0.5, 0.25]), np.array([0, 20, -2], np.int8)

@@ -182,7 +182,8 @@ def dequantize_linear(
     ``x - x_zero_point`` is exact (int64). The difference is converted to float32 (exact
     for every type up to 16 bits; an int32 difference above 2**24 in magnitude rounds to
     the nearest float32, ties to even), multiplied once by the float32 scale, and the
-    product is rounded to ``output_dtype``. See docs/ARITHMETIC.md, "ONNX convention".
+    product is rounded to ``output_dtype`` (a float16 result beyond 65504 becomes +-inf,
+    as in onnxruntime). See docs/ARITHMETIC.md, "ONNX convention".
 
     Examples
     --------
@@ -202,7 +203,8 @@ def dequantize_linear(
     scale_b = broadcast_param(scale, x.shape, axis, block_size, "x_scale")
     zero_point_b = broadcast_param(zero_point, x.shape, axis, block_size, "x_zero_point")
     difference = x.astype(np.int64) - zero_point_b
-    return (difference.astype(np.float32) * scale_b.astype(np.float32)).astype(out)
+    with np.errstate(over="ignore"):  # beyond float16's range the result is +-inf
+        return (difference.astype(np.float32) * scale_b.astype(np.float32)).astype(out)
 
 
 def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
