@@ -1,9 +1,11 @@
 """ONNX integer quantization operators in NumPy (docs/ARITHMETIC.md, "ONNX convention").
 
 QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear, exactly as the ONNX 1.23
-schemas define them, plus the float requantization that QLinearMatMul and QLinearConv
-share. Every function validates its inputs and raises a :class:`qcore.errors.QcoreError`
-subclass that names what is wrong; none of them emits NumPy warnings on valid input.
+schemas define them; the matrix and convolution operators live in :mod:`.matmul` and
+:mod:`.conv` and are re-exported here, so every ONNX operator of the reference can be
+imported from this module. Every function validates its inputs and raises a
+:class:`qcore.errors.QcoreError` subclass that names what is wrong; none of them emits
+NumPy warnings on valid input.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from ._params import as_scale, as_zero_point, broadcast_param, resolve_quantized
 from .dtypes import IntType, int_type
 
 __all__ = [
+    "conv_integer",
     "dequantize_linear",
     "dynamic_quantize_linear",
+    "matmul_integer",
+    "qlinear_conv",
+    "qlinear_matmul",
     "quantize_linear",
 ]
 
@@ -277,3 +283,8 @@ def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     zero_point = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255)))
     y = np.clip(np.rint(x / scale) + zero_point, np.float32(0), np.float32(255))
     return y.astype(np.uint8), np.asarray(scale, dtype=np.float32), np.asarray(zero_point.astype(np.uint8))
+
+
+# Re-exported at the end: .matmul and .conv import nothing from this module.
+from .conv import conv_integer, qlinear_conv  # noqa: E402
+from .matmul import matmul_integer, qlinear_matmul  # noqa: E402
