@@ -201,6 +201,11 @@ def dequantize_linear(
         itype = int_type(x.dtype)
     except DTypeError:
         raise DTypeError(f"x must be int8, uint8, int16, uint16 or int32, got {x.dtype}") from None
+    if x.dtype != itype.container:
+        raise DTypeError(
+            f"x has dtype {x.dtype}: {itype.name} values must be held one per element in "
+            f"{itype.container} (unpack packed data first)"
+        )
     scale = as_scale(x_scale, "x_scale")
     out = _float_output_dtype(output_dtype, scale.dtype)
     zero_point = as_zero_point(x_zero_point, itype, scale.shape, "x_zero_point")
