@@ -29,6 +29,7 @@ __all__ = [
 #: Float dtypes of quantize inputs and dequantize outputs.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
 
+
 def _float_input(x: object, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype not in FLOAT_DTYPES:
