@@ -237,3 +237,13 @@ def test_choose_qparams_bad_input():
         quant_range("uint8", symmetric=True, convention="pytorch", reduce_range=True)
     with pytest.raises(QuantParamError):
         quant_range("int2", convention="onnx", reduce_range=True)
+
+
+def test_torch_dequantize_is_the_onnx_formula():
+    torch = _torch()
+    rng = np.random.default_rng(21)
+    for zp, tdtype, dtype in ((77, torch.quint8, "uint8"), (-3, torch.qint8, "int8")):
+        x = (rng.standard_normal(20_000) * 0.5).astype(np.float32)
+        q = quantize_tensor(x, dtype, symmetric=False, convention="pytorch")
+        tq = torch.quantize_per_tensor(torch.from_numpy(x), float(q.scale), int(q.zero_point), tdtype)
+        np.testing.assert_array_equal(q.dequantize(), tq.dequantize().numpy(), strict=True)

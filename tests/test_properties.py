@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from qcore.reference import pytorch as pt
-from qcore.reference.observers import EntropyObserver, MinMaxObserver, MSEObserver, PercentileObserver
-from qcore.reference.params import choose_qparams, quant_range
-from qcore.reference.quantize import quantize_tensor
 from qcore.reference.dtypes import int_type
+from qcore.reference.observers import EntropyObserver, MinMaxObserver, MSEObserver, PercentileObserver
+from qcore.reference.params import quant_range
+from qcore.reference.quantize import quantize_tensor
 
 CONVENTIONS = ["onnx", "tflite", "pytorch"]
 DTYPES = ["int8", "uint8", "int4", "uint4", "int16"]
