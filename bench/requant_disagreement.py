@@ -6,7 +6,7 @@ the output scale is calibrated on the float result so the outputs span the int8 
 Each accumulator is then requantized twice:
 
 - ONNX / onnxruntime: ``clip(round_half_even(float32(acc) * float32(a_s * w_s / y_s)) + zp)``
-  (``qcore.reference.onnx_ops.requantize_float``);
+  (``qcore.reference.requant.requantize_float``);
 - TFLite: ``clip(MultiplyByQuantizedMultiplier(acc, quantize_multiplier(a_s * w_s / y_s)) + zp)``
   with the multiplier in float64 (``qcore.reference.tflite.requantize``);
 
@@ -24,7 +24,7 @@ import argparse
 import numpy as np
 
 from qcore.reference import tflite
-from qcore.reference.onnx_ops import requantize_float
+from qcore.reference.requant import requantize_float
 from qcore.reference.params import choose_qparams
 
 
