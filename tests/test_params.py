@@ -247,3 +247,18 @@ def test_torch_dequantize_is_the_onnx_formula():
         q = quantize_tensor(x, dtype, symmetric=False, convention="pytorch")
         tq = torch.quantize_per_tensor(torch.from_numpy(x), float(q.scale), int(q.zero_point), tdtype)
         np.testing.assert_array_equal(q.dequantize(), tq.dequantize().numpy(), strict=True)
+
+
+def test_quantized_tensor_validates_its_parameters():
+    data = np.zeros((4, 6), np.int8)
+    with pytest.raises(ShapeError):
+        QuantizedTensor(data, np.ones(4, np.float32), np.zeros(4, np.int8), "int8", axis=1)
+    with pytest.raises(ShapeError):
+        QuantizedTensor(data, np.ones((4, 2), np.float32), np.zeros((4, 2), np.int8), "int8", axis=1, block_size=2)
+    QuantizedTensor(data, np.ones((4, 2), np.float32), np.zeros((4, 2), np.int8), "int8", axis=1, block_size=3)
+    with pytest.raises(QuantParamError):
+        QuantizedTensor(data, np.float32(0), np.int8(0), "int8")
+    with pytest.raises(QuantParamError):
+        QuantizedTensor(data, np.float32(np.nan), np.int8(0), "int8")
+    with pytest.raises(QuantParamError):
+        QuantizedTensor(data, np.float32(1), np.int8(8), "int4")
