@@ -167,7 +167,9 @@ def test_quantize_tensor_result_layout():
         q.scale[:, 2:3, :], choose_qparams(last, last, "int4", symmetric=False)[0]
     )
     qc = quantize_tensor(x, "uint8", granularity="per_channel", axis=-1, symmetric=False)
-    assert qc.axis == 2 and qc.scale.shape == (4,)
+    assert qc.axis == 2 and qc.scale.shape == (4,) and qc.granularity == "per_axis"
+    same = quantize_tensor(x, "uint8", granularity=qc.granularity, axis=2, symmetric=False)
+    np.testing.assert_array_equal(same.data, qc.data, strict=True)
     expected = quantize_linear(x, qc.scale, qc.zero_point, axis=2)
     np.testing.assert_array_equal(qc.data, expected, strict=True)
 

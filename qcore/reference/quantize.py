@@ -82,6 +82,7 @@ def quantize_tensor(
     dtype : str or IntType
         int8, uint8, int16, uint16, int4, uint4, int2, uint2.
     granularity : {"per_tensor", "per_channel", "per_block"}
+        ``"per_axis"`` is accepted for ``"per_channel"``.
     axis : int
         Channel axis (per_channel) or block axis (per_block); negative counts from the end.
     block_size : int, optional
@@ -126,6 +127,8 @@ def quantize_tensor(
     """
     itype = _quantizable(dtype)
     check_convention(convention)
+    if granularity == "per_axis":  # QuantizedTensor.granularity's name for it
+        granularity = "per_channel"
     if granularity not in GRANULARITIES:
         raise QuantParamError(f"unknown granularity {granularity!r}; known: {', '.join(GRANULARITIES)}")
     xs = _as_float32(x)
