@@ -1,14 +1,14 @@
 """ONNX integer quantization operators in NumPy (docs/ARITHMETIC.md, "ONNX convention").
 
 QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear, exactly as the ONNX 1.23
-schemas define them, plus the float requantization that QLinearMatMul and QLinearConv
-share. Every function validates its inputs and raises a :class:`qcore.errors.QcoreError`
-subclass that names what is wrong; none of them emits NumPy warnings on valid input.
+schemas define them; the matrix and convolution operators live in :mod:`.matmul` and
+:mod:`.conv` and are re-exported here, so every ONNX operator of the reference can be
+imported from this module. Every function validates its inputs and raises a
+:class:`qcore.errors.QcoreError` subclass that names what is wrong; none of them emits
+NumPy warnings on valid input.
 """
 
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
@@ -17,18 +17,17 @@ from ._params import as_scale, as_zero_point, broadcast_param, resolve_quantized
 from .dtypes import IntType, int_type
 
 __all__ = [
+    "conv_integer",
     "dequantize_linear",
     "dynamic_quantize_linear",
+    "matmul_integer",
+    "qlinear_conv",
+    "qlinear_matmul",
     "quantize_linear",
-    "requantize_float",
 ]
 
 #: Float dtypes of quantize inputs and dequantize outputs.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
-
-#: float32 just below 2**31 and -2**31: the clip bounds of requantize_float (csrc/src/requant.h).
-_REQUANT_HI = np.float32(2147483520.0)
-_REQUANT_LO = np.float32(-2147483648.0)
 
 
 def _float_input(x: object, name: str) -> np.ndarray:
@@ -103,9 +102,10 @@ def quantize_linear(
 
     Notes
     -----
-    The division is a true IEEE division (never a multiply by the reciprocal) in
-    ``numpy.result_type(x.dtype, y_scale.dtype)``, as ONNX's reference evaluator computes
-    it: float32 unless both are float16. The quotient is rounded half to even, then the
+    The division is a true IEEE division (never a multiply by the reciprocal) in the
+    scale's dtype, as the ONNX schema says: ``x`` is first converted to that dtype (float32
+    ``x`` with a float16 scale is rounded to float16, values beyond 65504 become +-inf and
+    saturate). The quotient is rounded half to even, then the
     zero point is added in exact integer arithmetic, then the result is clipped to
     ``[qmin, qmax]`` of the output type (``inf`` gives ``qmax``, ``-inf`` gives ``qmin``).
     See docs/ARITHMETIC.md, "ONNX convention".
@@ -122,9 +122,9 @@ def quantize_linear(
     scale_b = broadcast_param(scale, x.shape, axis, block_size, "y_scale")
     zero_point_b = broadcast_param(zero_point, x.shape, axis, block_size, "y_zero_point")
     _reject_nan(x, "x")
-    compute = np.result_type(x.dtype, scale.dtype)
-    with np.errstate(over="ignore"):  # x / scale may overflow to +-inf: that saturates
-        quotient = np.divide(x.astype(compute), scale_b.astype(compute))
+    # The scale's dtype is the precision of the division (ONNX spec; onnxruntime >= opset 23).
+    with np.errstate(over="ignore"):  # x or x / scale may overflow to +-inf: that saturates
+        quotient = np.divide(x.astype(scale.dtype), scale_b)
     return _saturate_rounded(np.rint(quotient), zero_point_b, itype)
 
 
@@ -189,7 +189,8 @@ def dequantize_linear(
     ``x - x_zero_point`` is exact (int64). The difference is converted to float32 (exact
     for every type up to 16 bits; an int32 difference above 2**24 in magnitude rounds to
     the nearest float32, ties to even), multiplied once by the float32 scale, and the
-    product is rounded to ``output_dtype``. See docs/ARITHMETIC.md, "ONNX convention".
+    product is rounded to ``output_dtype`` (a float16 result beyond 65504 becomes +-inf,
+    as in onnxruntime). See docs/ARITHMETIC.md, "ONNX convention".
 
     Examples
     --------
@@ -201,6 +202,11 @@ def dequantize_linear(
         itype = int_type(x.dtype)
     except DTypeError:
         raise DTypeError(f"x must be int8, uint8, int16, uint16 or int32, got {x.dtype}") from None
+    if x.dtype != itype.container:
+        raise DTypeError(
+            f"x has dtype {x.dtype}: {itype.name} values must be held one per element in "
+            f"{itype.container} (unpack packed data first)"
+        )
     scale = as_scale(x_scale, "x_scale")
     out = _float_output_dtype(output_dtype, scale.dtype)
     zero_point = as_zero_point(x_zero_point, itype, scale.shape, "x_zero_point")
@@ -209,7 +215,8 @@ def dequantize_linear(
     scale_b = broadcast_param(scale, x.shape, axis, block_size, "x_scale")
     zero_point_b = broadcast_param(zero_point, x.shape, axis, block_size, "x_zero_point")
     difference = x.astype(np.int64) - zero_point_b
-    return (difference.astype(np.float32) * scale_b.astype(np.float32)).astype(out)
+    with np.errstate(over="ignore"):  # beyond float16's range the result is +-inf
+        return (difference.astype(np.float32) * scale_b.astype(np.float32)).astype(out)
 
 
 def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -284,61 +291,6 @@ def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return y.astype(np.uint8), np.asarray(scale, dtype=np.float32), np.asarray(zero_point.astype(np.uint8))
 
 
-def requantize_float(
-    acc: np.ndarray,
-    multiplier: np.ndarray | float,
-    zero_point: np.ndarray | int,
-    qmin: int,
-    qmax: int,
-) -> np.ndarray:
-    """The ONNX requantization of int32 accumulators, as csrc/src/requant.h defines it.
-
-    Parameters
-    ----------
-    acc : numpy.ndarray
-        int32 accumulators.
-    multiplier : numpy.ndarray or float
-        float32 multiplier(s), broadcastable to ``acc``, finite and > 0.
-    zero_point : numpy.ndarray or int
-        Output zero point(s), broadcastable to ``acc``.
-    qmin, qmax : int
-        Clamp bounds (the output type's range, or narrower for fused activations).
-
-    Returns
-    -------
-    numpy.ndarray
-        int32, ``clip(round_half_even(float32(acc) * multiplier) + zero_point, qmin, qmax)``.
-
-    Raises
-    ------
-    DTypeError
-        ``acc`` is not int32 or ``multiplier`` not float32.
-    QuantParamError
-        ``qmin > qmax``, or a multiplier that is not finite and > 0.
-
-    Notes
-    -----
-    ``float32(acc) * multiplier`` is one float32 multiply (no FMA, no float64). The
-    product is clipped to ``[-2**31, 2147483520]`` (the float32 values nearest the int32
-    range) before rounding, so huge products saturate instead of wrapping; the zero point
-    is added in integers after rounding. Bit-identical to ``qc__requant_float``.
-    See docs/ARITHMETIC.md, "Requantization".
-    """
-    acc = np.asarray(acc)
-    if acc.dtype != np.int32:
-        raise DTypeError(f"acc must be int32, got {acc.dtype}")
-    if isinstance(multiplier, numbers.Real) and not isinstance(multiplier, (bool, np.generic)):
-        multiplier = np.float32(multiplier)
-    multiplier = np.asarray(multiplier)
-    if multiplier.dtype != np.float32:
-        raise DTypeError(f"multiplier must be float32, got {multiplier.dtype}")
-    if not (np.isfinite(multiplier).all() and (multiplier > 0).all()):
-        raise QuantParamError("multiplier must be finite and > 0")
-    if qmin > qmax:
-        raise QuantParamError(f"qmin {qmin} > qmax {qmax}")
-    with np.errstate(over="ignore"):
-        scaled = acc.astype(np.float32) * multiplier
-    scaled = np.where(scaled < _REQUANT_HI, scaled, _REQUANT_HI)
-    scaled = np.where(scaled < _REQUANT_LO, _REQUANT_LO, scaled)
-    rounded = np.rint(scaled).astype(np.int64) + np.asarray(zero_point, dtype=np.int64)
-    return np.clip(rounded, qmin, qmax).astype(np.int32)
+# Re-exported at the end: .matmul and .conv import nothing from this module.
+from .conv import conv_integer, qlinear_conv  # noqa: E402
+from .matmul import matmul_integer, qlinear_matmul  # noqa: E402

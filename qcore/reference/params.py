@@ -88,7 +88,7 @@ def quant_range(
                  32767]; other types full range         uint8 [0, 127], int4 [-4, 3], ...
     tflite       signed only, [-(2^(b-1)-1), 2^(b-1)-1] not defined
     pytorch      full range (scale uses (qmax-qmin)/2)  signed [-2^(b-2), 2^(b-2)-1],
-                                                        unsigned [0, 2^(b-1)-1]
+                                                        unsigned affine [0, 2^(b-1)-1]
     ============ ====================================== ==================================
     """
     itype = _quantizable(dtype)
@@ -111,6 +111,8 @@ def quant_range(
         return itype.qmin, itype.qmax
     # pytorch
     if reduce_range:
+        if symmetric and not itype.signed:
+            raise QuantParamError("pytorch cannot reduce the range of symmetric unsigned quantization")
         if itype.signed:
             return -(1 << (itype.bits - 2)), (1 << (itype.bits - 2)) - 1
         return 0, (1 << (itype.bits - 1)) - 1
@@ -185,12 +187,12 @@ def choose_qparams(
         symmetric: ``scale = max(|rmin|, |rmax|) / qmax``, ``zp = 0``; affine:
         ``scale = (rmax - rmin) / (qmax - qmin)``, ``z = qmin - rmin / scale``,
         ``zp = qmin if z < qmin, qmax if z > qmax, else round_half_away(z)``.
-        A zero range gives ``scale = 1`` (TFLite returns 0 for an all-zero channel, which
-        is not a valid scale; qcore uses its per-tensor choice of 1 everywhere).
+        A scale below the smallest normal float32 (a zero range) becomes ``scale = 1``
+        (affine: with ``zp = qmin``, TFLite's zero-scale branch). TFLite itself stores 0
+        for an all-zero channel, which is not a valid scale.
     pytorch (float32 arithmetic, ``eps = 2**-23``):
         symmetric: ``scale = max(max(-rmin, rmax) / ((qmax - qmin) / 2), eps)``,
-        ``zp = 0`` for signed types, ``2**(bits-1)`` for unsigned (128 for uint8, also
-        under reduce_range, as PyTorch does); affine:
+        ``zp = 0`` for signed types, ``2**(bits-1)`` for unsigned (128 for uint8); affine:
         ``scale = max((rmax - rmin) / (qmax - qmin), eps)``,
         ``zp = clip(qmin - round_half_even(rmin / scale), qmin, qmax)``.
     """
@@ -228,10 +230,10 @@ def _tflite_qparams(rmin, rmax, qmin, qmax, symmetric):
     if symmetric:
         absmax = np.maximum(np.abs(rmin), np.abs(rmax))
         scale = absmax / np.float32(qmax)
-        return np.where(scale == 0, np.float32(1), scale), np.zeros(scale.shape, np.int64)
+        return np.where(scale < _F32_TINY, np.float32(1), scale), np.zeros(scale.shape, np.int64)
     fmin, fmax = np.float32(qmin), np.float32(qmax)
     scale = (rmax - rmin) / (fmax - fmin)
-    degenerate = scale == 0
+    degenerate = scale < _F32_TINY
     safe = np.where(degenerate, np.float32(1), scale)
     from_min = np.where(degenerate, fmin, fmin - rmin / safe)
     zp = np.where(from_min < fmin, fmin, np.where(from_min > fmax, fmax, round_half_away(from_min)))
