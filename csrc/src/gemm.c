@@ -235,6 +235,40 @@ typedef struct qc__gemm_job {
     size_t y_stride;
 } qc__gemm_job;
 
+/* Packs rows of A into the kernel's layout (A' = A ^ flip as signed bytes, widened to the
+ * kernel's element size) and records each row's sum of A' (wrapping). */
+#define QC__PACK_A_ROW(T)                                                                    \
+    do {                                                                                     \
+        T *dst = (T *)out + blk * block_elems + r * QC__GEMM_KG;                             \
+        const size_t step = mr * QC__GEMM_KG;                                                \
+        if (row < m) {                                                                       \
+            const uint8_t *src = a + row * a_stride;                                         \
+            size_t full = k / QC__GEMM_KG, g;                                                \
+            for (g = 0; g < full; g++) {                                                     \
+                for (size_t j = 0; j < QC__GEMM_KG; j++) {                                   \
+                    int8_t v = (int8_t)(src[g * QC__GEMM_KG + j] ^ flip);                    \
+                    dst[g * step + j] = v;                                                   \
+                    sum += (uint32_t)(int32_t)v;                                             \
+                }                                                                            \
+            }                                                                                \
+            if (g < kp / QC__GEMM_KG) {                                                      \
+                for (size_t j = 0; j < QC__GEMM_KG; j++) {                                   \
+                    size_t kk = g * QC__GEMM_KG + j;                                         \
+                    int8_t v = kk < k ? (int8_t)(src[kk] ^ flip) : 0;                        \
+                    dst[g * step + j] = v;                                                   \
+                    sum += (uint32_t)(int32_t)v;                                             \
+                }                                                                            \
+            }                                                                                \
+            rowsum[row] = (int32_t)sum;                                                      \
+        } else {                                                                             \
+            for (size_t g = 0; g < kp / QC__GEMM_KG; g++) {                                  \
+                for (size_t j = 0; j < QC__GEMM_KG; j++) {                                   \
+                    dst[g * step + j] = 0;                                                   \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
+
 static void qc__pack_a(size_t m, size_t k, size_t kp, const uint8_t *a, size_t a_stride, uint8_t flip,
                        const qc__gemm_ukernel *uk, void *out, int32_t *rowsum) {
     size_t mr = uk->mr;
@@ -245,76 +279,84 @@ static void qc__pack_a(size_t m, size_t k, size_t kp, const uint8_t *a, size_t a
             size_t row = blk * mr + r;
             uint32_t sum = 0;
             if (uk->a_elem_size == 1) {
-                int8_t *dst = (int8_t *)out + blk * block_elems + r * QC__GEMM_KG;
-                for (size_t kk = 0; kk < kp; kk++) {
-                    int8_t v = (row < m && kk < k) ? (int8_t)(a[row * a_stride + kk] ^ flip) : 0;
-                    dst[(kk / QC__GEMM_KG) * mr * QC__GEMM_KG + kk % QC__GEMM_KG] = v;
-                    sum += (uint32_t)(int32_t)v;
-                }
+                QC__PACK_A_ROW(int8_t);
             } else {
-                int16_t *dst = (int16_t *)out + blk * block_elems + r * QC__GEMM_KG;
-                for (size_t kk = 0; kk < kp; kk++) {
-                    int8_t v = (row < m && kk < k) ? (int8_t)(a[row * a_stride + kk] ^ flip) : 0;
-                    dst[(kk / QC__GEMM_KG) * mr * QC__GEMM_KG + kk % QC__GEMM_KG] = v;
-                    sum += (uint32_t)(int32_t)v;
-                }
-            }
-            if (row < m) {
-                rowsum[row] = (int32_t)sum;
+                QC__PACK_A_ROW(int16_t);
             }
         }
     }
 }
 
-/* Corrects a raw tile and writes rows [row0, row0 + rows) x columns [col0, col0 + cols). */
-static void qc__gemm_finish_tile(const qc__gemm_job *job, const int32_t *tile, size_t row0, size_t rows,
-                                 size_t col0, size_t cols) {
+/* Corrects raw sums (rows [row0, row0 + rows) x columns [col0, col0 + cols), row r at
+ * raw + r * raw_stride) and writes them:
+ * C = raw - zb' * (rowsum - K * za') - za' * colsum, in uint32 arithmetic. */
+static void qc__gemm_finish_tile(const qc__gemm_job *job, const int32_t *tile, size_t raw_stride, size_t row0,
+                                 size_t rows, size_t col0, size_t cols) {
     const uint32_t kk = (uint32_t)job->k;
+    const uint32_t *zb = (const uint32_t *)job->zb_eff + col0;
+    const uint32_t *cs = (const uint32_t *)job->colsum + col0;
     for (size_t r = 0; r < rows; r++) {
         size_t row = row0 + r;
         uint32_t za = (uint32_t)(job->a_zp == NULL ? job->a_zp_single
                                                    : job->a_zp[job->a_zp_count == 1 ? 0 : row]);
-        uint32_t rs = (uint32_t)job->rowsum[row];
-        const int32_t *raw = tile + r * QC__GEMM_NR;
+        uint32_t rs = (uint32_t)job->rowsum[row] - kk * za;
+        const uint32_t *raw = (const uint32_t *)tile + r * raw_stride;
+        uint32_t v[QC__GEMM_NR];
+        for (size_t c = 0; c < QC__GEMM_NR; c++) {
+            v[c] = raw[c] - zb[c] * rs - za * cs[c];
+        }
+        if (job->rq == NULL) {
+            int32_t *dst = job->c + row * job->c_stride + col0;
+            if (cols == QC__GEMM_NR) {
+                memcpy(dst, v, sizeof v);
+            } else {
+                memcpy(dst, v, cols * sizeof(int32_t));
+            }
+            continue;
+        }
+        const qc_gemm_requant_params *rq = job->rq;
         for (size_t c = 0; c < cols; c++) {
             size_t col = col0 + c;
-            uint32_t zb = (uint32_t)job->zb_eff[col];
-            uint32_t v = (uint32_t)raw[c] - zb * rs - za * (uint32_t)job->colsum[col] + kk * za * zb;
-            if (job->rq == NULL) {
-                job->c[row * job->c_stride + col] = (int32_t)v;
+            uint32_t acc = v[c] + (rq->bias != NULL ? (uint32_t)rq->bias[col] : 0u);
+            float mult = rq->multiplier[row * rq->multiplier_row_stride + col * rq->multiplier_col_stride];
+            int32_t q = qc__requant_float((int32_t)acc, mult, rq->output_zero_point, rq->clamp_min, rq->clamp_max);
+            if (rq->output_type == QC_GEMM_U8) {
+                ((uint8_t *)job->y)[row * job->y_stride + col] = (uint8_t)q;
             } else {
-                const qc_gemm_requant_params *rq = job->rq;
-                if (rq->bias != NULL) {
-                    v += (uint32_t)rq->bias[col];
-                }
-                float mult = rq->multiplier[row * rq->multiplier_row_stride + col * rq->multiplier_col_stride];
-                int32_t q = qc__requant_float((int32_t)v, mult, rq->output_zero_point, rq->clamp_min,
-                                              rq->clamp_max);
-                if (rq->output_type == QC_GEMM_U8) {
-                    ((uint8_t *)job->y)[row * job->y_stride + col] = (uint8_t)q;
-                } else {
-                    ((int8_t *)job->y)[row * job->y_stride + col] = (int8_t)q;
-                }
+                ((int8_t *)job->y)[row * job->y_stride + col] = (int8_t)q;
             }
         }
     }
 }
 
-/* Computes row blocks [mb0, mb1) x panels [p0, p1). */
+/* The packed-A bytes a chunk of row blocks may take, so that it stays in L2. (Splitting K
+ * into passes with int32 partial sums in memory measured no faster on Zen 3.) */
+#define QC__GEMM_A_CHUNK_BYTES (160u * 1024u)
+
+/* Computes row blocks [mb0, mb1) x panels [p0, p1). Rows go in chunks whose packed A stays
+ * in L2 while every B panel of the range streams past it once; each panel (8 columns x K)
+ * stays in L1 for the chunk's row blocks. */
 static void qc__gemm_range(const qc__gemm_job *job, size_t mb0, size_t mb1, size_t p0, size_t p1) {
     int32_t tile[QC__GEMM_MR_MAX * QC__GEMM_NR];
     const size_t mr = job->uk.mr;
     const size_t kgroups = job->kp / QC__GEMM_KG;
     const size_t a_block_bytes = mr * job->kp * job->uk.a_elem_size;
-    for (size_t p = p0; p < p1; p++) {
-        const int8_t *panel = job->panels + p * job->kp * QC__GEMM_NR;
-        size_t col0 = p * QC__GEMM_NR;
-        size_t cols = job->n - col0 < QC__GEMM_NR ? job->n - col0 : QC__GEMM_NR;
-        for (size_t mb = mb0; mb < mb1; mb++) {
-            size_t row0 = mb * mr;
-            size_t rows = job->m - row0 < mr ? job->m - row0 : mr;
-            job->uk.fn(kgroups, job->a_packed + mb * a_block_bytes, panel, tile);
-            qc__gemm_finish_tile(job, tile, row0, rows, col0, cols);
+    size_t chunk = a_block_bytes == 0 ? mb1 - mb0 : QC__GEMM_A_CHUNK_BYTES / a_block_bytes;
+    if (chunk == 0) {
+        chunk = 1;
+    }
+    for (size_t mc = mb0; mc < mb1; mc += chunk) {
+        size_t mc_end = mc + chunk < mb1 ? mc + chunk : mb1;
+        for (size_t p = p0; p < p1; p++) {
+            const int8_t *panel = job->panels + p * job->kp * QC__GEMM_NR;
+            size_t col0 = p * QC__GEMM_NR;
+            size_t cols = job->n - col0 < QC__GEMM_NR ? job->n - col0 : QC__GEMM_NR;
+            for (size_t mb = mc; mb < mc_end; mb++) {
+                size_t row0 = mb * mr;
+                size_t rows = job->m - row0 < mr ? job->m - row0 : mr;
+                job->uk.fn(rows, kgroups, job->a_packed + mb * a_block_bytes, panel, tile);
+                qc__gemm_finish_tile(job, tile, QC__GEMM_NR, row0, rows, col0, cols);
+            }
         }
     }
 }

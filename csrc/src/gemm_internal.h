@@ -36,8 +36,9 @@ typedef struct qc__packed_header {
 
 /* A packed for one kernel: for each block of MR rows, kp / KG groups of MR x KG values
  * (group g of block b holds A'[b * MR + r, 4g + j] at element r * 4 + j), as int8 or int16
- * per the kernel's a_elem_size. Rows past M and k past K are zero. */
-typedef void (*qc__gemm_ukernel_fn)(size_t kgroups, const void *a_packed, const int8_t *b_panel,
+ * per the kernel's a_elem_size. Rows past M and k past K are zero. A kernel computes at
+ * least the first `rows` (1..MR) rows of the tile; the others may be left unwritten. */
+typedef void (*qc__gemm_ukernel_fn)(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
 
 typedef struct qc__gemm_ukernel {
@@ -46,25 +47,25 @@ typedef struct qc__gemm_ukernel {
     unsigned a_elem_size;
 } qc__gemm_ukernel;
 
-void qc_s8_gemm_ukernel_4x8c4__scalar(size_t kgroups, const void *a_packed, const int8_t *b_panel,
+void qc_s8_gemm_ukernel_4x8c4__scalar(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                       int32_t *tile);
 #if defined(QC__BUILD_AVX2)
-void qc_s8_gemm_ukernel_4x8c4__avx2(size_t kgroups, const void *a_packed, const int8_t *b_panel,
+void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
-void qc_s8_gemm_ukernel_6x8c4__avx2(size_t kgroups, const void *a_packed, const int8_t *b_panel,
+void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
 #endif
 #if defined(QC__BUILD_NEON)
 #if defined(__aarch64__)
-void qc_s8_gemm_ukernel_2x8c4__neon(size_t kgroups, const void *a_packed, const int8_t *b_panel,
+void qc_s8_gemm_ukernel_2x8c4__neon(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
 #else
-void qc_s8_gemm_ukernel_1x8c4__neon(size_t kgroups, const void *a_packed, const int8_t *b_panel,
+void qc_s8_gemm_ukernel_1x8c4__neon(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
 #endif
 #endif
 #if defined(QC__BUILD_NEONDOT)
-void qc_s8_gemm_ukernel_4x8c4__neondot(size_t kgroups, const void *a_packed, const int8_t *b_panel,
+void qc_s8_gemm_ukernel_4x8c4__neondot(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                        int32_t *tile);
 #endif
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define QC__NEON_GEMM_KERNEL(MR)                                                                   \
-    void qc_s8_gemm_ukernel_##MR##x8c4__neon(size_t kgroups, const void *a_packed,                 \
+    void qc_s8_gemm_ukernel_##MR##x8c4__neon(size_t rows, size_t kgroups, const void *a_packed,                 \
                                               const int8_t *b_panel, int32_t *tile) {              \
         const int8_t *a = (const int8_t *)a_packed;                                                \
         int32x4_t acc[MR][8];                                                                      \

@@ -10,7 +10,7 @@
 #include <arm_neon.h>
 
 /* A: 4 rows x 4 k per group (16 bytes, row r in lane r); B: 8 columns x 4 k (32 bytes). */
-void qc_s8_gemm_ukernel_4x8c4__neondot(size_t kgroups, const void *a_packed, const int8_t *b_panel,
+void qc_s8_gemm_ukernel_4x8c4__neondot(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                        int32_t *tile) {
     const int8_t *a = (const int8_t *)a_packed;
     int32x4_t c00 = vdupq_n_s32(0), c01 = vdupq_n_s32(0), c10 = vdupq_n_s32(0), c11 = vdupq_n_s32(0);

@@ -3,7 +3,7 @@
  */
 #include "gemm_internal.h"
 
-void qc_s8_gemm_ukernel_4x8c4__scalar(size_t kgroups, const void *a_packed, const int8_t *b_panel,
+void qc_s8_gemm_ukernel_4x8c4__scalar(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                       int32_t *tile) {
     enum { MR = 4, NR = QC__GEMM_NR, KG = QC__GEMM_KG };
     const int8_t *a = (const int8_t *)a_packed;

@@ -327,6 +327,19 @@ static void test_wraparound(void) {
     set_zero_points(&g, 1);
     run_all_isas(&g, "wraparound-random", NULL);
     free_case(&g);
+    /* enough rows and K for the driver to split rows into L2-sized chunks */
+    g.m = 50;
+    g.n = 10;
+    g.k = 4001;
+    g.a_type = QC_GEMM_U8;
+    g.b_type = QC_GEMM_S8;
+    g.a_stride = g.k;
+    g.b_stride = g.n;
+    g.c_stride = g.n;
+    fill_case(&g, 0, 0);
+    set_zero_points(&g, 0);
+    run_all_isas(&g, "row-chunks", NULL);
+    free_case(&g);
 }
 
 static void test_threads(void) {
