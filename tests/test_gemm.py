@@ -35,7 +35,7 @@ def _equal(actual: np.ndarray, expected: np.ndarray) -> None:
 def test_matmul_integer_matches_reference(isa, threads, a_dtype, b_dtype):
     rng = np.random.default_rng(1)
     # sizes across the tile edges (MR = 4 or 6, NR = 8, k groups of 4) and big enough to thread
-    for m, k, n in [(1, 1, 1), (7, 13, 9), (13, 64, 17), (64, 67, 40), (150, 31, 9)]:
+    for m, k, n in [(1, 1, 1), (7, 13, 9), (13, 64, 17), (64, 67, 40), (64, 300, 120), (600, 400, 9)]:
         a = _random(rng, (m, k), a_dtype)
         b = _random(rng, (k, n), b_dtype)
         za = _random(rng, (m,), a_dtype)
@@ -207,15 +207,15 @@ def test_qlinear_matmul_bad_input():
 @pytest.mark.parametrize("b_dtype", DTYPES)
 def test_packed_matches_unpacked(isa, b_dtype):
     rng = np.random.default_rng(6)
-    k, n = 77, 21
+    k, n = 377, 121  # with 9 x 2 rows: above the threading threshold
     b = _random(rng, (k, n), b_dtype)
     b_zp = _random(rng, (n,), b_dtype)
     packed = _gemm.PackedWeights(b, b_zp)
     packed_t = _gemm.PackedWeights(np.ascontiguousarray(b.T), b_zp, transposed=True)
     assert (packed.k, packed.n) == (k, n) and packed.nbytes >= k * n
     for a_dtype in DTYPES:
-        a = _random(rng, (2, 9, k), a_dtype)
-        a_zp = _random(rng, (9,), a_dtype)
+        a = _random(rng, (2, 27, k), a_dtype)
+        a_zp = _random(rng, (27,), a_dtype)
         expected = ref.matmul_integer(a, b, a_zp, b_zp)
         for weights in (packed, packed_t):
             for threads in (1, 2):
@@ -307,7 +307,8 @@ def _int4_expected(a: np.ndarray, values: np.ndarray, scale: np.ndarray, zero_po
 def test_linear_int4_matches_reference(isa, dtype):
     rng = np.random.default_rng(9)
     lo, hi, container = (-8, 7, np.int8) if dtype == "int4" else (0, 15, np.uint8)
-    for m, k, n, block in [(1, 32, 8, 32), (3, 70, 17, 32), (5, 128, 9, 64), (2, 130, 16, 128), (4, 5, 7, 2)]:
+    for m, k, n, block in [(1, 32, 8, 32), (3, 70, 17, 32), (5, 128, 9, 64), (2, 130, 16, 128), (4, 5, 7, 2),
+                          (8, 2048, 130, 128)]:
         values = rng.integers(lo, hi + 1, (k, n)).astype(container)
         blocks = -(-k // block)
         scale = rng.uniform(0.001, 0.1, (blocks, n)).astype(np.float32)

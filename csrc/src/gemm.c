@@ -157,19 +157,35 @@ qc_status qc_gemm_pack_b(size_t k, size_t n, int b_type, int b_layout, const voi
     int32_t *zb_eff = colsum + np;
     int8_t *panels = (int8_t *)(base + h.panels_offset);
     const uint8_t *bytes = (const uint8_t *)b;
-    uint8_t flip = b_type == QC_GEMM_U8 ? 0x80 : 0x00;
-    int32_t offset = b_type == QC_GEMM_U8 ? 128 : 0;
-    for (size_t col = 0; col < n; col++) {
-        int8_t *panel = panels + (col / QC__GEMM_NR) * kp * QC__GEMM_NR;
-        size_t c = col % QC__GEMM_NR;
-        uint32_t sum = 0;
+    const uint8_t flip = b_type == QC_GEMM_U8 ? 0x80 : 0x00;
+    const int32_t offset = b_type == QC_GEMM_U8 ? 128 : 0;
+    const size_t panel_stride = kp * QC__GEMM_NR;
+    uint32_t *sums = (uint32_t *)colsum; /* accumulated in place, wrapping */
+    if (b_layout == QC_GEMM_B_KN) {
+        /* Row by row, so the source is read sequentially. */
         for (size_t row = 0; row < k; row++) {
-            uint8_t raw = b_layout == QC_GEMM_B_KN ? bytes[row * b_stride + col] : bytes[col * b_stride + row];
-            int8_t v = (int8_t)(raw ^ flip);
-            panel[(row / QC__GEMM_KG) * QC__GEMM_NR * QC__GEMM_KG + c * QC__GEMM_KG + row % QC__GEMM_KG] = v;
-            sum += (uint32_t)(int32_t)v;
+            const uint8_t *src = bytes + row * b_stride;
+            int8_t *dst = panels + (row / QC__GEMM_KG) * QC__GEMM_NR * QC__GEMM_KG + row % QC__GEMM_KG;
+            for (size_t col = 0; col < n; col++) {
+                int8_t v = (int8_t)(src[col] ^ flip);
+                dst[(col / QC__GEMM_NR) * panel_stride + (col % QC__GEMM_NR) * QC__GEMM_KG] = v;
+                sums[col] += (uint32_t)(int32_t)v;
+            }
         }
-        colsum[col] = (int32_t)sum;
+    } else {
+        for (size_t col = 0; col < n; col++) {
+            const uint8_t *src = bytes + col * b_stride;
+            int8_t *dst = panels + (col / QC__GEMM_NR) * panel_stride + (col % QC__GEMM_NR) * QC__GEMM_KG;
+            uint32_t sum = 0;
+            for (size_t row = 0; row < k; row++) {
+                int8_t v = (int8_t)(src[row] ^ flip);
+                dst[(row / QC__GEMM_KG) * QC__GEMM_NR * QC__GEMM_KG + row % QC__GEMM_KG] = v;
+                sum += (uint32_t)(int32_t)v;
+            }
+            sums[col] = sum;
+        }
+    }
+    for (size_t col = 0; col < n; col++) {
         int32_t zb = b_zero_point_count == 0 ? 0 : b_zero_point[b_zero_point_count == 1 ? 0 : col];
         zb_eff[col] = zb - offset;
     }
@@ -378,8 +394,9 @@ static void *qc__gemm_worker(void *arg) {
 static void qc__gemm_run(const qc__gemm_job *job, int threads) {
     size_t mblocks = (job->m + job->uk.mr - 1) / job->uk.mr;
     size_t panels = job->np / QC__GEMM_NR;
+    /* Below about 2^21 multiply-adds, starting a thread costs more than it saves. */
     double work = (double)job->m * (double)job->n * (double)(job->k + 1);
-    if (threads <= 1 || work < 65536.0) {
+    if (threads <= 1 || work < 2097152.0) {
         qc__gemm_range(job, 0, mblocks, 0, panels);
         return;
     }
@@ -694,7 +711,7 @@ qc_status qc_gemm_f32_w4(size_t m, size_t n, size_t k, const float *a, size_t a_
 #endif
     /* Split columns in multiples of 8 so each thread's vector loop covers whole groups. */
     size_t groups = (n + 7) / 8;
-    if (threads > 1 && (double)m * (double)n * (double)k >= 65536.0 && groups > 1) {
+    if (threads > 1 && (double)m * (double)n * (double)k >= 2097152.0 && groups > 1) {
         if ((size_t)threads > groups) {
             threads = (int)groups;
         }
