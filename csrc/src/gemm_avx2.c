@@ -43,6 +43,10 @@ static inline __attribute__((always_inline)) void qc__avx2_tile(const int rows, 
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (size_t g = 0; g < kgroups; g++) {
+        if (rows <= 2) {
+            /* Few rows: memory-bound on B, so fetch ahead of the hardware prefetcher. */
+            _mm_prefetch((const char *)(b_panel + 4096), _MM_HINT_T0);
+        }
         const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b_panel));
         const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b_panel + 16)));
         QC__AVX2_ROW(0)
@@ -96,6 +100,7 @@ static void qc__avx2_tile6(size_t kgroups, const int16_t *a, const int8_t *b_pan
         "jz 2f\n\t"
         ".p2align 4\n"
         "1:\n\t"
+        "prefetcht0 4096(%[b])\n\t"
         "vpmovsxbw (%[b]), %%ymm12\n\t"
         "vpmovsxbw 16(%[b]), %%ymm13\n\t"
         QC__AVX2_ASM_ROW(0, "ymm0", "ymm1")
