@@ -25,13 +25,38 @@ def test_ties_away_from_zero_vs_to_even():
     np.testing.assert_array_equal(onnx_quantize(x, 1.0, 0, -128, 127), [0, 2, 2, 0, -2, 4])
 
 
-def test_tie_with_odd_zero_point_rounds_before_adding():
-    # 2.5 + 3: rounding first gives 2 + 3 = 5 (ONNX, PyTorch) or 3 + 3 = 6 (TFLite);
-    # PyTorch's legacy nearbyint(2.5 + 3) would also give 6.
-    x = np.array([2.5, -2.5], np.float32)
-    np.testing.assert_array_equal(tflite.quantize(x, 1.0, 3, "uint8"), np.array([6, 0], np.uint8), strict=True)
-    np.testing.assert_array_equal(pytorch.quantize(x, 1.0, 3, "uint8"), np.array([5, 1], np.uint8), strict=True)
-    np.testing.assert_array_equal(onnx_quantize(x, 1.0, 3, 0, 255), [5, 1])
+def test_tie_with_odd_zero_point():
+    # ONNX and TFLite round x / scale first, then add the zero point; PyTorch's tensor
+    # kernels add the zero point first and round x * inv + zp half to even.
+    x = np.array([2.5, -2.5, 1.5, -1.5], np.float32)
+    # ONNX: 2+3, -2+3, 2+3, -2+3
+    np.testing.assert_array_equal(onnx_quantize(x, 1.0, 3, 0, 255), [5, 1, 5, 1])
+    # TFLite: 3+3, -3+3, 2+3, -2+3 (ties away from zero)
+    np.testing.assert_array_equal(tflite.quantize(x, 1.0, 3, "uint8"), np.array([6, 0, 5, 1], np.uint8), strict=True)
+    # PyTorch: rint(5.5), rint(0.5), rint(4.5), rint(1.5)
+    expected = np.array([6, 0, 4, 2], np.uint8)
+    np.testing.assert_array_equal(pytorch.quantize(x, 1.0, 3, "uint8"), expected, strict=True)
+    np.testing.assert_array_equal(pytorch.quantize(x, 1.0, 3, "uint8", per_channel=True), expected, strict=True)
+
+
+def test_pytorch_fused_vs_unfused_zero_point_add():
+    # x * inv is not exact in float32 here; the fused form rounds x * inv + zp once.
+    x = np.float32([0.1234567])
+    inv = np.float32(1) / np.float32(0.0123)
+    exact = float(x[0]) * float(inv) + 100  # exact in float64
+    assert pytorch.fma_float32(x, np.array([inv]), 100)[0] == np.float32(exact)
+    # a constructed case where the fused and unfused sums differ
+    a = np.float32(1 + 2**-23)
+    b = np.float32(1 - 2**-24)
+    fused = pytorch.fma_float32(np.array([a]), np.array([b]), np.float32(-1))[0]
+    unfused = a * b - np.float32(1)
+    assert fused == np.float32(2**-24 - 2**-47) and unfused == 0
+    # float64 double rounding trap: 2**30 + 128 + 64 - 2**-40 is exactly a float32 tie once
+    # rounded to float64; the true value is below it, so one rounding gives 2**30 + 128.
+    a = np.array([64 * (1 + 2**-23)], np.float32)
+    b = np.array([1 - 2**-23], np.float32)
+    assert (a.astype(np.float64) * b + (2**30 + 128)).astype(np.float32)[0] == 2**30 + 256
+    assert pytorch.fma_float32(a, b, 2**30 + 128)[0] == 2**30 + 128
 
 
 def test_reciprocal_multiply_vs_division():

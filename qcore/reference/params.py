@@ -88,7 +88,7 @@ def quant_range(
                  32767]; other types full range         uint8 [0, 127], int4 [-4, 3], ...
     tflite       signed only, [-(2^(b-1)-1), 2^(b-1)-1] not defined
     pytorch      full range (scale uses (qmax-qmin)/2)  signed [-2^(b-2), 2^(b-2)-1],
-                                                        unsigned [0, 2^(b-1)-1]
+                                                        unsigned affine [0, 2^(b-1)-1]
     ============ ====================================== ==================================
     """
     itype = _quantizable(dtype)
@@ -111,6 +111,8 @@ def quant_range(
         return itype.qmin, itype.qmax
     # pytorch
     if reduce_range:
+        if symmetric and not itype.signed:
+            raise QuantParamError("pytorch cannot reduce the range of symmetric unsigned quantization")
         if itype.signed:
             return -(1 << (itype.bits - 2)), (1 << (itype.bits - 2)) - 1
         return 0, (1 << (itype.bits - 1)) - 1
@@ -189,8 +191,7 @@ def choose_qparams(
         is not a valid scale; qcore uses its per-tensor choice of 1 everywhere).
     pytorch (float32 arithmetic, ``eps = 2**-23``):
         symmetric: ``scale = max(max(-rmin, rmax) / ((qmax - qmin) / 2), eps)``,
-        ``zp = 0`` for signed types, ``2**(bits-1)`` for unsigned (128 for uint8, also
-        under reduce_range, as PyTorch does); affine:
+        ``zp = 0`` for signed types, ``2**(bits-1)`` for unsigned (128 for uint8); affine:
         ``scale = max((rmax - rmin) / (qmax - qmin), eps)``,
         ``zp = clip(qmin - round_half_even(rmin / scale), qmin, qmax)``.
     """

@@ -125,7 +125,8 @@ def quantize_tensor(
     - onnx: ``qcore.reference.onnx_ops.quantize_linear`` (``x / scale``, ties to even);
     - tflite: affine ``round_half_away(x / scale) + zp``; symmetric
       ``round_half_away(x * (qmax / max|r|))`` clipped to ``[-qmax, qmax]`` (the converter);
-    - pytorch: ``zp + round_half_even(x * (1 / scale))`` (reciprocal multiply).
+    - pytorch: ``round_half_even(x * (1 / scale) + zp)`` (reciprocal multiply, zero point
+      before rounding; per_block uses the per-channel kernel's form).
     """
     itype = _quantizable(dtype)
     check_convention(convention)
@@ -183,7 +184,7 @@ def quantize_tensor(
     elif convention == "tflite":
         data = _tflite.quantize(xs, full_scale, full_zp, itype)
     else:
-        data = _pytorch.quantize(xs, full_scale, full_zp, itype)
+        data = _pytorch.quantize(xs, full_scale, full_zp, itype, per_channel=q_axis is not None)
     return QuantizedTensor(
         data=np.asarray(data, dtype=itype.container),
         scale=scale,
