@@ -411,9 +411,13 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
     graph = _as_graph(model)
     sites = find_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types, op_types=op_types)
     wanted = sorted({s.node.inputs[0] for s in sites})
-    ranges = calibrate(graph, wanted, calibration_data, method=method, observer_options=observer_options,
-                       batch_size=batch_size, progress=progress)
     x_dtype = "int8" if symmetric_activations else "uint8"
+    options = dict(observer_options or {})
+    if method == "mse":  # judge candidate ranges by the quantization actually used
+        options.setdefault("dtype", x_dtype)
+        options.setdefault("symmetric", symmetric_activations)
+    ranges = calibrate(graph, wanted, calibration_data, method=method, observer_options=options,
+                       batch_size=batch_size, progress=progress)
 
     def make(site: _Site) -> tuple[str, QuantizedTensor, dict]:
         lo, hi = ranges[site.node.inputs[0]]
