@@ -8,8 +8,6 @@ subclass that names what is wrong; none of them emits NumPy warnings on valid in
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from ..errors import DTypeError, NonFiniteError, QuantParamError, ShapeError
@@ -20,16 +18,10 @@ __all__ = [
     "dequantize_linear",
     "dynamic_quantize_linear",
     "quantize_linear",
-    "requantize_float",
 ]
 
 #: Float dtypes of quantize inputs and dequantize outputs.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
-
-#: float32 just below 2**31 and -2**31: the clip bounds of requantize_float (csrc/src/requant.h).
-_REQUANT_HI = np.float32(2147483520.0)
-_REQUANT_LO = np.float32(-2147483648.0)
-
 
 def _float_input(x: object, name: str) -> np.ndarray:
     arr = np.asarray(x)
@@ -103,9 +95,10 @@ def quantize_linear(
 
     Notes
     -----
-    The division is a true IEEE division (never a multiply by the reciprocal) in
-    ``numpy.result_type(x.dtype, y_scale.dtype)``, as ONNX's reference evaluator computes
-    it: float32 unless both are float16. The quotient is rounded half to even, then the
+    The division is a true IEEE division (never a multiply by the reciprocal) in the
+    scale's dtype, as the ONNX schema says: ``x`` is first converted to that dtype (float32
+    ``x`` with a float16 scale is rounded to float16, values beyond 65504 become +-inf and
+    saturate). The quotient is rounded half to even, then the
     zero point is added in exact integer arithmetic, then the result is clipped to
     ``[qmin, qmax]`` of the output type (``inf`` gives ``qmax``, ``-inf`` gives ``qmin``).
     See docs/ARITHMETIC.md, "ONNX convention".
@@ -122,9 +115,9 @@ def quantize_linear(
     scale_b = broadcast_param(scale, x.shape, axis, block_size, "y_scale")
     zero_point_b = broadcast_param(zero_point, x.shape, axis, block_size, "y_zero_point")
     _reject_nan(x, "x")
-    compute = np.result_type(x.dtype, scale.dtype)
-    with np.errstate(over="ignore"):  # x / scale may overflow to +-inf: that saturates
-        quotient = np.divide(x.astype(compute), scale_b.astype(compute))
+    # The scale's dtype is the precision of the division (ONNX spec; onnxruntime >= opset 23).
+    with np.errstate(over="ignore"):  # x or x / scale may overflow to +-inf: that saturates
+        quotient = np.divide(x.astype(scale.dtype), scale_b)
     return _saturate_rounded(np.rint(quotient), zero_point_b, itype)
 
 
@@ -282,63 +275,3 @@ def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     zero_point = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255)))
     y = np.clip(np.rint(x / scale) + zero_point, np.float32(0), np.float32(255))
     return y.astype(np.uint8), np.asarray(scale, dtype=np.float32), np.asarray(zero_point.astype(np.uint8))
-
-
-def requantize_float(
-    acc: np.ndarray,
-    multiplier: np.ndarray | float,
-    zero_point: np.ndarray | int,
-    qmin: int,
-    qmax: int,
-) -> np.ndarray:
-    """The ONNX requantization of int32 accumulators, as csrc/src/requant.h defines it.
-
-    Parameters
-    ----------
-    acc : numpy.ndarray
-        int32 accumulators.
-    multiplier : numpy.ndarray or float
-        float32 multiplier(s), broadcastable to ``acc``, finite and > 0.
-    zero_point : numpy.ndarray or int
-        Output zero point(s), broadcastable to ``acc``.
-    qmin, qmax : int
-        Clamp bounds (the output type's range, or narrower for fused activations).
-
-    Returns
-    -------
-    numpy.ndarray
-        int32, ``clip(round_half_even(float32(acc) * multiplier) + zero_point, qmin, qmax)``.
-
-    Raises
-    ------
-    DTypeError
-        ``acc`` is not int32 or ``multiplier`` not float32.
-    QuantParamError
-        ``qmin > qmax``, or a multiplier that is not finite and > 0.
-
-    Notes
-    -----
-    ``float32(acc) * multiplier`` is one float32 multiply (no FMA, no float64). The
-    product is clipped to ``[-2**31, 2147483520]`` (the float32 values nearest the int32
-    range) before rounding, so huge products saturate instead of wrapping; the zero point
-    is added in integers after rounding. Bit-identical to ``qc__requant_float``.
-    See docs/ARITHMETIC.md, "Requantization".
-    """
-    acc = np.asarray(acc)
-    if acc.dtype != np.int32:
-        raise DTypeError(f"acc must be int32, got {acc.dtype}")
-    if isinstance(multiplier, numbers.Real) and not isinstance(multiplier, (bool, np.generic)):
-        multiplier = np.float32(multiplier)
-    multiplier = np.asarray(multiplier)
-    if multiplier.dtype != np.float32:
-        raise DTypeError(f"multiplier must be float32, got {multiplier.dtype}")
-    if not (np.isfinite(multiplier).all() and (multiplier > 0).all()):
-        raise QuantParamError("multiplier must be finite and > 0")
-    if qmin > qmax:
-        raise QuantParamError(f"qmin {qmin} > qmax {qmax}")
-    with np.errstate(over="ignore"):
-        scaled = acc.astype(np.float32) * multiplier
-    scaled = np.where(scaled < _REQUANT_HI, scaled, _REQUANT_HI)
-    scaled = np.where(scaled < _REQUANT_LO, _REQUANT_LO, scaled)
-    rounded = np.rint(scaled).astype(np.int64) + np.asarray(zero_point, dtype=np.int64)
-    return np.clip(rounded, qmin, qmax).astype(np.int32)
