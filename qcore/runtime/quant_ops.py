@@ -104,6 +104,17 @@ def build_qconv(node: Node, initializers: dict) -> Step:
 def build_wmatmul(node: Node, initializers: dict) -> Step:
     w = _weight(node, initializers)
     bias = _bias(node, initializers)
+    if w.dtype in ("int4", "uint4") and w.data.ndim == 2 and (
+            (w.axis == 0 and w.block_size) or (w.axis == 1 and not w.block_size)):
+        linear = kernels.Int4Linear(w, bias)
+        k, n = linear.k, linear.n
+
+        def run_int4(inputs: list) -> list:
+            x = inputs[0]
+            if x.shape[-1] != k:
+                raise ShapeError(f"node {node.name!r}: input has {x.shape[-1]} features, weight expects {k}")
+            return [linear.run(x)]
+        return run_int4
 
     def run(inputs: list) -> list:
         y = np.matmul(inputs[0], kernels.dequantize_weight(w))
