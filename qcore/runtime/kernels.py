@@ -29,32 +29,53 @@ _F32_EXACT = 1 << 24
 
 
 def quantize(x: np.ndarray, scale: float | np.ndarray, zero_point: int | np.ndarray, dtype: str) -> np.ndarray:
-    """ONNX QuantizeLinear with per-tensor or per-row (broadcast) parameters.
+    """ONNX QuantizeLinear, per tensor or per row, on the C core.
 
     Parameters
     ----------
     x : numpy.ndarray
-        float32 values.
+        float32 values (2-D ``(M, K)`` for per-row parameters).
     scale, zero_point
-        Scalars, or arrays broadcasting against ``x`` (per-row: shape ``(M, 1)``).
+        Scalars, or per-row arrays of shape ``(M, 1)``.
     dtype : {"uint8", "int8"}
 
     Returns
     -------
     numpy.ndarray of ``dtype``
 
+    Raises
+    ------
+    NonFiniteError
+        ``x`` holds NaN (+-inf saturate).
+
     Notes
     -----
-    ``q = clip(round_half_even(x / scale) + zero_point, qmin, qmax)``; a true division in
-    float32. NaN quantizes to the zero point.
+    ``q = clip(round_half_even(x / scale) + zero_point, qmin, qmax)``, a true division in
+    float32 (:func:`qcore._elementwise.quantize_linear`, bit-exact with the reference).
     """
-    lo, hi = _RANGES[dtype]
-    if np.isnan(x).any():
-        x = np.nan_to_num(x, nan=0.0, posinf=np.inf, neginf=-np.inf)
-    y = np.rint(np.divide(x, np.float32(scale) if np.ndim(scale) == 0 else scale.astype(np.float32)))
-    y += np.asarray(zero_point, dtype=np.float32)
-    np.clip(y, lo, hi, out=y)
-    return y.astype(dtype)
+    from .. import _elementwise  # noqa: PLC0415
+
+    x = np.asarray(x, dtype=np.float32)
+    if np.ndim(scale) == 0 or np.size(scale) == 1:
+        return _elementwise.quantize_linear(x, np.asarray(scale, np.float32).reshape(()),
+                                            np.asarray(zero_point).astype(dtype).reshape(()))
+    return _elementwise.quantize_linear(x, np.asarray(scale, np.float32).reshape(-1),
+                                        np.asarray(zero_point).astype(dtype).reshape(-1), axis=0)
+
+
+def dynamic_quantize(x: np.ndarray, per_row: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DynamicQuantizeLinear (uint8) of ``x`` (2-D when ``per_row``): ``(q, scale, zp)``.
+
+    Per tensor this is :func:`qcore._elementwise.dynamic_quantize_linear`; per row, the
+    same formulas applied to each row (:func:`dynamic_params`), then :func:`quantize`.
+    """
+    if not per_row:
+        from .. import _elementwise  # noqa: PLC0415
+
+        q, scale, zp = _elementwise.dynamic_quantize_linear(np.asarray(x, dtype=np.float32))
+        return q, scale, zp.astype(np.float32)
+    scale, zp = dynamic_params(x, True)
+    return quantize(x, scale, zp, "uint8"), scale, zp
 
 
 def dynamic_params(x: np.ndarray, per_row: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -57,8 +57,7 @@ def _activation_quantizer(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray
         per_row = bool(attrs.get("per_row", 0))
 
         def dynamic(x: np.ndarray) -> tuple[np.ndarray, object, object]:
-            scale, zp = kernels.dynamic_params(x, per_row)
-            return kernels.quantize(x, scale, zp, "uint8"), scale, zp
+            return kernels.dynamic_quantize(x, per_row)
         return dynamic
     raise ModelError(f"node {node.name!r}: unknown activation mode {mode!r}")
 
