@@ -151,7 +151,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                                            exclude_nodes=nodes, exclude_op_types=ops)
     quantized.save(args.output)
     counts = quantized.graph.op_counts()
-    n_quant = sum(c for op, c in counts.items() if op in ("QMatMul", "QConv", "WMatMul", "WConv"))
+    n_quant = sum(c for op, c in counts.items() if op in ("QMatMul", "QConv", "WMatMul", "WConv", "QGather"))
     in_size = os.path.getsize(args.model)
     out_size = os.path.getsize(args.output)
     print(f"{args.output}: {mode}, {n_quant} quantized layers, {_size_text(out_size)} "
@@ -215,6 +215,8 @@ def inspect_lines(model: Any, path: str | None = None) -> list[str]:
             lines.append(f"  {node.name} ({node.op}): activations {act}")
         elif node.op in ("WMatMul", "WConv"):
             lines.append(f"  {node.name} ({node.op}): weight-only")
+        elif node.op == "QGather":
+            lines.append(f"  {node.name} ({node.op}): quantized embedding table")
     total = 0
     lines.append("tensors:")
     for name, t in g.initializers.items():

@@ -157,7 +157,9 @@ def test_transformer_end_to_end_cosine():
     if _has_observers():
         variants["static"] = q.quantize_static(float_model, calib)
     for name, model in variants.items():
-        assert model.graph.op_counts().get("MatMul", 0) == 4  # attention score/context matmuls stay float
+        ops = model.graph.op_counts()
+        assert ops.get("MatMul", 0) == 4  # attention score/context matmuls stay float
+        assert ops["QGather"] == 1 and "Gather" in ops  # the token table; the shape Gathers stay
         c = cosine(model.run(feeds)["hidden"], ref)
         # int8 paths: the 0.99; int4 on random (untrained) weights loses more
         floor = 0.97 if name.endswith("int4") else 0.99
@@ -205,3 +207,18 @@ def test_int4_weight_only_uses_c_kernel_and_matches_reference_sum(block):
     for kk in range(48):
         acc = acc + x[:, kk:kk + 1] * wd[kk:kk + 1, :]
     np.testing.assert_array_equal(y, acc + bias, strict=True)
+
+
+@pytest.mark.parametrize("dtype, block", [("int8", 0), ("int4", 0), ("int4", 8)])
+def test_qgather_returns_dequantized_rows(dtype, block):
+    rng = np.random.default_rng(5)
+    table = rng.normal(size=(40, 30)).astype(np.float32)
+    qt = (quantize_tensor(table, dtype, granularity="per_block", axis=1, block_size=block) if block
+          else quantize_tensor(table, dtype, granularity="per_channel", axis=0))
+    graph = Graph([Node("QGather", ["t", "idx"], ["y"], {"axis": 0}, "g")], [ValueInfo("idx", "int64", [None, None])],
+                  [ValueInfo("y", "float32", None)], {"t": qt})
+    idx = np.array([[0, 39, -1], [5, 5, 7]], np.int64)
+    y = Model(graph).run({"idx": idx})["y"]
+    np.testing.assert_array_equal(y, qt.dequantize()[np.where(idx < 0, idx + 40, idx)], strict=True)
+    with pytest.raises(ValueError, match="index out of range"):
+        Model(graph).run({"idx": np.array([[40]], np.int64)})

@@ -7,7 +7,8 @@ Both models run over the same data batch by batch; per layer only running sums a
   model, f float model, both fed the same model inputs, so errors accumulate as in use);
 - ``cosine``: cosine similarity of the flattened outputs;
 - ``max_error_steps``: the largest ``|dequantize(quantize(v)) - v| / scale`` over what the
-  node quantizes: its float input activation (QMatMul / QConv) or its weight (weight-only);
+  node quantizes: its float input activation (QMatMul / QConv) or its weight (weight-only
+  layers, embedding tables);
   at most 0.5 inside the range;
 - ``fraction_clipped``: the fraction of those values outside the representable range.
 """
@@ -24,7 +25,7 @@ from ..reference.tensor import QuantizedTensor
 from .ir import Graph, Node
 from .quantize import iter_calibration_batches
 
-QUANTIZED_OPS = ("QMatMul", "QConv", "WMatMul", "WConv")
+QUANTIZED_OPS = ("QMatMul", "QConv", "WMatMul", "WConv", "QGather")
 _RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 
 
@@ -135,11 +136,11 @@ def compare_models(float_graph: Graph, quant_graph: Graph, data: Any, *, batch_s
     out_sums = {name: _Sums() for name in outputs}
 
     for node in layers:  # weight-only layers: the quantized tensor is the weight
-        if node.op in ("WMatMul", "WConv"):
-            original = node.inputs[1].rsplit(".", 1)[0]
-            fw = float_graph.initializers.get(original)
+        if node.op in ("WMatMul", "WConv", "QGather"):
+            w_input = node.inputs[0] if node.op == "QGather" else node.inputs[1]
+            fw = float_graph.initializers.get(w_input.rsplit(".", 1)[0])
             if isinstance(fw, np.ndarray):
-                sums[node.name].add_steps(*_weight_steps(quant_graph.initializers[node.inputs[1]], fw))
+                sums[node.name].add_steps(*_weight_steps(quant_graph.initializers[w_input], fw))
 
     fexec, qexec = Executor(float_graph), Executor(quant_graph)
     batches, total = iter_calibration_batches(float_graph, data, batch_size)

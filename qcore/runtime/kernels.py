@@ -284,3 +284,26 @@ def dequantize_weight(weight: QuantizedTensor) -> np.ndarray:
     shape = [1] * data.ndim
     shape[axis] = -1
     return (data - zp.reshape(shape)) * scale.reshape(shape)
+
+
+def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
+    """float32 rows ``table[indices]`` of a 2-D table quantized per row or per row block.
+
+    Output shape ``indices.shape + (columns,)``; ``(w - zp) * scale`` as DequantizeLinear.
+    """
+    flat = indices.reshape(-1)
+    data = table.data[flat].astype(np.float32)
+    scale = np.asarray(table.scale, dtype=np.float32)
+    zp = np.asarray(table.zero_point, dtype=np.float32)
+    cols = table.data.shape[1]
+    if table.axis is None:
+        out = (data - zp.reshape(())) * scale.reshape(())
+    elif table.axis == 0 and not table.block_size:
+        out = (data - zp[flat, None]) * scale[flat, None]
+    elif table.axis == 1 and table.block_size:
+        s = np.repeat(scale[flat], table.block_size, axis=1)[:, :cols]
+        z = np.repeat(zp[flat], table.block_size, axis=1)[:, :cols]
+        out = (data - z) * s
+    else:
+        raise ShapeError("quantized tables are per tensor, per row (axis 0) or blocked along a row (axis 1)")
+    return out.reshape(indices.shape + (cols,))

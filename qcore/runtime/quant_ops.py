@@ -11,6 +11,8 @@ weights, and returns ``fn(inputs) -> outputs`` that the executor calls per run:
   the zero point), all Conv attributes.
 - ``WMatMul(X, W[, B])`` / ``WConv(X, W[, B])``: weight-only: int8/int4 weights
   (per-channel or blocked), float activations.
+- ``QGather(W, indices)``: an embedding table stored quantized (one scale per row, or
+  per block of a row); the looked-up rows are dequantized to float32.
 """
 
 from __future__ import annotations
@@ -131,7 +133,22 @@ def build_wconv(node: Node, initializers: dict) -> Step:
     return run
 
 
+def build_qgather(node: Node, initializers: dict) -> Step:
+    table = initializers.get(node.inputs[0])
+    if not isinstance(table, QuantizedTensor) or table.data.ndim != 2:
+        raise ModelError(f"node {node.name!r} (QGather) needs a 2-D quantized table {node.inputs[0]!r}")
+    rows = table.data.shape[0]
+
+    def run(inputs: list) -> list:
+        idx = np.asarray(inputs[1]).astype(np.int64, copy=False)
+        if idx.size and (idx.min() < -rows or idx.max() >= rows):
+            raise ShapeError(f"node {node.name!r}: index out of range [{-rows}, {rows - 1}]")
+        return [kernels.dequantize_rows(table, np.where(idx < 0, idx + rows, idx))]
+    return run
+
+
 QUANT_BUILDERS: dict[str, Callable[[Node, dict], Step]] = {
+    "QGather": build_qgather,
     "QMatMul": build_qmatmul,
     "QConv": build_qconv,
     "WMatMul": build_wmatmul,
