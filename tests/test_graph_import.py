@@ -60,9 +60,10 @@ def test_cnn1d_matches_onnxruntime():
     assert "BatchNormalization" not in model.graph.op_counts()
 
 
-def test_transformer_matches_onnxruntime():
+@pytest.mark.parametrize("positions", ["slice", "gather"])
+def test_transformer_matches_onnxruntime(positions):
     rng = np.random.default_rng(3)
-    proto = mb.transformer(rng)
+    proto = mb.transformer(rng, positions=positions)
     model = check_against_onnxruntime(proto, mb.transformer_feeds(rng))
     ops = model.graph.op_counts()
     # the decomposed pattern became LayerNormalization (2 per layer), Shape chains folded
