@@ -36,6 +36,7 @@ def encoder(tmp_path_factory):
     ("weight-only int8", lambda m: q.quantize_weight_only(m), 0.26),
     ("weight-only int4 per channel", lambda m: q.quantize_weight_only(m, bits=4), 0.15),
     ("weight-only int4 block 128", lambda m: q.quantize_weight_only(m, bits=4, block_size=128), 0.15),
+    ("weight-only int4 block 64", lambda m: q.quantize_weight_only(m, bits=4, block_size=64), 0.15),
 ])
 def test_quantized_file_size(encoder, tmp_path, label, make, limit):
     onnx_path, model = encoder
