@@ -85,6 +85,14 @@ def _div(inputs: list, attrs: dict) -> list:
     return [np.divide(a, b)]
 
 
+@_op("Mod")
+def _mod(inputs: list, attrs: dict) -> list:
+    a, b = inputs
+    if attrs.get("fmod", 0):
+        return [np.fmod(a, b)]  # sign of the dividend (C fmod)
+    return [np.mod(a, b)]  # sign of the divisor (Python %)
+
+
 @_op("Max")
 def _max(inputs: list, attrs: dict) -> list:
     result = inputs[0]
