@@ -107,10 +107,13 @@ def cnn1d(rng: np.random.Generator) -> onnx.ModelProto:
 
 
 def transformer(rng: np.random.Generator, vocab: int = 50, seq: int = 8, hidden: int = 32, heads: int = 4,
-                ffn: int = 64, layers: int = 2) -> onnx.ModelProto:
+                ffn: int = 64, layers: int = 2, positions: str = "slice") -> onnx.ModelProto:
     """A small encoder: token + position embeddings (Gather, Shape subgraph), attention
     with a padding mask (Where), decomposed and fused layer norms, Erf-GELU and Gelu,
     head split/merge with Reshape/Transpose, Concat/Slice/Squeeze/Unsqueeze, Cast.
+
+    ``positions="slice"`` takes the first ``seq`` rows of the position table with Slice;
+    ``"gather"`` looks them up as BERT exports do (Range -> Gather).
 
     Inputs: ``input_ids`` int64 (batch, seq), ``attention_mask`` int64 (batch, seq).
     Output: ``hidden`` float32 (batch, seq, hidden).
@@ -135,7 +138,11 @@ def transformer(rng: np.random.Generator, vocab: int = 50, seq: int = 8, hidden:
         helper.make_node("Shape", ["input_ids"], ["ids_shape"], name="ids_shape"),
         helper.make_node("Gather", ["ids_shape", "i1"], ["seq_len"], axis=0, name="seq_len"),
         helper.make_node("Unsqueeze", ["seq_len", "ax0"], ["seq_len_1"], name="seq_len_1"),
-        helper.make_node("Slice", ["pos_emb", "ax0", "seq_len_1", "ax0"], ["pos"], name="pos_slice"),
+        helper.make_node("Slice", ["pos_emb", "ax0", "seq_len_1", "ax0"], ["pos"], name="pos_slice")
+        if positions == "slice" else
+        helper.make_node("Range", ["i0", "seq_len", "i1"], ["pos_ids"], name="pos_ids"),
+        *([] if positions == "slice" else
+          [helper.make_node("Gather", ["pos_emb", "pos_ids"], ["pos"], axis=0, name="embed_positions")]),
         helper.make_node("Add", ["tok", "pos"], ["emb"], name="add_pos"),
         # mask: (batch, 1, 1, seq) additive via Where
         helper.make_node("Cast", ["attention_mask"], ["mask_b"], to=TensorProto.BOOL, name="mask_bool"),

@@ -60,9 +60,10 @@ def test_cnn1d_matches_onnxruntime():
     assert "BatchNormalization" not in model.graph.op_counts()
 
 
-def test_transformer_matches_onnxruntime():
+@pytest.mark.parametrize("positions", ["slice", "gather"])
+def test_transformer_matches_onnxruntime(positions):
     rng = np.random.default_rng(3)
-    proto = mb.transformer(rng)
+    proto = mb.transformer(rng, positions=positions)
     model = check_against_onnxruntime(proto, mb.transformer_feeds(rng))
     ops = model.graph.op_counts()
     # the decomposed pattern became LayerNormalization (2 per layer), Shape chains folded
@@ -139,3 +140,17 @@ def test_profile_records_every_node():
     assert [t.name for t in model.last_timings] == [n.name for n in model.graph.nodes]
     assert all(t.seconds >= 0 for t in model.last_timings)
     assert {op for op, _, _ in model.profile_summary()} == set(model.graph.op_counts())
+
+
+def test_shape_only_nodes_cached_per_input_shape():
+    rng = np.random.default_rng(8)
+    proto = mb.transformer(rng)
+    model = Model.from_onnx(proto)
+    executor = model.executor
+    assert executor.shape_only_steps >= 5  # Shape -> Gather -> Unsqueeze -> Concat chains
+    for batch, seq in [(2, 8), (3, 5), (2, 8), (3, 5)]:
+        feeds = mb.transformer_feeds(rng, batch=batch, seq=seq)
+        got = model.run(feeds, profile=True)
+        assert_close_relative(got["hidden"], mb.run_onnxruntime(proto, feeds)["hidden"])
+    # the last two runs reused the cached shape values: those nodes did not run
+    assert len(model.last_timings) == len(model.graph.nodes) - executor.shape_only_steps

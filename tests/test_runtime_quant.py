@@ -157,8 +157,68 @@ def test_transformer_end_to_end_cosine():
     if _has_observers():
         variants["static"] = q.quantize_static(float_model, calib)
     for name, model in variants.items():
-        assert model.graph.op_counts().get("MatMul", 0) == 4  # attention score/context matmuls stay float
+        ops = model.graph.op_counts()
+        assert ops.get("MatMul", 0) == 4  # attention score/context matmuls stay float
+        assert ops["QGather"] == 1 and "Gather" in ops  # the token table; the shape Gathers stay
         c = cosine(model.run(feeds)["hidden"], ref)
         # int8 paths: the 0.99; int4 on random (untrained) weights loses more
         floor = 0.97 if name.endswith("int4") else 0.99
         assert c >= floor, f"{name}: cosine {c:.4f}"
+
+
+@pytest.mark.parametrize("groups, k, per_row", [(1, 5, False), (1, 700, True), (3, 40, False), (1, 1000, False)])
+def test_c_and_numpy_engines_identical(groups, k, per_row):
+    rng = np.random.default_rng(k)
+    n, m = 11, 9
+    data = rng.integers(-128, 128, size=(groups, k, n), dtype=np.int8)
+    data[0, :, 0] = -128  # all-extreme column
+    zp = np.zeros(groups * n, np.int8)
+    scale = rng.uniform(0.001, 0.01, size=(groups, 1, n)).astype(np.float32)
+    bias = rng.normal(size=groups * n).astype(np.float32)
+    engines = {e: kernels.PackedLinear(data, zp, scale, bias, engine=e) for e in ("c", "numpy")}
+    q = rng.integers(0, 256, size=(groups, m, k), dtype=np.uint8) if groups > 1 else \
+        rng.integers(0, 256, size=(m, k), dtype=np.uint8)
+    q[..., 0, :] = 255  # all-extreme row: 255 x -128 over the whole of K
+    if per_row:
+        x_scale = rng.uniform(0.01, 0.1, size=(m, 1)).astype(np.float32)
+        x_zp = rng.integers(0, 256, size=(m, 1)).astype(np.float32)
+    else:
+        x_scale, x_zp = np.float32(0.05), np.float32(3)
+    c, ref = engines["c"].run(q, x_scale, x_zp), engines["numpy"].run(q, x_scale, x_zp)
+    np.testing.assert_array_equal(c, ref, strict=True)
+    exact = (q.astype(np.int64) - x_zp.astype(np.int64)) @ data.astype(np.int64)[0 if groups == 1 else slice(None)]
+    mult = x_scale * (scale[0] if groups == 1 else scale)
+    expected = exact.astype(np.float32) * mult + (bias.reshape(groups, 1, n)[0] if groups == 1 else bias.reshape(groups, 1, n))
+    np.testing.assert_array_equal(ref, expected.astype(np.float32), strict=True)
+
+
+@pytest.mark.parametrize("block", [0, 16])
+def test_int4_weight_only_uses_c_kernel_and_matches_reference_sum(block):
+    rng = np.random.default_rng(block)
+    w = rng.normal(size=(48, 7)).astype(np.float32)
+    qw = (quantize_tensor(w, "int4", granularity="per_block", axis=0, block_size=block) if block
+          else quantize_tensor(w, "int4", granularity="per_channel", axis=1))
+    bias = rng.normal(size=7).astype(np.float32)
+    x = rng.normal(size=(3, 48)).astype(np.float32)
+    y = one_node_model("WMatMul", [None, 48], qw, bias, {}).run({"x": x})["y"]
+    # the C kernel's documented order: float32 sum over increasing k, multiply then add, bias last
+    wd = qw.dequantize()
+    acc = np.zeros((3, 7), np.float32)
+    for kk in range(48):
+        acc = acc + x[:, kk:kk + 1] * wd[kk:kk + 1, :]
+    np.testing.assert_array_equal(y, acc + bias, strict=True)
+
+
+@pytest.mark.parametrize("dtype, block", [("int8", 0), ("int4", 0), ("int4", 8)])
+def test_qgather_returns_dequantized_rows(dtype, block):
+    rng = np.random.default_rng(5)
+    table = rng.normal(size=(40, 30)).astype(np.float32)
+    qt = (quantize_tensor(table, dtype, granularity="per_block", axis=1, block_size=block) if block
+          else quantize_tensor(table, dtype, granularity="per_channel", axis=0))
+    graph = Graph([Node("QGather", ["t", "idx"], ["y"], {"axis": 0}, "g")], [ValueInfo("idx", "int64", [None, None])],
+                  [ValueInfo("y", "float32", None)], {"t": qt})
+    idx = np.array([[0, 39, -1], [5, 5, 7]], np.int64)
+    y = Model(graph).run({"idx": idx})["y"]
+    np.testing.assert_array_equal(y, qt.dequantize()[np.where(idx < 0, idx + 40, idx)], strict=True)
+    with pytest.raises(ValueError, match="index out of range"):
+        Model(graph).run({"idx": np.array([[40]], np.int64)})

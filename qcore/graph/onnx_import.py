@@ -25,7 +25,7 @@ SUPPORTED_OPS = frozenset({
     "Gather", "Unsqueeze", "Squeeze", "Slice", "Where", "Cast", "CastLike", "Shape", "Size",
     "Constant", "ConstantOfShape", "Expand", "Range", "Equal", "Less", "Greater", "And", "Or",
     "Not", "Neg", "Abs", "Exp", "Log", "Reciprocal", "Identity", "Dropout", "Max", "Min", "Sum",
-    "Floor", "Ceil", "Tile",
+    "Floor", "Ceil", "Tile", "Mod",
 })
 
 

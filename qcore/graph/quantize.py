@@ -120,6 +120,31 @@ def find_sites(graph: Graph, *, exclude_nodes: Sequence[str] = (), exclude_op_ty
     return sites
 
 
+def find_embedding_sites(graph: Graph, *, exclude_nodes: Sequence[str] = (),
+                         exclude_op_types: Sequence[str] = ()) -> list[_Site]:
+    """Gather nodes that look rows up in a constant 2-D float table (embeddings)."""
+    if "Gather" in exclude_op_types:
+        return []
+    skip = set(exclude_nodes)
+    sites = []
+    for node in graph.nodes:
+        if node.op != "Gather" or node.name in skip or int(node.attrs.get("axis", 0)) != 0:
+            continue
+        if not _is_float_const(graph, node.inputs[0]) or node.inputs[1] in graph.initializers:
+            continue
+        table = np.asarray(graph.initializers[node.inputs[0]], dtype=np.float32)
+        if table.ndim == 2 and table.size >= 1024:
+            sites.append(_Site(node, table, output=node.outputs[0]))
+    return sites
+
+
+def _quantize_embedding(site: _Site, dtype: str, block_size: int = 0) -> QuantizedTensor:
+    """One scale per table row (or per block of a row), symmetric."""
+    if block_size:
+        return _quantize_tensor(site.weight, dtype, granularity="per_block", axis=1, block_size=block_size)
+    return _quantize_tensor(site.weight, dtype, granularity="per_channel", axis=0)
+
+
 def _quantize_weight(site: _Site, per_channel: bool, symmetric: bool) -> QuantizedTensor:
     axis = 1 if site.node.op == "MatMul" else 0
     if per_channel:
@@ -144,6 +169,11 @@ def _rewrite(graph: Graph, sites: list[_Site], make: Callable[[_Site], tuple[str
             nodes.append(node)
             continue
         op, qweight, attrs = make(site)
+        if op == "QGather":
+            w_name = f"{node.inputs[0]}.qgather"
+            out.initializers[w_name] = qweight
+            nodes.append(Node(op, [w_name, node.inputs[1]], [site.output], {"axis": 0}, node.name))
+            continue
         w_name = f"{node.inputs[1]}.{op.lower()}"
         out.initializers[w_name] = qweight
         inputs = [node.inputs[0], w_name]
@@ -167,7 +197,7 @@ def _model(graph: Graph) -> Any:
 
 def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = False,
                      exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
-                     op_types: Sequence[str] = ("MatMul",)) -> Any:
+                     op_types: Sequence[str] = ("MatMul",), embeddings: bool = True) -> Any:
     """Dynamic quantization: int8 weights now, activation parameters computed per run.
 
     Parameters
@@ -183,6 +213,9 @@ def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = Fa
         Nodes (by name) and operator types to leave in float.
     op_types : sequence of str
         Which operator types to quantize: MatMul (default, as onnxruntime) and/or Conv.
+    embeddings : bool
+        Also store Gather tables (embeddings) as int8 with one scale per row
+        (``QGather``); looked-up rows are dequantized to float.
 
     Returns
     -------
@@ -197,21 +230,26 @@ def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = Fa
     graph = _as_graph(model)
     sites = find_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types, op_types=op_types)
 
+    if embeddings:
+        sites += find_embedding_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types)
+
     def make(site: _Site) -> tuple[str, QuantizedTensor, dict]:
+        if site.node.op == "Gather":
+            return "QGather", _quantize_embedding(site, "int8"), {}
         op = "QMatMul" if site.node.op == "MatMul" else "QConv"
         attrs: dict[str, Any] = {"activation": "dynamic", "x_dtype": "uint8"}
         if per_row and op == "QMatMul":
             attrs["per_row"] = 1
         return op, _quantize_weight(site, per_channel, True), attrs
 
-    meta = {"mode": "dynamic", "per_channel": per_channel, "per_row": per_row,
+    meta = {"mode": "dynamic", "per_channel": per_channel, "per_row": per_row, "embeddings": embeddings,
             "exclude_nodes": list(exclude_nodes), "exclude_op_types": list(exclude_op_types)}
     return _model(_rewrite(graph, sites, make, meta))
 
 
 def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symmetric: bool = True,
                          exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
-                         op_types: Sequence[str] = QUANTIZABLE_OPS) -> Any:
+                         op_types: Sequence[str] = QUANTIZABLE_OPS, embeddings: bool = True) -> Any:
     """Weight-only quantization: int8 or int4 weights, float activations.
 
     Parameters
@@ -223,6 +261,9 @@ def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symm
         possibly partial.
     symmetric : bool
         Symmetric weights (zero point 0) or affine.
+    embeddings : bool
+        Also store Gather tables with ``bits`` bits, one scale per row (or per block of
+        ``block_size`` columns of a row).
 
     Returns
     -------
@@ -241,7 +282,12 @@ def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symm
     graph = _as_graph(model)
     sites = find_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types, op_types=op_types)
 
+    if embeddings:
+        sites += find_embedding_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types)
+
     def make(site: _Site) -> tuple[str, QuantizedTensor, dict]:
+        if site.node.op == "Gather":
+            return "QGather", _quantize_embedding(site, dtype, block_size), {}
         is_matmul = site.node.op == "MatMul"
         op = "WMatMul" if is_matmul else "WConv"
         if block_size:
@@ -254,6 +300,7 @@ def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symm
         return op, qw, {}
 
     meta = {"mode": "weight-only", "bits": bits, "block_size": block_size, "symmetric": symmetric,
+            "embeddings": embeddings,
             "exclude_nodes": list(exclude_nodes), "exclude_op_types": list(exclude_op_types)}
     return _model(_rewrite(graph, sites, make, meta))
 
@@ -370,7 +417,7 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
                     symmetric_activations: bool = False, op_types: Sequence[str] = QUANTIZABLE_OPS,
                     exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
                     batch_size: int = 64, observer_options: Mapping[str, Any] | None = None,
-                    progress: Progress | None = None) -> Any:
+                    progress: Progress | None = None, embeddings: bool = True) -> Any:
     """Static quantization: int8 weights and activation parameters fixed by calibration.
 
     Parameters
@@ -392,6 +439,8 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
         Keyword arguments for the observer (e.g. ``{"percentile": 99.99}``).
     progress : callable, optional
         Called as ``progress(batches_done, batches_total)``.
+    embeddings : bool
+        Also store Gather tables as int8 with one scale per row (``QGather``).
 
     Returns
     -------
@@ -411,11 +460,20 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
     graph = _as_graph(model)
     sites = find_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types, op_types=op_types)
     wanted = sorted({s.node.inputs[0] for s in sites})
-    ranges = calibrate(graph, wanted, calibration_data, method=method, observer_options=observer_options,
-                       batch_size=batch_size, progress=progress)
     x_dtype = "int8" if symmetric_activations else "uint8"
+    options = dict(observer_options or {})
+    if method == "mse":  # judge candidate ranges by the quantization actually used
+        options.setdefault("dtype", x_dtype)
+        options.setdefault("symmetric", symmetric_activations)
+    ranges = calibrate(graph, wanted, calibration_data, method=method, observer_options=options,
+                       batch_size=batch_size, progress=progress)
+
+    if embeddings:
+        sites += find_embedding_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types)
 
     def make(site: _Site) -> tuple[str, QuantizedTensor, dict]:
+        if site.node.op == "Gather":
+            return "QGather", _quantize_embedding(site, "int8"), {}
         lo, hi = ranges[site.node.inputs[0]]
         scale, zp = _choose_qparams(lo, hi, x_dtype, symmetric=symmetric_activations)
         attrs = {"activation": "static", "x_dtype": x_dtype, "x_scale": float(np.float32(scale)),
@@ -424,6 +482,6 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
         return op, _quantize_weight(site, per_channel, True), attrs
 
     meta = {"mode": "static", "method": method, "per_channel": per_channel,
-            "symmetric_activations": symmetric_activations,
+            "symmetric_activations": symmetric_activations, "embeddings": embeddings,
             "exclude_nodes": list(exclude_nodes), "exclude_op_types": list(exclude_op_types)}
     return _model(_rewrite(graph, sites, make, meta))

@@ -21,6 +21,9 @@ from .quant_ops import QUANT_BUILDERS
 
 Observer = Callable[[str, np.ndarray], None]
 
+#: Input-shape signatures whose shape-only values are kept (oldest dropped first).
+_SHAPE_CACHE_ENTRIES = 16
+
 
 @dataclass
 class NodeTiming:
@@ -63,7 +66,7 @@ class Executor:
         # Quantized weights are bound into their steps; they stay in the table only so that
         # every node input resolves.
         self.constants = dict(graph.initializers)
-        self.steps: list[tuple[Node, Callable[[list], list], list[str]]] = []
+        self.steps: list[tuple[Node, Callable[[list], list], list[str], bool]] = []
         last_use: dict[str, int] = {}
         for index, node in enumerate(graph.nodes):
             for name in node.inputs:
@@ -74,12 +77,24 @@ class Executor:
         for name, index in last_use.items():
             if name not in keep:
                 release[index].append(name)
+        # Shape-only nodes compute from tensor shapes alone (Shape, and anything fed only
+        # by shapes and constants): their values are a function of the input shapes and
+        # are cached per input-shape signature, so a run skips them after the first.
+        shape_only: set[str] = set()
+        self.shape_only_steps = 0
         for index, node in enumerate(graph.nodes):
             if node.op in QUANT_BUILDERS:
                 fn = QUANT_BUILDERS[node.op](node, graph.initializers)
             else:
                 fn = _float_step(FLOAT_OPS[node.op], node.attrs)
-            self.steps.append((node, fn, release[index]))
+            is_shape = node.op in ("Shape", "Size") or (
+                node.op in FLOAT_OPS and any(i in shape_only for i in node.inputs)
+                and all(not i or i in shape_only or i in self.constants for i in node.inputs))
+            if is_shape:
+                shape_only.update(o for o in node.outputs if o)
+                self.shape_only_steps += 1
+            self.steps.append((node, fn, release[index], is_shape))
+        self._shape_cache: dict[tuple, dict[str, np.ndarray]] = {}
 
     # -- input checks ----------------------------------------------------------------
     def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -116,11 +131,22 @@ class Executor:
             Output name -> array.
         """
         values: dict[str, np.ndarray] = dict(self.constants)
-        values.update(self._check_feeds(feeds))
+        checked = self._check_feeds(feeds)
+        values.update(checked)
         wanted = [v.name for v in self.graph.outputs] if outputs is None else list(outputs)
         keep_all = outputs is not None
         clock = time.perf_counter
-        for node, fn, release in self.steps:
+        shape_key = tuple(a.shape for a in checked.values())
+        cached = self._shape_cache.get(shape_key) if self.shape_only_steps else None
+        if cached is not None:
+            values.update(cached)
+        recorded: dict[str, np.ndarray] | None = {} if cached is None and self.shape_only_steps else None
+        for node, fn, release, is_shape in self.steps:
+            if is_shape and cached is not None:
+                if not keep_all:
+                    for name in release:
+                        values.pop(name, None)
+                continue
             args = [values[name] if name else None for name in node.inputs]
             start = clock() if timings is not None else 0.0
             try:
@@ -136,11 +162,17 @@ class Executor:
                     if not isinstance(value, np.ndarray):
                         value = np.asarray(value)
                     values[name] = value
+                    if is_shape and recorded is not None:
+                        recorded[name] = value
                     if observe is not None:
                         observe(name, value)
             if not keep_all:
                 for name in release:
                     values.pop(name, None)
+        if recorded is not None:
+            if len(self._shape_cache) >= _SHAPE_CACHE_ENTRIES:
+                self._shape_cache.pop(next(iter(self._shape_cache)))
+            self._shape_cache[shape_key] = recorded
         try:
             return {name: values[name] for name in wanted}
         except KeyError as exc:

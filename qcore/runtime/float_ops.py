@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ModelError, ShapeError
 
@@ -84,6 +83,14 @@ def _div(inputs: list, attrs: dict) -> list:
     if np.issubdtype(a.dtype, np.integer):
         return [np.trunc(a / b).astype(a.dtype)]  # ONNX integer Div truncates
     return [np.divide(a, b)]
+
+
+@_op("Mod")
+def _mod(inputs: list, attrs: dict) -> list:
+    a, b = inputs
+    if attrs.get("fmod", 0):
+        return [np.fmod(a, b)]  # sign of the dividend (C fmod)
+    return [np.mod(a, b)]  # sign of the divisor (Python %)
 
 
 @_op("Max")
@@ -280,39 +287,42 @@ def conv_geometry(x_shape: tuple[int, ...], kernel: list[int], attrs: dict) -> t
     return strides, dilations, pads[:nd], pads[nd:]
 
 
-def windows(x: Array, kernel: list[int], strides: list[int], dilations: list[int],
-            pads_begin: list[int], pads_end: list[int], pad_value: float | int,
-            extra_end: list[int] | None = None) -> Array:
-    """Sliding windows of an (N, C, *spatial) array: shape (N, C, *out, *kernel).
+def _offset_slices(offsets: tuple[int, ...], strides: list[int], dilations: list[int],
+                   out_spatial: list[int]) -> tuple[slice, ...]:
+    return tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
+                 for o, s, d, n in zip(offsets, strides, dilations, out_spatial))
 
-    A strided view after padding with ``pad_value``; no copy beyond the padding.
-    """
-    nd = len(kernel)
-    extra_end = extra_end or [0] * nd
-    pad_width = [(0, 0), (0, 0)] + [(pads_begin[i], pads_end[i] + extra_end[i]) for i in range(nd)]
+
+def _padded(x: Array, pads_begin: list[int], pads_end: list[int], pad_value: float | int) -> Array:
+    pad_width = [(0, 0), (0, 0)] + list(zip(pads_begin, pads_end))
     if any(p != (0, 0) for p in pad_width):
-        x = np.pad(x, pad_width, mode="constant", constant_values=pad_value)
-    span = [(kernel[i] - 1) * dilations[i] + 1 for i in range(nd)]
-    for i in range(nd):
-        if x.shape[2 + i] < span[i]:
-            raise ShapeError(f"kernel span {span[i]} larger than padded input size {x.shape[2 + i]}")
-    view = sliding_window_view(x, span, axis=tuple(range(2, 2 + nd)))
-    index = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides) + tuple(
-        slice(None, None, d) for d in dilations)
-    return view[index]
+        return np.pad(x, pad_width, mode="constant", constant_values=pad_value)
+    return x
 
 
 def im2col(x: Array, kernel: list[int], group: int, attrs: dict, pad_value: float | int = 0) -> tuple[Array, list[int]]:
-    """Rearrange conv input into (group, N * prod(out), C/group * prod(kernel)) columns."""
+    """Rearrange conv input into (group, N * prod(out), C/group * prod(kernel)) columns.
+
+    One strided copy per kernel offset (``prod(kernel)`` copies of the whole input),
+    columns ordered ``(C/group, *kernel)`` to match the weight's layout.
+    """
     strides, dilations, pb, pe = conv_geometry(x.shape, kernel, attrs)
-    win = windows(x, kernel, strides, dilations, pb, pe, pad_value)
-    n, c = x.shape[0], x.shape[1]
     nd = len(kernel)
-    out_spatial = list(win.shape[2:2 + nd])
-    # (N, C, *out, *k) -> (G, N, *out, C/G, *k)
-    win = win.reshape((n, group, c // group) + win.shape[2:])
-    order = (1, 0) + tuple(range(3, 3 + nd)) + (2,) + tuple(range(3 + nd, 3 + 2 * nd))
-    cols = np.ascontiguousarray(win.transpose(order))
+    xp = _padded(x, pb, pe, pad_value)
+    out_spatial = []
+    for i in range(nd):
+        span = (kernel[i] - 1) * dilations[i] + 1
+        if xp.shape[2 + i] < span:
+            raise ShapeError(f"kernel span {span} larger than padded input size {xp.shape[2 + i]}")
+        out_spatial.append((xp.shape[2 + i] - span) // strides[i] + 1)
+    n, c = x.shape[0], x.shape[1]
+    cg = c // group
+    cols = np.empty((group, n, *out_spatial, cg, *kernel), dtype=x.dtype)
+    # source viewed as (G, N, *spatial, C/G)
+    src = np.moveaxis(xp.reshape(n, group, cg, *xp.shape[2:]), (1, 2), (0, -1))
+    for offsets in np.ndindex(*kernel):
+        index = (slice(None), slice(None)) + _offset_slices(offsets, strides, dilations, out_spatial)
+        cols[(Ellipsis,) + offsets] = src[index]
     rows = n * int(np.prod(out_spatial, dtype=np.int64))
     return cols.reshape(group, rows, -1), out_spatial
 
@@ -361,34 +371,46 @@ def _pool_extra(x_shape: tuple[int, ...], kernel: list[int], strides: list[int],
     return extra
 
 
-@_op("MaxPool")
-def _maxpool(inputs: list, attrs: dict) -> list:
-    x = inputs[0]
+def _pool(x: Array, attrs: dict, pad_value: float | int, reduce: Callable[..., Array]) -> tuple[Array, list[int], list[int], list[int], list[int], list[int], list[int]]:
     kernel = list(attrs["kernel_shape"])
     strides, dilations, pb, pe = conv_geometry(x.shape, kernel, attrs)
     extra = _pool_extra(x.shape, kernel, strides, dilations, pb, pe, bool(attrs.get("ceil_mode", 0)))
-    low = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
-    win = windows(x, kernel, strides, dilations, pb, pe, low, extra)
+    xp = _padded(x, pb, [e + x_ for e, x_ in zip(pe, extra)], pad_value)
     nd = len(kernel)
-    return [win.max(axis=tuple(range(-nd, 0)))]
+    out_spatial = []
+    for i in range(nd):
+        span = (kernel[i] - 1) * dilations[i] + 1
+        if xp.shape[2 + i] < span:
+            raise ShapeError(f"pool window {span} larger than padded input size {xp.shape[2 + i]}")
+        out_spatial.append((xp.shape[2 + i] - span) // strides[i] + 1)
+    result = None
+    for offsets in np.ndindex(*kernel):
+        view = xp[(slice(None), slice(None)) + _offset_slices(offsets, strides, dilations, out_spatial)]
+        result = view.copy() if result is None else reduce(result, view, out=result)
+    return result, kernel, strides, dilations, pb, pe, extra
+
+
+@_op("MaxPool")
+def _maxpool(inputs: list, attrs: dict) -> list:
+    x = inputs[0]
+    low = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
+    return [_pool(x, attrs, low, np.maximum)[0]]
 
 
 @_op("AveragePool")
 def _avgpool(inputs: list, attrs: dict) -> list:
     x = inputs[0]
-    kernel = list(attrs["kernel_shape"])
-    strides, dilations, pb, pe = conv_geometry(x.shape, kernel, attrs)
-    extra = _pool_extra(x.shape, kernel, strides, dilations, pb, pe, bool(attrs.get("ceil_mode", 0)))
+    total, kernel, strides, dilations, pb, pe, extra = _pool(x, attrs, 0, np.add)
     nd = len(kernel)
-    axes = tuple(range(-nd, 0))
-    total = windows(x, kernel, strides, dilations, pb, pe, 0, extra).sum(axis=axes)
+    if not any(pb) and not any(pe) and not any(extra):
+        return [(total / x.dtype.type(np.prod(kernel))).astype(x.dtype, copy=False)]
     ones = np.ones((1, 1) + x.shape[2:], dtype=x.dtype)
     if attrs.get("count_include_pad", 0):
         # Count the explicit padding but not the ceil-mode overhang.
-        padded = np.pad(ones, [(0, 0), (0, 0)] + [(pb[i], pe[i]) for i in range(nd)], constant_values=1)
-        count = windows(padded, kernel, strides, dilations, [0] * nd, [0] * nd, 0, extra).sum(axis=axes)
+        ones = np.pad(ones, [(0, 0), (0, 0)] + [(pb[i], pe[i]) for i in range(nd)], constant_values=1)
+        count = _pool(ones, {**attrs, "pads": [0] * (2 * nd), "auto_pad": "NOTSET"}, 0, np.add)[0]
     else:
-        count = windows(ones, kernel, strides, dilations, pb, pe, 0, extra).sum(axis=axes)
+        count = _pool(ones, attrs, 0, np.add)[0]
     return [(total / count).astype(x.dtype, copy=False)]
 
 

@@ -11,6 +11,8 @@ weights, and returns ``fn(inputs) -> outputs`` that the executor calls per run:
   the zero point), all Conv attributes.
 - ``WMatMul(X, W[, B])`` / ``WConv(X, W[, B])``: weight-only: int8/int4 weights
   (per-channel or blocked), float activations.
+- ``QGather(W, indices)``: an embedding table stored quantized (one scale per row, or
+  per block of a row); the looked-up rows are dequantized to float32.
 """
 
 from __future__ import annotations
@@ -57,8 +59,7 @@ def _activation_quantizer(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray
         per_row = bool(attrs.get("per_row", 0))
 
         def dynamic(x: np.ndarray) -> tuple[np.ndarray, object, object]:
-            scale, zp = kernels.dynamic_params(x, per_row)
-            return kernels.quantize(x, scale, zp, "uint8"), scale, zp
+            return kernels.dynamic_quantize(x, per_row)
         return dynamic
     raise ModelError(f"node {node.name!r}: unknown activation mode {mode!r}")
 
@@ -104,6 +105,17 @@ def build_qconv(node: Node, initializers: dict) -> Step:
 def build_wmatmul(node: Node, initializers: dict) -> Step:
     w = _weight(node, initializers)
     bias = _bias(node, initializers)
+    if w.dtype in ("int4", "uint4") and w.data.ndim == 2 and (
+            (w.axis == 0 and w.block_size) or (w.axis == 1 and not w.block_size)):
+        linear = kernels.Int4Linear(w, bias)
+        k, n = linear.k, linear.n
+
+        def run_int4(inputs: list) -> list:
+            x = inputs[0]
+            if x.shape[-1] != k:
+                raise ShapeError(f"node {node.name!r}: input has {x.shape[-1]} features, weight expects {k}")
+            return [linear.run(x)]
+        return run_int4
 
     def run(inputs: list) -> list:
         y = np.matmul(inputs[0], kernels.dequantize_weight(w))
@@ -121,7 +133,22 @@ def build_wconv(node: Node, initializers: dict) -> Step:
     return run
 
 
+def build_qgather(node: Node, initializers: dict) -> Step:
+    table = initializers.get(node.inputs[0])
+    if not isinstance(table, QuantizedTensor) or table.data.ndim != 2:
+        raise ModelError(f"node {node.name!r} (QGather) needs a 2-D quantized table {node.inputs[0]!r}")
+    rows = table.data.shape[0]
+
+    def run(inputs: list) -> list:
+        idx = np.asarray(inputs[1]).astype(np.int64, copy=False)
+        if idx.size and (idx.min() < -rows or idx.max() >= rows):
+            raise ShapeError(f"node {node.name!r}: index out of range [{-rows}, {rows - 1}]")
+        return [kernels.dequantize_rows(table, np.where(idx < 0, idx + rows, idx))]
+    return run
+
+
 QUANT_BUILDERS: dict[str, Callable[[Node, dict], Step]] = {
+    "QGather": build_qgather,
     "QMatMul": build_qmatmul,
     "QConv": build_qconv,
     "WMatMul": build_wmatmul,
