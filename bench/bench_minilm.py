@@ -101,9 +101,9 @@ def _qcore_build(weight_bits: int | None) -> Callable[[Path, Path], Path]:
         if weight_bits is None:
             model = Model(graph)
         else:
-            from qcore.graph.transformer import quantize_embeddings, quantize_transformer
+            from qcore.graph.transformer import quantize_transformer
 
-            model = quantize_transformer(quantize_embeddings(graph), minilm_support.calibration_feeds(),
+            model = quantize_transformer(graph, minilm_support.calibration_feeds(),
                                          weight_bits=weight_bits, block_size=32)
         out = workdir / f"qcore-{'float32' if weight_bits is None else f'int{weight_bits}'}.qcm"
         save(model, out)

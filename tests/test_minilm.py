@@ -102,9 +102,9 @@ def test_qcore_float_matches_torch(float_graph, feeds, torch_embeddings):
 def test_int8_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
     """int8 weights (GPTQ, smoothed) with per-token dynamic activations: issue 6's targets."""
     from qcore.api import save
-    from qcore.graph.transformer import quantize_embeddings, quantize_transformer
+    from qcore.graph.transformer import quantize_transformer
 
-    model = quantize_transformer(quantize_embeddings(float_graph), minilm_support.calibration_feeds(), weight_bits=8)
+    model = quantize_transformer(float_graph, minilm_support.calibration_feeds(), weight_bits=8)
     ops = model.graph.op_counts()
     assert ops.get("QMatMul") == 36 and "MatMul" in ops  # 36 linear layers int8, attention products float
     assert ops.get("Softmax") == 6 and ops.get("LayerNormalization") == 13
@@ -116,20 +116,20 @@ def test_int8_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
 
 
 def test_int4_weight_only_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
-    """int4 weight-only, blocks of 32 along K, GPTQ rounding with smoothing.
+    """int4 weight-only, affine blocks of 32 along K, GPTQ rounding with smoothing.
 
-    Issue 6 asks for a mean cosine >= 0.99; this recipe reaches about 0.973 (worst
-    sentence about 0.87) on these sentences, so the test pins what is achieved and
-    the gap is reported in bench/RESULTS-minilm.md.
+    Issue 6 asks for a mean cosine >= 0.99; this recipe reaches about 0.980 (worst
+    sentence about 0.90) on these sentences, so the test pins what is achieved and the
+    gap is reported in bench/RESULTS-minilm.md.
     """
     from qcore.api import save
-    from qcore.graph.transformer import quantize_embeddings, quantize_transformer
+    from qcore.graph.transformer import quantize_transformer
 
-    model = quantize_transformer(quantize_embeddings(float_graph), minilm_support.calibration_feeds(),
+    model = quantize_transformer(float_graph, minilm_support.calibration_feeds(),
                                  weight_bits=4, block_size=32)
     assert model.graph.op_counts().get("WMatMul") == 36
     path = tmp_path / "minilm-int4.qcm"
     save(model, path)
     cosine = minilm_support.cosine_rows(_qcore_embeddings(path, feeds), torch_embeddings)
-    assert cosine.mean() >= 0.97, cosine.mean()
-    assert cosine.min() >= 0.85, cosine.min()
+    assert cosine.mean() >= 0.975, cosine.mean()
+    assert cosine.min() >= 0.88, cosine.min()

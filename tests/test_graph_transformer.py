@@ -1,0 +1,142 @@
+"""qcore.graph.transformer on a small encoder built in the test (no torch needed)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+mb = pytest.importorskip("model_builders")
+
+from qcore.errors import CalibrationError, QuantParamError  # noqa: E402
+from qcore.graph import import_onnx  # noqa: E402
+from qcore.graph.transformer import (  # noqa: E402
+    activation_samples,
+    gptq_quantize,
+    quantize_transformer,
+    sensitivity_report,
+    smooth_activations,
+    smoothing_factors,
+)
+from qcore.runtime import Model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    rng = np.random.default_rng(6)
+    graph = import_onnx(mb.transformer(rng, hidden=32, heads=4, ffn=64, layers=2))
+    calibration = [mb.transformer_feeds(rng, batch=2) for _ in range(4)]
+    evaluation = mb.transformer_feeds(rng, batch=3)
+    return graph, calibration, evaluation
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_smoothing_factors_formula():
+    activation_max = np.array([4.0, 1.0, 0.0, 9.0], dtype=np.float32)
+    weight = np.array([[1.0, -2.0], [0.5, 0.25], [1.0, 1.0], [0.0, 0.0]], dtype=np.float32)
+    factors = smoothing_factors(activation_max, weight, 0.5)
+    # sqrt(4) / sqrt(2), sqrt(1) / sqrt(0.5); zero activation or zero weight row -> 1.
+    np.testing.assert_allclose(factors, [np.sqrt(2.0), np.sqrt(2.0), 1.0, 1.0], rtol=1e-6)
+    assert factors.dtype == np.float32
+    huge = smoothing_factors(np.array([1e9], np.float32), np.array([[1e-9]], np.float32), 0.5)
+    assert huge[0] == np.float32(100.0)  # clipped
+    with pytest.raises(QuantParamError, match="alpha"):
+        smoothing_factors(activation_max, weight, 1.5)
+
+
+def test_smoothing_keeps_the_float_function(encoder):
+    graph, calibration, evaluation = encoder
+    smoothed = smooth_activations(graph, calibration, alpha=0.5)
+    linear_count = sum(1 for n in graph.nodes if n.op == "MatMul" and n.inputs[1] in graph.initializers)
+    assert sum(1 for n in smoothed.nodes if n.name.endswith(".smoothing")) == linear_count
+    before = Model(graph).run(evaluation)["hidden"]
+    after = Model(smoothed).run(evaluation)["hidden"]
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
+
+
+def test_searched_smoothing_keeps_the_float_function(encoder):
+    graph, calibration, evaluation = encoder
+    smoothed = smooth_activations(graph, calibration)
+    assert smoothed.metadata["smoothing"]["searched"] is True
+    np.testing.assert_allclose(Model(smoothed).run(evaluation)["hidden"], Model(graph).run(evaluation)["hidden"],
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_calibration_must_not_be_empty(encoder):
+    graph, _, _ = encoder
+    with pytest.raises(CalibrationError, match="at least one"):
+        smooth_activations(graph, [], alpha=0.5)
+    with pytest.raises(CalibrationError, match="never computed"):
+        activation_samples(graph, [mb.transformer_feeds(np.random.default_rng(0))], ["no such value"])
+
+
+def test_gptq_beats_round_to_nearest_on_correlated_inputs():
+    rng = np.random.default_rng(11)
+    mixing = rng.normal(size=(64, 64))
+    samples = (rng.normal(size=(512, 64)) @ mixing).astype(np.float32)
+    samples[:, 3] *= 20.0  # an outlier channel
+    weight = rng.normal(size=(64, 24)).astype(np.float32)
+    reference = samples.astype(np.float64) @ weight
+    for bits, block in ((8, 0), (4, 16)):
+        q = gptq_quantize(weight, samples, bits=bits, block_size=block, symmetric=True)
+        assert q.dtype == ("int8" if bits == 8 else "int4")
+        assert (q.axis, q.block_size) == ((1, 0) if block == 0 else (0, block))
+        qmax = 127 if bits == 8 else 7
+        assert q.data.min() >= -qmax - 1 and q.data.max() <= qmax
+        nearest_scale = (np.abs(weight).max(axis=0) / qmax if block == 0 else
+                         np.repeat(np.abs(weight.reshape(-1, block, 24)).max(axis=1) / qmax, block, axis=0))
+        nearest = np.clip(np.rint(weight / nearest_scale), -qmax - 1, qmax) * nearest_scale
+        gptq_error = np.linalg.norm(reference - samples @ q.dequantize().astype(np.float64))
+        nearest_error = np.linalg.norm(reference - samples @ nearest)
+        assert gptq_error < 0.8 * nearest_error, (bits, gptq_error, nearest_error)
+
+
+def test_gptq_affine_blocks_and_bad_arguments():
+    rng = np.random.default_rng(12)
+    samples = rng.normal(size=(128, 40)).astype(np.float32)
+    weight = (rng.normal(size=(40, 8)) + 0.5).astype(np.float32)
+    q = gptq_quantize(weight, samples, bits=4, block_size=16, symmetric=False)
+    assert q.scale.shape == (3, 8) and q.zero_point.shape == (3, 8)  # 40 rows: blocks 16, 16, 8
+    assert np.abs(q.zero_point).max() > 0
+    assert np.abs(q.dequantize() - weight).max() < 0.5
+    with pytest.raises(QuantParamError, match="bits"):
+        gptq_quantize(weight, samples, bits=3)
+    with pytest.raises(QuantParamError, match="do not match"):
+        gptq_quantize(weight, samples[:, :10])
+    with pytest.raises(QuantParamError, match="block size"):
+        gptq_quantize(weight, samples, bits=4, symmetric=False)
+
+
+def test_quantize_transformer_int8_and_int4(encoder):
+    graph, calibration, evaluation = encoder
+    reference = Model(graph).run(evaluation)["hidden"]
+    int8 = quantize_transformer(graph, calibration, weight_bits=8)
+    ops = int8.graph.op_counts()
+    assert ops.get("QMatMul", 0) > 0 and "Softmax" in ops and ops.get("QGather", 0) >= 1
+    assert _cosine(int8.run(evaluation)["hidden"], reference) > 0.999
+    int4 = quantize_transformer(graph, calibration, weight_bits=4, block_size=16)
+    assert int4.graph.op_counts().get("WMatMul", 0) == ops["QMatMul"]
+    assert _cosine(int4.run(evaluation)["hidden"], reference) > 0.98
+    nearest = quantize_transformer(graph, calibration, weight_bits=8, rounding="nearest", alpha=0.5)
+    assert _cosine(nearest.run(evaluation)["hidden"], reference) > 0.999
+    with pytest.raises(QuantParamError, match="weight_bits"):
+        quantize_transformer(graph, calibration, weight_bits=2)
+    with pytest.raises(QuantParamError, match="rounding"):
+        quantize_transformer(graph, calibration, rounding="stochastic")
+
+
+def test_sensitivity_report_covers_every_linear_layer(encoder):
+    graph, calibration, evaluation = encoder
+    report = sensitivity_report(graph, [evaluation], calibration=calibration)
+    linears = {n.name for n in graph.nodes if n.op == "MatMul" and n.inputs[1] in graph.initializers}
+    assert {entry.node for entry in report} == linears
+    worst = [entry.cosine_worst for entry in report]
+    assert worst == sorted(worst)
+    assert all(0.9 < entry.cosine_worst <= 1.0 and entry.sqnr_db > 10 for entry in report)
