@@ -546,8 +546,9 @@ def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def sensitivity_report(model: Any, feeds: Sequence[Feeds], *, calibration: Iterable[Feeds] | None = None,
-                       alpha: float | Mapping[str, float] = 0.5, output: str | None = None) -> list[LayerSensitivity]:
-    """Cost of quantizing each linear layer alone (int8, :func:`quantize_transformer`'s recipe).
+                       alpha: float | Mapping[str, float] | str = "search",
+                       output: str | None = None) -> list[LayerSensitivity]:
+    """Cost of quantizing each linear layer alone in int8 (smoothing, per-token activations).
 
     Parameters
     ----------
@@ -556,9 +557,10 @@ def sensitivity_report(model: Any, feeds: Sequence[Feeds], *, calibration: Itera
     feeds : sequence of mapping
         Evaluation feeds; each one's first axis is the batch.
     calibration : iterable of mapping, optional
-        Smoothing statistics, as for :func:`quantize_transformer`.
-    alpha : float or mapping
-        Smoothing strength.
+        Smoothing statistics, as for :func:`quantize_transformer`; without it the layers
+        are not smoothed.
+    alpha : float, mapping or "search"
+        Smoothing strength (:func:`smooth_activations`).
     output : str, optional
         The graph output to compare (default: the first).
 
@@ -569,7 +571,9 @@ def sensitivity_report(model: Any, feeds: Sequence[Feeds], *, calibration: Itera
 
     Notes
     -----
-    For each layer the model is quantized with every other MatMul excluded; the output
+    For each layer the model is quantized with every other MatMul excluded (weights
+    rounded to nearest, so the figures show the layer's exposure, not GPTQ's result,
+    and embeddings left in float); the output
     is compared with the float model's per batch row: cosine (mean and worst) and
     ``SQNR = 10 log10(sum y**2 / sum (y - y_q)**2)`` over all feeds.
     """
