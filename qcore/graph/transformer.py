@@ -31,6 +31,19 @@ from ..reference.tensor import QuantizedTensor
 from .ir import Graph, Node
 from .quantize import _as_graph, find_sites, quantize_dynamic, quantize_weight_only
 
+__all__ = [
+    "ALPHA_GRID",
+    "LayerSensitivity",
+    "activation_channel_maxima",
+    "activation_samples",
+    "gptq_quantize",
+    "quantize_transformer",
+    "search_smoothing",
+    "sensitivity_report",
+    "smooth_activations",
+    "smoothing_factors",
+]
+
 #: Smoothing factors are clipped to this range so no channel is scaled absurdly.
 SMOOTHING_LIMITS = (1e-2, 1e2)
 
@@ -104,7 +117,23 @@ def activation_samples(graph: Graph, calibration: Iterable[Feeds], values: Seque
                        max_rows: int = 4096) -> dict[str, np.ndarray]:
     """Rows of the given values (flattened to ``[rows, channels]``) over calibration data.
 
-    At most ``max_rows`` rows per value are kept (the first ones), so memory stays bounded.
+    Parameters
+    ----------
+    graph : Graph
+        The float graph.
+    calibration : iterable of mapping
+        Feeds (one array per graph input). Unpadded sentences are best: padding rows
+        would count as data.
+    values : sequence of str
+        Value names to record.
+    max_rows : int
+        At most this many rows per value are kept (the first ones), so memory stays
+        bounded.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        float32 ``[rows, channels]`` per value.
 
     Raises
     ------
