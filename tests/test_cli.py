@@ -150,3 +150,10 @@ def test_demo_runs_without_onnx(capsys, monkeypatch):
 
     f, i = (float(v) for v in re.search(r"float ([\d.]+) %\s+int8 ([\d.]+) %", out).groups())
     assert abs(f - i) <= 0.5
+
+
+def test_progress_bar_on_stderr(files, tmp_path, capsys):
+    assert run_cli("quantize", files / "mlp.onnx", "-o", tmp_path / "m.qcm", "--mode", "static",
+                   "--calibration", files / "calib.npz", "--batch-size", "10") == 0
+    err = capsys.readouterr().err
+    assert "calibrating [" in err and "10/10" in err and "quantizing weights [" in err and "3/3" in err
