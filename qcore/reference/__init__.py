@@ -8,8 +8,8 @@ from .conv import conv_integer, qlinear_conv
 from .dtypes import INT_TYPES, IntType, int_type
 from .matmul import matmul_integer, qlinear_matmul
 from .onnx_ops import dequantize_linear, dynamic_quantize_linear, quantize_linear
-from .requant import requantize_float
 from .packing import pack_int2, pack_int4, unpack_int2, unpack_int4
+from .requant import requantize_float
 
 __all__ = [
     "INT_TYPES",
