@@ -62,6 +62,19 @@ class QuantizedTensor:
             raise QuantParamError(f"axis {self.axis} out of range for rank {self.data.ndim}")
         elif self.block_size < 0:
             raise QuantParamError(f"block_size must be >= 0, got {self.block_size}")
+        elif self.block_size:
+            expected = list(self.data.shape)
+            expected[self.axis] = -(-self.data.shape[self.axis] // self.block_size)
+            if tuple(self.scale.shape) != tuple(expected):
+                raise ShapeError(f"blocked scale must have shape {tuple(expected)}, got {self.scale.shape}")
+        elif self.scale.shape != (self.data.shape[self.axis],):
+            raise ShapeError(f"per-axis scale must have shape ({self.data.shape[self.axis]},), got {self.scale.shape}")
+        scale = np.asarray(self.scale)
+        if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise QuantParamError("scale must be finite and > 0")
+        zero_point = np.asarray(self.zero_point)
+        if zero_point.size and (zero_point.min() < itype.qmin or zero_point.max() > itype.qmax):
+            raise QuantParamError(f"zero_point outside the range of {itype.name} [{itype.qmin}, {itype.qmax}]")
 
     @property
     def granularity(self) -> str:
@@ -75,6 +88,13 @@ class QuantizedTensor:
         """Shape of the tensor."""
         return tuple(self.data.shape)
 
+    def expanded_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scale (float32) and zero point (int64) broadcast to the shape of ``data``."""
+        return (
+            expand_to(self.scale, self.data.shape, self.axis, self.block_size),
+            expand_to(self.zero_point.astype(np.int64), self.data.shape, self.axis, self.block_size),
+        )
+
     def dequantize(self) -> np.ndarray:
         """Return ``(data - zero_point) * scale`` as float32 (ONNX DequantizeLinear)."""
         from .onnx_ops import dequantize_linear
@@ -86,3 +106,20 @@ class QuantizedTensor:
             axis=1 if self.axis is None else self.axis,
             block_size=self.block_size,
         )
+
+
+def expand_to(param: np.ndarray, shape: tuple[int, ...], axis: int | None, block_size: int = 0) -> np.ndarray:
+    """Broadcast a per-tensor, per-axis or blocked parameter to every element of ``shape``.
+
+    Per-tensor: any one-element array. Per-axis: 1-D of length ``shape[axis]``. Blocked:
+    the rank of ``shape`` with ``ceil(shape[axis] / block_size)`` along ``axis`` (the last
+    block may be partial), as ONNX lays blocked scales out.
+    """
+    param = np.asarray(param)
+    if axis is None:
+        return np.broadcast_to(param.reshape(()), shape)
+    if block_size:
+        return np.repeat(param, block_size, axis=axis).take(np.arange(shape[axis]), axis=axis)
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    return np.broadcast_to(param.reshape(view), shape)
