@@ -29,9 +29,11 @@ set +e
     -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$work/corpus" >"$work/log" 2>&1
 status=$?
 set -e
-tail -n 40 "$work/log"
+tail -n 20 "$work/log"
 if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/artifacts")" ]; then
-    echo "fuzz_qcm found a problem (exit $status); reproducer(s), base64:"
+    echo "fuzz_qcm found a problem (exit $status):"
+    grep -E "ERROR:|SUMMARY:|runtime error:|#[0-9]+ 0x" "$work/log" | head -n 30 || true
+    echo "reproducer(s), base64:"
     for f in "$work"/artifacts/*; do
         [ -e "$f" ] || continue
         echo "--- $(basename "$f")"
