@@ -167,7 +167,9 @@ def test_quantize_tensor_result_layout():
         q.scale[:, 2:3, :], choose_qparams(last, last, "int4", symmetric=False)[0]
     )
     qc = quantize_tensor(x, "uint8", granularity="per_channel", axis=-1, symmetric=False)
-    assert qc.axis == 2 and qc.scale.shape == (4,)
+    assert qc.axis == 2 and qc.scale.shape == (4,) and qc.granularity == "per_axis"
+    same = quantize_tensor(x, "uint8", granularity=qc.granularity, axis=2, symmetric=False)
+    np.testing.assert_array_equal(same.data, qc.data, strict=True)
     expected = quantize_linear(x, qc.scale, qc.zero_point, axis=2)
     np.testing.assert_array_equal(qc.data, expected, strict=True)
 
@@ -237,3 +239,28 @@ def test_choose_qparams_bad_input():
         quant_range("uint8", symmetric=True, convention="pytorch", reduce_range=True)
     with pytest.raises(QuantParamError):
         quant_range("int2", convention="onnx", reduce_range=True)
+
+
+def test_torch_dequantize_is_the_onnx_formula():
+    torch = _torch()
+    rng = np.random.default_rng(21)
+    for zp, tdtype, dtype in ((77, torch.quint8, "uint8"), (-3, torch.qint8, "int8")):
+        x = (rng.standard_normal(20_000) * 0.5).astype(np.float32)
+        q = quantize_tensor(x, dtype, symmetric=False, convention="pytorch")
+        tq = torch.quantize_per_tensor(torch.from_numpy(x), float(q.scale), int(q.zero_point), tdtype)
+        np.testing.assert_array_equal(q.dequantize(), tq.dequantize().numpy(), strict=True)
+
+
+def test_quantized_tensor_validates_its_parameters():
+    data = np.zeros((4, 6), np.int8)
+    with pytest.raises(ShapeError):
+        QuantizedTensor(data, np.ones(4, np.float32), np.zeros(4, np.int8), "int8", axis=1)
+    with pytest.raises(ShapeError):
+        QuantizedTensor(data, np.ones((4, 2), np.float32), np.zeros((4, 2), np.int8), "int8", axis=1, block_size=2)
+    QuantizedTensor(data, np.ones((4, 2), np.float32), np.zeros((4, 2), np.int8), "int8", axis=1, block_size=3)
+    with pytest.raises(QuantParamError):
+        QuantizedTensor(data, np.float32(0), np.int8(0), "int8")
+    with pytest.raises(QuantParamError):
+        QuantizedTensor(data, np.float32(np.nan), np.int8(0), "int8")
+    with pytest.raises(QuantParamError):
+        QuantizedTensor(data, np.float32(1), np.int8(8), "int4")

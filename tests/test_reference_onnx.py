@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from qcore.errors import DTypeError, NonFiniteError, QuantParamError, ShapeError
+from qcore.reference.tensor import QuantizedTensor
 from qcore.reference import (
     conv_integer,
     dequantize_linear,
@@ -272,6 +273,11 @@ def test_dequantize_float16_scale_gives_float16_computed_in_float32() -> None:
     )
 
 
+def test_dequantize_float16_output_beyond_range_is_inf() -> None:
+    y = dequantize_linear(np.array([30000, -30000, 10], np.int16), np.float16(4))
+    eq(y, [np.inf, -np.inf, 40], np.float16)
+
+
 def test_dequantize_per_axis_and_blocked() -> None:
     x = np.array([[10, 20, 30], [-10, 0, 10]], np.int8)
     scale, zp = f32([1, 0.5, 0.25]), np.array([0, 20, -2], np.int8)
@@ -284,6 +290,27 @@ def test_dequantize_per_axis_and_blocked() -> None:
 def test_dequantize_subbyte_values_in_containers() -> None:
     x = unpack_int4(pack_int4(np.array([-8, -1, 0, 7], np.int8)), 4)
     eq(dequantize_linear(x, f32(0.5), np.int8(-1)), [-3.5, 0, 0.5, 4], np.float32)
+
+
+def test_dequantize_rejects_ml_dtypes_subbyte_arrays() -> None:
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    with pytest.raises(DTypeError, match="one per element"):
+        dequantize_linear(np.array([1, -2], dtype=ml_dtypes.int4), f32(1))
+
+
+def test_quantized_tensor_dequantize_uses_the_reference() -> None:
+    data = np.array([[1, 2, 3], [4, 5, 6]], np.int8)
+    tensor = QuantizedTensor(data, f32([0.5, 2.0]), np.array([1, -1], np.int8), "int8", axis=0)
+    eq(tensor.dequantize(), [[0, 0.5, 1], [10, 12, 14]], np.float32)
+    tensor = QuantizedTensor(data, f32(0.25), np.int8(2), "int8")
+    eq(tensor.dequantize(), [[-0.25, 0, 0.25], [0.5, 0.75, 1]], np.float32)
+
+
+def test_empty_and_zero_size_shapes() -> None:
+    eq(matmul_integer(np.zeros((2, 0), np.int8), np.zeros((0, 3), np.int8)), np.zeros((2, 3)), np.int32)
+    eq(matmul_integer(np.zeros((0, 4), np.uint8), np.ones((4, 3), np.uint8)), np.zeros((0, 3)), np.int32)
+    eq(conv_integer(np.zeros((0, 2, 5), np.uint8), np.ones((3, 2, 2), np.uint8)), np.zeros((0, 3, 4)), np.int32)
+    eq(dequantize_linear(np.zeros((0, 3), np.uint8), f32([1, 2, 3])), np.zeros((0, 3)), np.float32)
 
 
 def test_dequantize_rejects_bad_input() -> None:

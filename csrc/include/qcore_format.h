@@ -74,6 +74,7 @@ typedef struct qc_qcm_reader {
     uint32_t tensor_count;
     uint32_t metadata_count;
     uint32_t names_length;
+    uint32_t is_open;          /* 1 after a successful qc_qcm_open_memory, else 0 */
     int64_t error_tensor;      /* table index of the offending tensor, or -1 */
     int64_t error_entry;       /* index of the offending metadata entry, or -1 */
     uint64_t error_value;      /* the offending value (field, offset, checksum, ...) */
@@ -124,7 +125,9 @@ uint32_t qc_crc32c_hardware(uint32_t crc, const void *data, size_t size);
 int qc_crc32c_hardware_available(void);
 
 /* Validates the preamble and the whole directory (every header-level rule); O(size of the
- * directory), independent of the tensor data size. */
+ * directory), independent of the tensor data size. On failure the reader is left closed
+ * (no tensors, no metadata; the other functions return QC_E_INVALID_ARGUMENT) with the
+ * error_* fields describing the broken rule. */
 qc_status qc_qcm_open_memory(const uint8_t *data, size_t size, qc_qcm_reader *out);
 uint32_t qc_qcm_tensor_count(const qc_qcm_reader *reader);
 qc_status qc_qcm_tensor_info(const qc_qcm_reader *reader, uint32_t index, qc_qcm_tensor *out);

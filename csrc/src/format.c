@@ -439,8 +439,9 @@ static int qc__key_char(uint8_t c) {
 static const char qc__graph_prefix[] = "qcore.graph.";
 static const char qc__graph_version_key[] = "qcore.graph.schema_version";
 
-/* Parses one entry at *pos (absolute offset) within [.., end). Checks every metadata rule
- * except ordering. `entry` is only used for error reporting. */
+/* Parses one entry at *pos (absolute offset) within [.., end) into *out and advances *pos.
+ * Checks every per-entry metadata rule (key, type, value, bounds); ordering and the graph
+ * schema are checked by the caller. On failure *bad_value is the offending value. */
 static qc_status qc__parse_entry(const qc_qcm_reader *r, uint64_t *pos, uint64_t end, qc_qcm_metadata *out,
                                  uint64_t *bad_value) {
     const uint8_t *d = r->data;
@@ -684,22 +685,32 @@ qc_status qc_qcm_open_memory(const uint8_t *data, size_t size, qc_qcm_reader *ou
     r->metadata_offset = r->names_offset + names_length;
     r->metadata_length = dir_length - fixed;
 
-    QC__TRY(qc__check_records(r));
-    QC__TRY(qc__check_references(r));
-    QC__TRY(qc__check_name_index(r));
-    QC__TRY(qc__check_metadata(r));
+    qc_status status = qc__check_records(r);
+    if (status == QC_OK) status = qc__check_references(r);
+    if (status == QC_OK) status = qc__check_name_index(r);
+    if (status == QC_OK) status = qc__check_metadata(r);
+    if (status != QC_OK) {
+        /* Leave nothing a caller could read through without checking the status. */
+        r->tensor_count = 0;
+        r->metadata_count = 0;
+        r->metadata_length = 0;
+        return status;
+    }
+    r->is_open = 1;
     return QC_OK;
 }
 
 /* ---- accessors ---------------------------------------------------------------------- */
 
-uint32_t qc_qcm_tensor_count(const qc_qcm_reader *reader) { return reader ? reader->tensor_count : 0; }
+uint32_t qc_qcm_tensor_count(const qc_qcm_reader *reader) {
+    return reader != NULL && reader->is_open ? reader->tensor_count : 0;
+}
 
 qc_status qc_qcm_tensor_info(const qc_qcm_reader *reader, uint32_t index, qc_qcm_tensor *out) {
     if (reader == NULL || out == NULL) {
         return QC_E_NULL_POINTER;
     }
-    if (index >= reader->tensor_count) {
+    if (!reader->is_open || index >= reader->tensor_count) {
         return QC_E_INVALID_ARGUMENT;
     }
     const uint8_t *rec = qc__record(reader, index);
@@ -730,6 +741,9 @@ qc_status qc_qcm_tensor_info(const qc_qcm_reader *reader, uint32_t index, qc_qcm
 qc_status qc_qcm_find_tensor(const qc_qcm_reader *reader, const char *name, uint32_t *index_out) {
     if (reader == NULL || name == NULL || index_out == NULL) {
         return QC_E_NULL_POINTER;
+    }
+    if (!reader->is_open) {
+        return QC_E_INVALID_ARGUMENT;
     }
     const uint8_t *index = reader->data + reader->directory_offset +
                            (uint64_t)reader->tensor_count * QC_QCM_RECORD_SIZE;
@@ -831,7 +845,7 @@ qc_status qc_qcm_verify_tensor(qc_qcm_reader *reader, uint32_t index) {
     if (reader == NULL) {
         return QC_E_NULL_POINTER;
     }
-    if (index >= reader->tensor_count) {
+    if (!reader->is_open || index >= reader->tensor_count) {
         return QC_E_INVALID_ARGUMENT;
     }
     QC__TRY(qc__verify_bytes(reader, index));
@@ -847,6 +861,9 @@ qc_status qc_qcm_verify(qc_qcm_reader *reader) {
     if (reader == NULL) {
         return QC_E_NULL_POINTER;
     }
+    if (!reader->is_open) {
+        return QC_E_INVALID_ARGUMENT;
+    }
     for (uint32_t i = 0; i < reader->tensor_count; i++) {
         QC__TRY(qc__verify_bytes(reader, i));
     }
@@ -861,6 +878,9 @@ qc_status qc_qcm_verify(qc_qcm_reader *reader) {
 qc_status qc_qcm_metadata_next(const qc_qcm_reader *reader, uint64_t *cursor, qc_qcm_metadata *out) {
     if (reader == NULL || cursor == NULL || out == NULL) {
         return QC_E_NULL_POINTER;
+    }
+    if (!reader->is_open) {
+        return QC_E_INVALID_ARGUMENT;
     }
     uint64_t end = reader->metadata_offset + reader->metadata_length;
     uint64_t pos = *cursor == 0 ? reader->metadata_offset : *cursor;

@@ -159,7 +159,7 @@ def pack_subbyte(values: np.ndarray, bits: int) -> np.ndarray:
     pad = (-flat.size) % per_byte
     if pad:
         flat = np.concatenate([flat, np.zeros(pad, np.uint8)])
-    lanes = flat.reshape(-1, per_byte).astype(np.uint8)
+    lanes = flat.reshape(-1, per_byte)
     out = np.zeros(lanes.shape[0], np.uint8)
     for k in range(per_byte):
         out |= lanes[:, k] << np.uint8(k * bits)

@@ -1,8 +1,9 @@
 """The .qcm reader: memory-maps the file, validates it, hands out zero-copy NumPy views.
 
-The rules of docs/FORMAT.md are checked in the order the document lists them (the C
-reader in csrc/src/format.c follows the same order), and the first broken one raises
-its own :class:`~qcore.format.errors.QcmError` subclass.
+The rules of docs/FORMAT.md are checked in the order the document lists them (header
+level in :mod:`qcore.format.validate`, value level here; the C reader in
+csrc/src/format.c follows the same order), and the first broken one raises its own
+:class:`~qcore.format.errors.QcmError` subclass.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from typing import Union
 
 import numpy as np
 
+from .._native import ffi, lib
 from ..reference.tensor import QuantizedTensor
 from . import errors as E
 from . import layout as L
-from .metadata import MetadataValue, decode_metadata
+from .validate import ROLE_NAMES, SCHEME_NAMES, parse
 
 Tensor = Union[np.ndarray, QuantizedTensor]
-_SCHEMES = {L.SCHEME_NONE: "none", L.SCHEME_PER_TENSOR: "per_tensor", L.SCHEME_PER_AXIS: "per_axis",
-            L.SCHEME_BLOCKED: "blocked"}
-_ROLES = {L.ROLE_DATA: "data", L.ROLE_SCALE: "scale", L.ROLE_ZERO_POINT: "zero_point"}
+_PACKED_CODES = frozenset(t.code for t in L.ELEMENT_TYPES.values() if t.packed)
 
 
 @dataclass(frozen=True)
@@ -76,200 +76,16 @@ def _opt(index: int) -> int | None:
     return None if index == L.NONE else index
 
 
-def _parse(buf, size: int) -> tuple[list[TensorInfo], dict[str, MetadataValue]]:
-    """Apply every header-level rule to the bytes ``buf`` (length ``size``)."""
-    if size < L.PREAMBLE_SIZE:
-        raise E.TruncatedError(f"file is {size} bytes, shorter than the {L.PREAMBLE_SIZE}-byte preamble")
-    (magic, mark, version, flags, alignment, file_size, dir_offset, dir_length, tensor_count,
-     metadata_count, names_length, stored_crc) = L.PREAMBLE.unpack_from(buf, 0)
-    if magic != L.MAGIC:
-        raise E.BadMagicError(f"first bytes are {bytes(magic)!r}, expected {L.MAGIC!r}")
-    if mark != L.BYTE_ORDER_MARK:
-        what = "a big-endian file" if mark == 0x04030201 else "not a byte-order mark"
-        raise E.ByteOrderError(f"byte-order mark reads 0x{mark:08x} ({what}); version 1 files are little-endian")
-    if version != L.VERSION:
-        raise E.UnsupportedVersionError(f"format version {version}; this reader reads version {L.VERSION}")
-    if flags != 0:
-        raise E.UnsupportedFlagsError(f"preamble flags 0x{flags:08x}; version 1 defines none")
-    if alignment != L.ALIGNMENT:
-        raise E.UnsupportedAlignmentError(f"alignment field {alignment}, must be {L.ALIGNMENT}")
-    if size < file_size:
-        raise E.TruncatedError(f"file is {size} bytes but declares {file_size}")
-    if size > file_size:
-        raise E.TrailingDataError(f"file is {size} bytes but declares {file_size}")
-    if dir_length > L.MAX_DIRECTORY:
-        raise E.HeaderTooLargeError(f"directory length {dir_length} is over the cap {L.MAX_DIRECTORY}")
-    if tensor_count > L.MAX_TENSORS:
-        raise E.TooManyTensorsError(f"tensor count {tensor_count} is over the cap {L.MAX_TENSORS}")
-    if metadata_count > L.MAX_METADATA:
-        raise E.TooManyMetadataError(f"metadata count {metadata_count} is over the cap {L.MAX_METADATA}")
-    fixed = tensor_count * (L.RECORD_SIZE + L.INDEX_ENTRY_SIZE) + names_length
-    if (dir_offset < L.PREAMBLE_SIZE or dir_offset % L.ALIGNMENT or dir_offset > file_size
-            or file_size - dir_offset != dir_length):
-        raise E.DirectoryBoundsError(
-            f"directory at {dir_offset} of length {dir_length} does not end the {file_size}-byte file "
-            f"at a 64-byte boundary after the preamble")
-    if fixed > dir_length:
-        raise E.DirectoryBoundsError(
-            f"{tensor_count} records, their index and {names_length} bytes of names need {fixed} bytes; "
-            f"the directory has {dir_length}")
-    directory = memoryview(buf)[dir_offset:dir_offset + dir_length]
-    crc = L.crc32c(directory, L.crc32c(memoryview(buf)[:60]))
-    if crc != stored_crc:
-        raise E.HeaderChecksumError(f"computed 0x{crc:08x}, stored 0x{stored_crc:08x}")
-
-    names_offset = tensor_count * (L.RECORD_SIZE + L.INDEX_ENTRY_SIZE)
-    pool = bytes(directory[names_offset:names_offset + names_length])
-    raw = list(L.RECORD.iter_unpack(directory[:tensor_count * L.RECORD_SIZE]))
-    names: list[bytes] = []
-    infos_partial = []
-    cursor = L.PREAMBLE_SIZE
-    pool_cursor = 0
-    for i, rec in enumerate(raw):
-        (offset, data_size, name_offset, name_length, code, rank, role, scheme, convention, reserved0,
-         axis, block_size, scale_index, zp_index, owner, data_crc, reserved1) = rec[:17]
-        dims = rec[17:]
-        tag = f"#{i}"
-        if name_length == 0 or name_length > L.MAX_NAME:
-            raise E.BadNameError(f"tensor {tag}: name length {name_length} not in 1..{L.MAX_NAME}")
-        if name_offset != pool_cursor:
-            raise E.BadNameError(f"tensor {tag}: name offset {name_offset}, expected {pool_cursor} (pool is tiled in order)")
-        if name_length + 1 > names_length - pool_cursor:
-            raise E.BadNameError(f"tensor {tag}: name of {name_length} bytes runs past the name pool")
-        name_raw = pool[name_offset:name_offset + name_length]
-        try:
-            if b"\0" in name_raw or pool[name_offset + name_length] != 0:
-                raise UnicodeError
-            name = name_raw.decode("utf-8")
-        except UnicodeError:
-            raise E.BadNameError(f"tensor {tag}: name {name_raw!r} is not NUL-free UTF-8 followed by NUL") from None
-        pool_cursor += name_length + 1
-        etype = L.ELEMENT_TYPES.get(code)
-        if etype is None:
-            raise E.UnknownElementTypeError(f"element type code {code}", tensor=name)
-        if rank > L.MAX_RANK:
-            raise E.RankError(f"rank {rank} is over {L.MAX_RANK}", tensor=name)
-        if reserved0 or reserved1:
-            raise E.ReservedFieldError(f"reserved record fields are {reserved0}, {reserved1}", tensor=name)
-        if any(dims[rank:]):
-            raise E.ReservedFieldError(f"dimension slots past rank {rank} are {dims[rank:]}", tensor=name)
-        shape = tuple(dims[:rank])
-        count = 1
-        for d in shape:
-            count *= d
-            if count > L.INT64_MAX:
-                break
-        nbytes = etype.byte_size(count)
-        if count > L.INT64_MAX or nbytes > L.INT64_MAX:
-            raise E.ShapeOverflowError(f"shape {shape} has over 2**63 - 1 elements or bytes", tensor=name)
-        if data_size != nbytes:
-            raise E.SizeMismatchError(f"data size {data_size}, {etype.name} {shape} takes {nbytes}", tensor=name)
-        if offset % L.ALIGNMENT:
-            raise E.MisalignedError(f"data offset {offset} is not a multiple of {L.ALIGNMENT}", tensor=name)
-        if offset < cursor:
-            raise E.OverlapError(f"data offset {offset} is before the previous tensor's padded end {cursor}", tensor=name)
-        if offset > cursor:
-            raise E.HoleError(f"data offset {offset} leaves a hole after {cursor}", tensor=name)
-        end = offset + data_size
-        if end > dir_offset:
-            raise E.OverlapError(f"data ends at {end}, inside the directory at {dir_offset}", tensor=name)
-        cursor = L.align(end)
-        if role > L.ROLE_ZERO_POINT:
-            raise E.UnknownRoleError(f"role code {role}", tensor=name)
-        if scheme > L.SCHEME_BLOCKED:
-            raise E.UnknownSchemeError(f"scheme code {scheme}", tensor=name)
-        if (convention != 0) if scheme == L.SCHEME_NONE else convention not in L.CONVENTION_NAMES:
-            raise E.UnknownConventionError(
-                f"convention code {convention} with scheme {_SCHEMES[scheme]}", tensor=name)
-        if scheme != L.SCHEME_NONE and etype.qrange is None:
-            raise E.QuantTypeError(f"{etype.name} data cannot be quantized", tensor=name)
-        if (axis >= rank) if scheme in (L.SCHEME_PER_AXIS, L.SCHEME_BLOCKED) else axis != 0:
-            raise E.AxisError(f"axis {axis} with scheme {_SCHEMES[scheme]} and rank {rank}", tensor=name)
-        if (block_size == 0) if scheme == L.SCHEME_BLOCKED else block_size != 0:
-            raise E.BlockSizeError(f"block size {block_size} with scheme {_SCHEMES[scheme]}", tensor=name)
-        names.append(name_raw)
-        infos_partial.append(TensorInfo(
-            i, name, etype.name, shape, offset, data_size, data_crc, _ROLES[role], _SCHEMES[scheme], axis,
-            block_size, L.CONVENTION_NAMES.get(convention), _opt(scale_index), _opt(zp_index), _opt(owner)))
-    if pool_cursor != names_length:
-        raise E.BadNameError(f"names use {pool_cursor} bytes of a {names_length}-byte pool")
-    if cursor != dir_offset:
-        raise E.HoleError(f"tensor data ends at {cursor}, the directory starts at {dir_offset}")
-
-    _check_references(infos_partial, raw)
-    index = np.frombuffer(directory, "<u4", tensor_count, tensor_count * L.RECORD_SIZE).tolist()
-    prev = None
-    for k, i in enumerate(index):
-        if i >= tensor_count:
-            raise E.NameIndexError(f"name index entry {k} is {i}, there are {tensor_count} tensors")
-        if prev is not None:
-            if names[prev] == names[i]:
-                raise E.DuplicateNameError(f"tensors #{prev} and #{i} share the name", tensor=infos_partial[i].name)
-            if names[prev] > names[i]:
-                raise E.NameIndexError(f"name index entry {k} is out of ascending name order",
-                                       tensor=infos_partial[i].name)
-        prev = i
-    metadata = decode_metadata(directory[names_offset + names_length:], metadata_count)
-    return infos_partial, metadata
-
-
-def _check_references(infos: list[TensorInfo], raw: list[tuple]) -> None:
-    """Rules reference, quant-type (scales and zero points), scale-count, zero-point-shape."""
-    n = len(infos)
-    for info, rec in zip(infos, raw):
-        i, name = info.index, info.name
-        scale_index, zp_index, owner = rec[12], rec[13], rec[14]
-        if info.role == "data":
-            if owner != L.NONE:
-                raise E.BadReferenceError(f"data tensor has owner index {owner}", tensor=name)
-            if info.scheme == "none":
-                if scale_index != L.NONE or zp_index != L.NONE:
-                    raise E.BadReferenceError(
-                        f"unquantized tensor references scale {scale_index} / zero point {zp_index}", tensor=name)
-                continue
-            if scale_index >= n:
-                raise E.BadReferenceError(f"scale index {scale_index} out of range ({n} tensors)", tensor=name)
-            scale = infos[scale_index]
-            if scale.role != "scale" or scale.owner_index != i:
-                raise E.BadReferenceError(f"tensor #{scale_index} is not a scale owned by #{i}", tensor=name)
-            if zp_index >= n:
-                raise E.BadReferenceError(f"zero-point index {zp_index} out of range ({n} tensors)", tensor=name)
-            zp = infos[zp_index]
-            if zp.role != "zero_point" or zp.owner_index != i:
-                raise E.BadReferenceError(f"tensor #{zp_index} is not a zero point owned by #{i}", tensor=name)
-            if scale.element_type != "float32":
-                raise E.QuantTypeError(f"scale element type {scale.element_type}, must be float32", tensor=name)
-            etype = L.ELEMENT_TYPES_BY_NAME[info.element_type]
-            zp_type = L.ELEMENT_TYPES[etype.zero_point_code].name
-            if zp.element_type != zp_type:
-                raise E.QuantTypeError(f"zero point element type {zp.element_type}, must be {zp_type}", tensor=name)
-            if not _scale_shape_ok(info, scale.shape):
-                raise E.ScaleCountError(
-                    f"scale shape {scale.shape} does not fit {info.scheme} quantization of {info.shape} "
-                    f"(axis {info.axis}, block size {info.block_size})", tensor=name)
-            if zp.shape != scale.shape:
-                raise E.ZeroPointShapeError(f"zero point shape {zp.shape} != scale shape {scale.shape}", tensor=name)
-        else:
-            if info.scheme != "none" or scale_index != L.NONE or zp_index != L.NONE:
-                raise E.BadReferenceError(f"{info.role} tensor is itself quantized or references others", tensor=name)
-            if owner >= n:
-                raise E.BadReferenceError(f"owner index {owner} out of range ({n} tensors)", tensor=name)
-            o = infos[owner]
-            back = o.scale_index if info.role == "scale" else o.zero_point_index
-            if o.role != "data" or back != i:
-                raise E.BadReferenceError(f"owner #{owner} does not reference this {info.role}", tensor=name)
-
-
-def _scale_shape_ok(info: TensorInfo, scale_shape: tuple[int, ...]) -> bool:
-    if info.scheme == "per_tensor":
-        return all(d == 1 for d in scale_shape)
-    if info.scheme == "per_axis":
-        return len(scale_shape) == 1 and scale_shape[0] == info.shape[info.axis]
-    if len(scale_shape) != len(info.shape):
-        return False
-    want = list(info.shape)
-    want[info.axis] = -(-want[info.axis] // info.block_size)
-    return list(scale_shape) == want
+def _make_info(table: np.ndarray, names: list[str], i: int) -> TensorInfo:
+    rec = table[i]
+    rank = int(rec["rank"])
+    convention = int(rec["convention"])
+    return TensorInfo(
+        i, names[i], L.ELEMENT_TYPES[int(rec["element_type"])].name, tuple(int(d) for d in rec["dims"][:rank]),
+        int(rec["data_offset"]), int(rec["data_size"]), int(rec["crc"]), ROLE_NAMES[int(rec["role"])],
+        SCHEME_NAMES[int(rec["scheme"])], int(rec["axis"]), int(rec["block_size"]),
+        L.CONVENTION_NAMES.get(convention), _opt(int(rec["scale_index"])), _opt(int(rec["zero_point_index"])),
+        _opt(int(rec["owner_index"])))
 
 
 class QcmFile(Mapping):
@@ -299,13 +115,19 @@ class QcmFile(Mapping):
         with open(self.path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size < L.PREAMBLE_SIZE:
-                _parse(f.read(), size)  # raises TruncatedError
+                parse(f.read(), size)  # raises TruncatedError
             self._map: mmap.mmap | None = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            self._infos, self.metadata = _parse(self._map, size)
-            self._by_name = {info.name: info for info in self._infos}
-            self._keys = [info.name for info in self._infos if info.role == "data"]
+            directory = parse(self._map, size)
+            self.metadata = directory.metadata
+            self._table = directory.table
+            self._names = directory.names
+            self._infos: list[TensorInfo | None] = [None] * len(self._names)
+            self._by_name = dict(zip(self._names, range(len(self._names))))
+            roles = self._table["role"]
+            self._keys = [self._names[i] for i in np.flatnonzero(roles == L.ROLE_DATA)]
             self._verified = False
+            self._params_checked: set[int] = set()
             if verify:
                 self.verify()
         except BaseException:
@@ -314,16 +136,24 @@ class QcmFile(Mapping):
 
     # -- mapping -------------------------------------------------------------------------
 
+    def _info(self, i: int) -> TensorInfo:
+        info = self._infos[i]
+        if info is None:
+            info = self._infos[i] = _make_info(self._table, self._names, i)
+        return info
+
     def __getitem__(self, name: str) -> Tensor:
-        info = self._by_name.get(name)
-        if info is None or info.role != "data":
+        i = self._by_name.get(name)
+        if i is None or self._table["role"][i] != L.ROLE_DATA:
             raise KeyError(name)
+        info = self._info(i)
         if info.scheme == "none":
             return self._view(info)
-        if not self._verified:
+        if not self._verified and info.index not in self._params_checked:
             self._verify_params(info)
-        scale = self._view(self._infos[info.scale_index])
-        zero_point = self._view(self._infos[info.zero_point_index])
+            self._params_checked.add(info.index)
+        scale = self._view(self._info(info.scale_index))
+        zero_point = self._view(self._info(info.zero_point_index))
         etype = L.ELEMENT_TYPES_BY_NAME[info.element_type]
         data = self._view(info)
         if etype.packed:
@@ -340,16 +170,16 @@ class QcmFile(Mapping):
         return len(self._keys)
 
     def __contains__(self, name: object) -> bool:
-        info = self._by_name.get(name)  # type: ignore[arg-type]
-        return info is not None and info.role == "data"
+        i = self._by_name.get(name)  # type: ignore[arg-type]
+        return i is not None and self._table["role"][i] == L.ROLE_DATA
 
     def info(self, name: str) -> TensorInfo:
         """The record of any tensor, including ``name + "::scale"`` / ``"::zero_point"``."""
-        return self._by_name[name]
+        return self._info(self._by_name[name])
 
     def infos(self) -> list[TensorInfo]:
         """Every record in table (data) order."""
-        return list(self._infos)
+        return [self._info(i) for i in range(len(self._names))]
 
     def raw(self, name: str) -> np.ndarray:
         """Zero-copy view of the stored elements of any tensor.
@@ -357,7 +187,7 @@ class QcmFile(Mapping):
         For packed types (int4, uint4, int2, uint2) this is the uint8 bytes, two (four)
         elements per byte, first element in the low bits; otherwise the typed array.
         """
-        return self._view(self._by_name[name])
+        return self._view(self.info(name))
 
     def _view(self, info: TensorInfo) -> np.ndarray:
         if self._map is None:
@@ -378,37 +208,94 @@ class QcmFile(Mapping):
         ------
         TensorChecksumError, NonZeroPaddingError, BadScaleError, ZeroPointRangeError
         """
-        for info in self._infos:
-            self._verify_bytes(info)
-        for info in self._infos:
-            if info.role == "data" and info.scheme != "none":
-                self._verify_params(info)
+        table = self._table
+        offsets = table["data_offset"].tolist()
+        sizes = table["data_size"].tolist()
+        crcs = table["crc"].tolist()
+        codes = table["element_type"].tolist()
+        # Bits of the last byte in use, for packed types with a partial last byte, else 0.
+        unused_dims = np.arange(L.MAX_RANK)[None, :] >= table["rank"][:, None]
+        counts = np.prod(np.where(unused_dims, 1, table["dims"]), axis=1, dtype=np.uint64)
+        bits = np.array([L.ELEMENT_TYPES[c].bits if c in _PACKED_CODES else 0 for c in codes], np.uint64)
+        used_bits = ((counts % np.uint64(8)) * bits % np.uint64(8)).tolist()
+        if self._map is None:
+            raise ValueError(f"{self.path} is closed")
+        base = ffi.from_buffer("uint8_t[]", self._map)
+        try:
+            for i, (offset, size, stored) in enumerate(zip(offsets, sizes, crcs)):
+                crc = lib.qc_crc32c(0, base + offset, size) if size else 0
+                if crc != stored:
+                    raise E.TensorChecksumError(f"computed 0x{crc:08x}, stored 0x{stored:08x}", tensor=self._names[i])
+                end = offset + size
+                pad = self._map[end:-(-end // L.ALIGNMENT) * L.ALIGNMENT]
+                if pad.count(0) != len(pad) or (used_bits[i] and self._map[end - 1] >> used_bits[i]):
+                    self._padding_error(i, codes[i], end)
+        finally:
+            base = None  # release the buffer export before any close()
+        self._verify_all_params()
         self._verified = True
 
-    def _verify_bytes(self, info: TensorInfo) -> None:
-        mm = self._map
-        crc = L.crc32c(memoryview(mm)[info.offset:info.offset + info.nbytes])
-        if crc != info.crc32c:
-            raise E.TensorChecksumError(f"computed 0x{crc:08x}, stored 0x{info.crc32c:08x}", tensor=info.name)
-        etype = L.ELEMENT_TYPES_BY_NAME[info.element_type]
-        end = info.offset + info.nbytes
+    def _verify_all_params(self) -> None:
+        """Rules scale-value and zero-point-range for every quantized tensor at once; the
+        first tensor (in table order) with a bad value is re-checked exactly to raise."""
+        table = self._table
+        quantized = np.flatnonzero((table["role"] == L.ROLE_DATA) & (table["scheme"] != L.SCHEME_NONE))
+        if quantized.size == 0:
+            return
+
+        def bounds_of(counts: list[int]) -> np.ndarray:
+            bounds = np.zeros(len(counts) + 1, np.int64)
+            np.cumsum(counts, out=bounds[1:])
+            return bounds
+
+        def per_tensor(bad: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+            running = np.zeros(bad.size + 1, np.int64)
+            np.cumsum(bad, out=running[1:])
+            return running[bounds[1:]] > running[bounds[:-1]]
+
+        scale_index = table["scale_index"][quantized]
+        counts = (table["data_size"][scale_index] // 4).tolist()
+        scales = np.concatenate([np.frombuffer(self._map, "<f4", count, offset) for count, offset in
+                                 zip(counts, table["data_offset"][scale_index].tolist())])
+        flagged = per_tensor(~(np.isfinite(scales) & (scales > 0)), bounds_of(counts))
+
+        zp_index = table["zero_point_index"][quantized]
+        zp_types = [L.ELEMENT_TYPES[c] for c in table["element_type"][zp_index].tolist()]
+        data_types = [L.ELEMENT_TYPES[c] for c in table["element_type"][quantized].tolist()]
+        offsets = table["data_offset"][zp_index].tolist()
+        sizes = table["data_size"][zp_index].tolist()
+        parts = [np.frombuffer(self._map, t.numpy, size // t.numpy.itemsize, offset).astype(np.int64)
+                 for t, size, offset in zip(zp_types, sizes, offsets)]
+        counts = [part.size for part in parts]
+        values = np.concatenate(parts)
+        low = np.repeat([t.qrange[0] for t in data_types], counts)
+        high = np.repeat([t.qrange[1] for t in data_types], counts)
+        flagged |= per_tensor((values < low) | (values > high), bounds_of(counts))
+        if flagged.any():
+            self._verify_params(self._info(int(quantized[np.argmax(flagged)])))
+
+    def _padding_error(self, i: int, code: int, end: int) -> None:
+        """Rule padding for record ``i``: the unused bits of a packed type's last byte,
+        then the padding bytes."""
+        info = self._info(i)
+        etype = L.ELEMENT_TYPES[code]
         if etype.packed and info.nbytes:
             used = (math.prod(info.shape) * etype.bits) % 8
-            if used and mm[end - 1] >> used:
+            if used and self._map[end - 1] >> used:
                 raise E.NonZeroPaddingError(f"unused bits of the last byte (at {end - 1}) are not zero",
                                             tensor=info.name)
-        pad = mm[end:L.align(end)]
+        pad = self._map[end:L.align(end)]
         if pad.count(0) != len(pad):
             at = end + next(k for k, b in enumerate(pad) if b)
             raise E.NonZeroPaddingError(f"padding byte at {at} is not zero", tensor=info.name)
 
     def _verify_params(self, info: TensorInfo) -> None:
-        scale = self._view(self._infos[info.scale_index]).reshape(-1)
+        scale = self._view(self._info(info.scale_index)).reshape(-1)
         bad = ~(np.isfinite(scale) & (scale > 0))
         if bad.any():
             k = int(np.argmax(bad))
-            raise E.BadScaleError(f"scale[{k}] = {scale[k]!r} is not finite and positive", tensor=info.name)
-        zero_point = self._view(self._infos[info.zero_point_index]).reshape(-1)
+            raise E.BadScaleError(f"scale[{k}] = {float(scale[k])} is not finite and positive", tensor=info.name)
+        zero_point = self._view(self._info(info.zero_point_index)).reshape(-1)
         qmin, qmax = L.ELEMENT_TYPES_BY_NAME[info.element_type].qrange
         bad = (zero_point < qmin) | (zero_point > qmax)
         if bad.any():

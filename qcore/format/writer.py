@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from . import layout as L
 from .metadata import check_key, encode_metadata, encode_value
 
 _ZEROS = bytes(L.ALIGNMENT)
+_PACK_CHUNK = 1 << 20  # sub-byte tensors are packed and written 1 Mi elements at a time
 
 
 class _Record:
@@ -91,7 +92,8 @@ class QcmWriter:
     -----
     Resident memory is bounded by the largest tensor: :meth:`add_tensor` writes the
     array's bytes straight from its buffer (a copy is made only to make it contiguous and
-    little-endian, or to pack int4/int2 data) and keeps just the fixed-size record.
+    little-endian; int4/int2 data is packed and written 1 Mi elements at a time) and keeps
+    just the fixed-size record.
     The output is a pure function of the sequence of ``add_tensor`` calls and the
     metadata mapping: the same content written twice gives identical bytes.
 
@@ -143,7 +145,7 @@ class QcmWriter:
             raise FileExistsError(f"could not create a temporary file in {directory}")
         self._tmp = tmp
         self._file = os.fdopen(fd, "wb", buffering=0)
-        self._file.write(bytes(L.PREAMBLE_SIZE))  # filled in by close()
+        self._write_all(bytes(L.PREAMBLE_SIZE))  # filled in by close()
 
     def abort(self) -> None:
         """Discard the file being written; ``path`` is left as it was."""
@@ -202,6 +204,9 @@ class QcmWriter:
         """
         if self._file is None:
             raise RuntimeError("add_tensor needs an open QcmWriter (use it as a context manager)")
+        needed = 3 if isinstance(tensor, QuantizedTensor) else 1
+        if len(self._records) + needed > L.MAX_TENSORS:
+            raise E.TooManyTensorsError(f"a file holds at most {L.MAX_TENSORS} tensor records", tensor=name)
         if isinstance(tensor, QuantizedTensor):
             self._add_quantized(name, tensor)
         else:
@@ -214,22 +219,32 @@ class QcmWriter:
         _check_shape(shape, etype, name)
         return _Record(raw, etype, shape, role)
 
-    def _commit(self, record: _Record, payload: np.ndarray) -> int:
-        """Write ``payload`` (contiguous, little-endian) at the next aligned offset."""
+    def _write_all(self, data) -> None:
+        """Write every byte (a raw write may be partial; Linux caps one at ~2 GiB)."""
+        view = memoryview(data).cast("B")
+        while view.nbytes:
+            written = self._file.write(view)
+            view = view[written:]
+
+    def _commit(self, record: _Record, chunks: Iterable[np.ndarray]) -> int:
+        """Write the record's bytes (contiguous little-endian chunks, in order) at the next
+        aligned offset, computing the CRC as they pass."""
         record.offset = self._offset
-        view = memoryview(payload).cast("B") if payload.size else memoryview(b"")
-        record.size = view.nbytes
-        assert record.size == record.etype.byte_size(math.prod(record.shape))
-        record.crc = L.crc32c(view)
-        self._file.write(view)
-        padding = L.align(record.size) - record.size
-        self._file.write(_ZEROS[:padding])
-        self._offset += record.size + padding
+        size = crc = 0
+        for chunk in chunks:
+            if chunk.size:
+                crc = L.crc32c(chunk, crc)
+                self._write_all(chunk)
+                size += chunk.nbytes
+        if size != record.etype.byte_size(math.prod(record.shape)):  # pragma: no cover - internal invariant
+            raise RuntimeError(f"wrote {size} bytes for {record.name!r}, expected another size")
+        record.size, record.crc = size, crc
+        padding = L.align(size) - size
+        self._write_all(_ZEROS[:padding])
+        self._offset += size + padding
         index = len(self._records)
         self._records.append(record)
         self._names[record.name] = index
-        if len(self._records) > L.MAX_TENSORS:
-            raise E.TooManyTensorsError(f"more than {L.MAX_TENSORS} tensor records")
         return index
 
     @staticmethod
@@ -248,7 +263,7 @@ class QcmWriter:
                 f"supported: {', '.join(L.PLAIN_TYPES)} (sub-byte types via QuantizedTensor)"
             )
         record = self._new_record(name, etype, tuple(int(d) for d in array.shape), L.ROLE_DATA)
-        self._commit(record, self._little_endian(array, etype.numpy))
+        self._commit(record, [self._little_endian(array, etype.numpy)])
 
     def _add_quantized(self, name: str, qt: QuantizedTensor) -> None:
         itype = int_type(qt.dtype)
@@ -288,7 +303,7 @@ class QcmWriter:
                 f"zero point shape {zero_point.shape} != scale shape {scale.shape}", tensor=name)
         bad = ~(np.isfinite(scale) & (scale > 0))
         if bad.any():
-            raise E.BadScaleError(f"scale {scale.reshape(-1)[np.argmax(bad.reshape(-1))]!r} is not finite and positive",
+            raise E.BadScaleError(f"scale {float(scale.reshape(-1)[np.argmax(bad.reshape(-1))])} is not finite and positive",
                                   tensor=name)
         qmin, qmax = etype.qrange
         zp_bad = (zero_point < qmin) | (zero_point > qmax)
@@ -301,16 +316,17 @@ class QcmWriter:
         if etype.packed:
             if data.size and (int(data.min()) < qmin or int(data.max()) > qmax):
                 raise E.DataRangeError(f"tensor {name!r}: {etype.name} data outside [{qmin}, {qmax}]")
-            payload = L.pack_subbyte(np.ascontiguousarray(data), etype.bits)
+            flat = np.ascontiguousarray(data).reshape(-1)
+            step = _PACK_CHUNK  # a multiple of 4 elements: chunks pack to whole bytes
+            chunks = (L.pack_subbyte(flat[start:start + step], etype.bits) for start in range(0, flat.size, step))
         else:
-            payload = self._little_endian(data, etype.numpy)
+            chunks = iter([self._little_endian(data, etype.numpy)])
         index = len(self._records)
         record.scale_index, record.zero_point_index = index + 1, index + 2
         scale_record.owner_index = zp_record.owner_index = index
-        self._commit(record, payload)
-        del payload
-        self._commit(scale_record, self._little_endian(scale, L.FLOAT32.numpy))
-        self._commit(zp_record, self._little_endian(zero_point, zp_type.numpy))
+        self._commit(record, chunks)
+        self._commit(scale_record, [self._little_endian(scale, L.FLOAT32.numpy)])
+        self._commit(zp_record, [self._little_endian(zero_point, zp_type.numpy)])
 
     # -- completion ----------------------------------------------------------------------
 
@@ -335,9 +351,9 @@ class QcmWriter:
                                directory_offset, len(directory), len(self._records), meta_count,
                                len(names), 0)[:60]
         crc = L.crc32c(directory, L.crc32c(head))
-        self._file.write(directory)
+        self._write_all(directory)
         self._file.seek(0)
-        self._file.write(head + crc.to_bytes(4, "little"))
+        self._write_all(head + crc.to_bytes(4, "little"))
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()

@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from ..errors import DTypeError, NonFiniteError, QuantParamError, ShapeError
+from ..errors import DTypeError, QuantParamError, ShapeError
 from .dtypes import QUANTIZED_TYPES, IntType, int_type
 
 #: Float dtypes a scale may have. The scale's dtype fixes the precision of the arithmetic.

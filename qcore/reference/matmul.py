@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, QuantParamError, ShapeError
 from ._params import as_scale
 from .dtypes import int_type
 from .requant import requantize_float
@@ -49,8 +49,6 @@ def _zero_point_values(zero_point: object, dtype: np.dtype, name: str) -> np.nda
     if isinstance(zero_point, numbers.Integral) and not isinstance(zero_point, bool):
         info = np.iinfo(dtype)
         if not info.min <= zero_point <= info.max:
-            from ..errors import QuantParamError
-
             raise QuantParamError(f"{name} {zero_point} outside the {dtype} range [{info.min}, {info.max}]")
         return np.asarray(int(zero_point), dtype=np.int64)
     raise DTypeError(f"{name} must be an integer array or int, got {type(zero_point).__name__}")

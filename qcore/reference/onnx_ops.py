@@ -1,9 +1,11 @@
 """ONNX integer quantization operators in NumPy (docs/ARITHMETIC.md, "ONNX convention").
 
 QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear, exactly as the ONNX 1.23
-schemas define them, plus the float requantization that QLinearMatMul and QLinearConv
-share. Every function validates its inputs and raises a :class:`qcore.errors.QcoreError`
-subclass that names what is wrong; none of them emits NumPy warnings on valid input.
+schemas define them; the matrix and convolution operators live in :mod:`.matmul` and
+:mod:`.conv` and are re-exported here, so every ONNX operator of the reference can be
+imported from this module. Every function validates its inputs and raises a
+:class:`qcore.errors.QcoreError` subclass that names what is wrong; none of them emits
+NumPy warnings on valid input.
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from ._params import as_scale, as_zero_point, broadcast_param, resolve_quantized
 from .dtypes import IntType, int_type
 
 __all__ = [
+    "conv_integer",
     "dequantize_linear",
     "dynamic_quantize_linear",
+    "matmul_integer",
+    "qlinear_conv",
+    "qlinear_matmul",
     "quantize_linear",
 ]
 
 #: Float dtypes of quantize inputs and dequantize outputs.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
+
 
 def _float_input(x: object, name: str) -> np.ndarray:
     arr = np.asarray(x)
@@ -182,7 +189,8 @@ def dequantize_linear(
     ``x - x_zero_point`` is exact (int64). The difference is converted to float32 (exact
     for every type up to 16 bits; an int32 difference above 2**24 in magnitude rounds to
     the nearest float32, ties to even), multiplied once by the float32 scale, and the
-    product is rounded to ``output_dtype``. See docs/ARITHMETIC.md, "ONNX convention".
+    product is rounded to ``output_dtype`` (a float16 result beyond 65504 becomes +-inf,
+    as in onnxruntime). See docs/ARITHMETIC.md, "ONNX convention".
 
     Examples
     --------
@@ -194,6 +202,11 @@ def dequantize_linear(
         itype = int_type(x.dtype)
     except DTypeError:
         raise DTypeError(f"x must be int8, uint8, int16, uint16 or int32, got {x.dtype}") from None
+    if x.dtype != itype.container:
+        raise DTypeError(
+            f"x has dtype {x.dtype}: {itype.name} values must be held one per element in "
+            f"{itype.container} (unpack packed data first)"
+        )
     scale = as_scale(x_scale, "x_scale")
     out = _float_output_dtype(output_dtype, scale.dtype)
     zero_point = as_zero_point(x_zero_point, itype, scale.shape, "x_zero_point")
@@ -202,7 +215,8 @@ def dequantize_linear(
     scale_b = broadcast_param(scale, x.shape, axis, block_size, "x_scale")
     zero_point_b = broadcast_param(zero_point, x.shape, axis, block_size, "x_zero_point")
     difference = x.astype(np.int64) - zero_point_b
-    return (difference.astype(np.float32) * scale_b.astype(np.float32)).astype(out)
+    with np.errstate(over="ignore"):  # beyond float16's range the result is +-inf
+        return (difference.astype(np.float32) * scale_b.astype(np.float32)).astype(out)
 
 
 def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -275,3 +289,8 @@ def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     zero_point = np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255)))
     y = np.clip(np.rint(x / scale) + zero_point, np.float32(0), np.float32(255))
     return y.astype(np.uint8), np.asarray(scale, dtype=np.float32), np.asarray(zero_point.astype(np.uint8))
+
+
+# Re-exported at the end: .matmul and .conv import nothing from this module.
+from .conv import conv_integer, qlinear_conv  # noqa: E402
+from .matmul import matmul_integer, qlinear_matmul  # noqa: E402

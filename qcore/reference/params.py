@@ -187,8 +187,9 @@ def choose_qparams(
         symmetric: ``scale = max(|rmin|, |rmax|) / qmax``, ``zp = 0``; affine:
         ``scale = (rmax - rmin) / (qmax - qmin)``, ``z = qmin - rmin / scale``,
         ``zp = qmin if z < qmin, qmax if z > qmax, else round_half_away(z)``.
-        A zero range gives ``scale = 1`` (TFLite returns 0 for an all-zero channel, which
-        is not a valid scale; qcore uses its per-tensor choice of 1 everywhere).
+        A scale below the smallest normal float32 (a zero range) becomes ``scale = 1``
+        (affine: with ``zp = qmin``, TFLite's zero-scale branch). TFLite itself stores 0
+        for an all-zero channel, which is not a valid scale.
     pytorch (float32 arithmetic, ``eps = 2**-23``):
         symmetric: ``scale = max(max(-rmin, rmax) / ((qmax - qmin) / 2), eps)``,
         ``zp = 0`` for signed types, ``2**(bits-1)`` for unsigned (128 for uint8); affine:
@@ -229,10 +230,10 @@ def _tflite_qparams(rmin, rmax, qmin, qmax, symmetric):
     if symmetric:
         absmax = np.maximum(np.abs(rmin), np.abs(rmax))
         scale = absmax / np.float32(qmax)
-        return np.where(scale == 0, np.float32(1), scale), np.zeros(scale.shape, np.int64)
+        return np.where(scale < _F32_TINY, np.float32(1), scale), np.zeros(scale.shape, np.int64)
     fmin, fmax = np.float32(qmin), np.float32(qmax)
     scale = (rmax - rmin) / (fmax - fmin)
-    degenerate = scale == 0
+    degenerate = scale < _F32_TINY
     safe = np.where(degenerate, np.float32(1), scale)
     from_min = np.where(degenerate, fmin, fmin - rmin / safe)
     zp = np.where(from_min < fmin, fmin, np.where(from_min > fmax, fmax, round_half_away(from_min)))

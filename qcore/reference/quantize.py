@@ -8,13 +8,12 @@ own quantize formula (docs/ARITHMETIC.md, "Choosing parameters").
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import CalibrationError, DTypeError, NonFiniteError, QuantParamError, ShapeError
+from ..errors import DTypeError, NonFiniteError, QuantParamError, ShapeError
 from . import pytorch as _pytorch
 from . import tflite as _tflite
 from .dtypes import IntType
@@ -48,12 +47,9 @@ def _block_ranges(x: np.ndarray, axis: int, block_size: int) -> tuple[np.ndarray
 
 
 def _observer_range(observer: Any, x: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        lo, hi = observer.compute_range()
-    except CalibrationError:
-        raise
-    except AttributeError as exc:
-        raise QuantParamError("observer must provide compute_range() -> (min, max)") from exc
+    if not callable(getattr(observer, "compute_range", None)):
+        raise QuantParamError("observer must provide compute_range() -> (min, max)")
+    lo, hi = observer.compute_range()  # CalibrationError if it has seen no data
     lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
     obs_axis = getattr(observer, "axis", None)
     if axis is None:
@@ -86,6 +82,7 @@ def quantize_tensor(
     dtype : str or IntType
         int8, uint8, int16, uint16, int4, uint4, int2, uint2.
     granularity : {"per_tensor", "per_channel", "per_block"}
+        ``"per_axis"`` is accepted for ``"per_channel"``.
     axis : int
         Channel axis (per_channel) or block axis (per_block); negative counts from the end.
     block_size : int, optional
@@ -130,6 +127,8 @@ def quantize_tensor(
     """
     itype = _quantizable(dtype)
     check_convention(convention)
+    if granularity == "per_axis":  # QuantizedTensor.granularity's name for it
+        granularity = "per_channel"
     if granularity not in GRANULARITIES:
         raise QuantParamError(f"unknown granularity {granularity!r}; known: {', '.join(GRANULARITIES)}")
     xs = _as_float32(x)
@@ -161,7 +160,6 @@ def quantize_tensor(
                 raise QuantParamError("observers give per-tensor or per-channel ranges, not per-block")
             block = int(block_size)
             lo, hi = _block_ranges(xs, q_axis, block)
-            assert lo.shape[q_axis] == math.ceil(xs.shape[q_axis] / block)
     scale, zero_point = choose_qparams(
         lo, hi, itype, symmetric=symmetric, convention=convention, reduce_range=reduce_range
     )

@@ -62,6 +62,19 @@ class QuantizedTensor:
             raise QuantParamError(f"axis {self.axis} out of range for rank {self.data.ndim}")
         elif self.block_size < 0:
             raise QuantParamError(f"block_size must be >= 0, got {self.block_size}")
+        elif self.block_size:
+            expected = list(self.data.shape)
+            expected[self.axis] = -(-self.data.shape[self.axis] // self.block_size)
+            if tuple(self.scale.shape) != tuple(expected):
+                raise ShapeError(f"blocked scale must have shape {tuple(expected)}, got {self.scale.shape}")
+        elif self.scale.shape != (self.data.shape[self.axis],):
+            raise ShapeError(f"per-axis scale must have shape ({self.data.shape[self.axis]},), got {self.scale.shape}")
+        scale = np.asarray(self.scale)
+        if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise QuantParamError("scale must be finite and > 0")
+        zero_point = np.asarray(self.zero_point)
+        if zero_point.size and (zero_point.min() < itype.qmin or zero_point.max() > itype.qmax):
+            raise QuantParamError(f"zero_point outside the range of {itype.name} [{itype.qmin}, {itype.qmax}]")
 
     @property
     def granularity(self) -> str:

@@ -24,6 +24,8 @@ from ..errors import DTypeError, NonFiniteError, QuantParamError
 from .dtypes import IntType, int_type
 from .fixedpoint import INT32_MAX, multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 
+_F32_TINY = np.finfo(np.float32).tiny
+
 __all__ = [
     "effective_multiplier",
     "quantize",
@@ -119,11 +121,13 @@ def quantize_symmetric(x: ArrayLike, absmax: ArrayLike, dtype: str | IntType = "
     data : numpy.ndarray
         Container dtype of ``dtype``, values in ``[-qmax, qmax]``.
     scale : numpy.ndarray
-        float32, ``absmax / qmax`` (1 where ``absmax == 0``), the shape of ``absmax``.
+        float32, ``absmax / qmax``, the shape of ``absmax``; 1 where that is below the
+        smallest normal float32 (a zero range, where TFLite would store 0).
 
     Notes
     -----
-    ``inv = float32(qmax) / absmax`` (0 where ``absmax == 0``),
+    ``inv = float32(qmax) / absmax`` (1, matching the scale, for the degenerate ranges
+    above; TFLite zeroes such tensors, the same result for the all-zero data it sees),
     ``q = clip(round_half_away(float32(w) * inv), -qmax, qmax)``.
     """
     itype = int_type(dtype)
@@ -134,12 +138,12 @@ def quantize_symmetric(x: ArrayLike, absmax: ArrayLike, dtype: str | IntType = "
     if not np.all(np.isfinite(a)) or np.any(a < 0):
         raise QuantParamError("absmax must be finite and >= 0")
     qmax = np.float32(itype.qmax)
-    safe = np.where(a == 0, np.float32(1), a)
-    inv = np.where(a == 0, np.float32(0), qmax / safe)
+    scale = a / qmax
+    degenerate = scale < _F32_TINY
+    inv = np.where(degenerate, np.float32(1), qmax / np.where(degenerate, np.float32(1), a))
     with np.errstate(over="ignore"):
         data = _saturate(round_half_away(xs * inv), -itype.qmax, itype.qmax, itype.container)
-    scale = np.where(a == 0, np.float32(1), a / qmax).astype(np.float32)
-    return data, scale
+    return data, np.where(degenerate, np.float32(1), scale).astype(np.float32)
 
 
 def quantize_bias(bias: ArrayLike, input_scale: float, weight_scale: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
