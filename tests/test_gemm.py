@@ -184,6 +184,21 @@ def test_qlinear_matmul_batches_vectors_and_defaults(isa):
     _equal(_gemm.qlinear_matmul(*args, isa=isa), ref.qlinear_matmul(*args))
 
 
+@given(m=st.integers(1, 12), k=st.integers(1, 40), n=st.integers(1, 12), a_dtype=st.sampled_from(DTYPES),
+       b_dtype=st.sampled_from(DTYPES), out_dtype=st.sampled_from(DTYPES), per_axis=st.booleans(),
+       isa=st.sampled_from(ISAS), seed=st.integers(0, 2**32 - 1))
+def test_qlinear_matmul_property(m, k, n, a_dtype, b_dtype, out_dtype, per_axis, isa, seed):
+    rng = np.random.default_rng(seed)
+    a = _random(rng, (m, k), a_dtype)
+    b = _random(rng, (k, n), b_dtype)
+    shape_a, shape_b = ((m,), (n,)) if per_axis else ((), ())
+    a_scale = rng.uniform(1e-3, 0.1, shape_a).astype(np.float32)
+    b_scale = rng.uniform(1e-3, 0.1, shape_b).astype(np.float32)
+    args = (a, a_scale, _random(rng, shape_a, a_dtype), b, b_scale, _random(rng, shape_b, b_dtype),
+            np.float32(rng.uniform(1e-3, 1.0)), _random(rng, (), out_dtype))
+    _equal(_gemm.qlinear_matmul(*args, isa=isa), ref.qlinear_matmul(*args))
+
+
 def test_qlinear_matmul_bad_input():
     a = np.zeros((2, 3), np.uint8)
     b = np.zeros((3, 4), np.int8)

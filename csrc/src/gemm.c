@@ -162,14 +162,29 @@ qc_status qc_gemm_pack_b(size_t k, size_t n, int b_type, int b_layout, const voi
     const size_t panel_stride = kp * QC__GEMM_NR;
     uint32_t *sums = (uint32_t *)colsum; /* accumulated in place, wrapping */
     if (b_layout == QC_GEMM_B_KN) {
-        /* Row by row, so the source is read sequentially. */
-        for (size_t row = 0; row < k; row++) {
-            const uint8_t *src = bytes + row * b_stride;
-            int8_t *dst = panels + (row / QC__GEMM_KG) * QC__GEMM_NR * QC__GEMM_KG + row % QC__GEMM_KG;
-            for (size_t col = 0; col < n; col++) {
-                int8_t v = (int8_t)(src[col] ^ flip);
-                dst[(col / QC__GEMM_NR) * panel_stride + (col % QC__GEMM_NR) * QC__GEMM_KG] = v;
-                sums[col] += (uint32_t)(int32_t)v;
+        /* 64 rows at a time, panel by panel: the block's rows stay in L2 while each panel
+         * gets its 64 x 8 bytes written in order. (Row by row over the whole width wrote
+         * one byte per panel per row, and panel by panel over all of K read one 8-byte
+         * piece per row: with power-of-two strides both hit the same few cache sets, and
+         * packing 4096 x 4096 took 140-190 ms.) */
+        for (size_t k0 = 0; k0 < k; k0 += 64) {
+            const size_t k1 = k0 + 64 < k ? k0 + 64 : k;
+            for (size_t col0 = 0; col0 < n; col0 += QC__GEMM_NR) {
+                const size_t cols = n - col0 < QC__GEMM_NR ? n - col0 : QC__GEMM_NR;
+                int8_t *dst = panels + (col0 / QC__GEMM_NR) * panel_stride;
+                uint32_t panel_sums[QC__GEMM_NR] = {0};
+                for (size_t row = k0; row < k1; row++) {
+                    const uint8_t *src = bytes + row * b_stride + col0;
+                    int8_t *d = dst + (row / QC__GEMM_KG) * QC__GEMM_NR * QC__GEMM_KG + row % QC__GEMM_KG;
+                    for (size_t c = 0; c < cols; c++) {
+                        int8_t v = (int8_t)(src[c] ^ flip);
+                        d[c * QC__GEMM_KG] = v;
+                        panel_sums[c] += (uint32_t)(int32_t)v;
+                    }
+                }
+                for (size_t c = 0; c < cols; c++) {
+                    sums[col0 + c] += panel_sums[c];
+                }
             }
         }
     } else {

@@ -43,6 +43,10 @@ static inline __attribute__((always_inline)) void qc__avx2_tile(const int rows, 
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (size_t g = 0; g < kgroups; g++) {
+        if (rows <= 2) {
+            /* Few rows: memory-bound on B, so fetch ahead of the hardware prefetcher. */
+            _mm_prefetch((const char *)(b_panel + 4096), _MM_HINT_T0);
+        }
         const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b_panel));
         const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b_panel + 16)));
         QC__AVX2_ROW(0)
@@ -96,6 +100,7 @@ static void qc__avx2_tile6(size_t kgroups, const int16_t *a, const int8_t *b_pan
         "jz 2f\n\t"
         ".p2align 4\n"
         "1:\n\t"
+        "prefetcht0 4096(%[b])\n\t"
         "vpmovsxbw (%[b]), %%ymm12\n\t"
         "vpmovsxbw 16(%[b]), %%ymm13\n\t"
         QC__AVX2_ASM_ROW(0, "ymm0", "ymm1")
@@ -160,48 +165,108 @@ static inline uint32_t qc__w4_load8(const uint8_t *w, size_t w_bytes, size_t e) 
     return (uint32_t)(word >> ((e & 1) * 4));
 }
 
-void qc_f32_w4_gemm__avx2(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1) {
-    enum { MR = 4 };
-    const size_t n = args->n, k = args->k;
+/* Rows [row0, row0 + ROWS) over columns [c0, c1) (whole groups of 8): for each k in
+ * increasing order, y[r, :] = y[r, :] + a[r, k] * W[k, :], with W's eight values per
+ * group unpacked and dequantized in registers, (w - zp) * scale. The weights stream
+ * through memory in order and the strip of y stays in L1. Every field of args is copied
+ * to a local first: the vector stores to y may alias anything, and reloading the fields
+ * after each store cost a factor of three. */
+static inline __attribute__((always_inline)) void qc__w4_rows_avx2(const qc__w4_args *args, const int rows,
+                                                                   size_t row0, size_t c0, size_t c1) {
+    const size_t n = args->n, k = args->k, bs = args->block_size, as = args->a_stride, ys = args->y_stride;
+    const size_t w_bytes = args->w_bytes;
+    const uint8_t *const w = args->w;
+    const float *const w_scale = args->w_scale;
+    const uint8_t *const w_zp = (const uint8_t *)args->w_zero_point;
+    const int w_signed = args->w_signed;
+    const float *const a = args->a + row0 * as;
+    float *const y = args->y + row0 * ys;
     const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     const __m256i low4 = _mm256_set1_epi32(0xF);
     const __m256i eight = _mm256_set1_epi32(8);
-    size_t vec_end = n0 + (n1 - n0) / 8 * 8;
-    for (size_t row0 = m0; row0 < m1; row0 += MR) {
-        size_t rows = m1 - row0 < MR ? m1 - row0 : MR;
-        for (size_t col = n0; col < vec_end; col += 8) {
-            __m256 acc[MR];
-            for (int r = 0; r < MR; r++) {
-                acc[r] = _mm256_setzero_ps();
+    for (size_t col = c0; col < c1; col += 8) {
+        for (int r = 0; r < rows; r++) {
+            _mm256_storeu_ps(y + r * ys + col, _mm256_setzero_ps());
+        }
+    }
+    /* k goes in steps of up to 8: each group's partial sums stay in registers for the
+     * step (y is loaded and stored once per step), still adding in increasing k. */
+    for (size_t k0 = 0; k0 < k; k0 += 8) {
+        const size_t k1 = k0 + 8 < k ? k0 + 8 : k;
+        size_t p_row[8]; /* (k / block_size) * n, divided once per step, not per group */
+        for (size_t kk = k0; kk < k1; kk++) {
+            p_row[kk - k0] = (kk / bs) * n;
+        }
+        for (size_t col = c0; col < c1; col += 8) {
+            float *yc = y + col;
+            __m256 acc0 = _mm256_loadu_ps(yc);
+            __m256 acc1 = rows > 1 ? _mm256_loadu_ps(yc + ys) : acc0;
+            __m256 acc2 = rows > 2 ? _mm256_loadu_ps(yc + 2 * ys) : acc0;
+            __m256 acc3 = rows > 3 ? _mm256_loadu_ps(yc + 3 * ys) : acc0;
+            for (size_t kk = k0; kk < k1; kk++) {
+                const size_t e = kk * n + col, p = p_row[kk - k0] + col;
+                uint32_t bits;
+                if ((e & 1) == 0) {
+                    memcpy(&bits, w + (e >> 1), sizeof bits); /* e + 8 <= K * N: in bounds */
+                } else {
+                    bits = qc__w4_load8(w, w_bytes, e);
+                }
+                __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), shifts), low4);
+                if (w_signed) {
+                    q = _mm256_sub_epi32(_mm256_xor_si256(q, eight), eight);
+                }
+                if (w_zp != NULL) {
+                    __m128i z8 = _mm_loadl_epi64((const __m128i *)(w_zp + p));
+                    q = _mm256_sub_epi32(q, w_signed ? _mm256_cvtepi8_epi32(z8) : _mm256_cvtepu8_epi32(z8));
+                }
+                const __m256 wv = _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(w_scale + p));
+                acc0 = _mm256_add_ps(acc0, _mm256_mul_ps(_mm256_broadcast_ss(a + kk), wv));
+                if (rows > 1) {
+                    acc1 = _mm256_add_ps(acc1, _mm256_mul_ps(_mm256_broadcast_ss(a + as + kk), wv));
+                }
+                if (rows > 2) {
+                    acc2 = _mm256_add_ps(acc2, _mm256_mul_ps(_mm256_broadcast_ss(a + 2 * as + kk), wv));
+                }
+                if (rows > 3) {
+                    acc3 = _mm256_add_ps(acc3, _mm256_mul_ps(_mm256_broadcast_ss(a + 3 * as + kk), wv));
+                }
             }
-            for (size_t kb = 0; kb < k; kb += args->block_size) {
-                size_t kend = kb + args->block_size < k ? kb + args->block_size : k;
-                size_t p = (kb / args->block_size) * n + col;
-                const __m256 scale = _mm256_loadu_ps(args->w_scale + p);
-                __m256i zp = _mm256_setzero_si256();
-                if (args->w_zero_point != NULL) {
-                    __m128i z8 = _mm_loadl_epi64((const __m128i *)((const uint8_t *)args->w_zero_point + p));
-                    zp = args->w_signed ? _mm256_cvtepi8_epi32(z8) : _mm256_cvtepu8_epi32(z8);
-                }
-                for (size_t kk = kb; kk < kend; kk++) {
-                    uint32_t bits = qc__w4_load8(args->w, args->w_bytes, kk * n + col);
-                    __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), shifts), low4);
-                    if (args->w_signed) {
-                        q = _mm256_sub_epi32(_mm256_xor_si256(q, eight), eight);
-                    }
-                    const __m256 wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, zp)), scale);
-                    for (size_t r = 0; r < rows; r++) {
-                        const __m256 av = _mm256_set1_ps(args->a[(row0 + r) * args->a_stride + kk]);
-                        acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(av, wv));
-                    }
-                }
+            _mm256_storeu_ps(yc, acc0);
+            if (rows > 1) {
+                _mm256_storeu_ps(yc + ys, acc1);
             }
-            for (size_t r = 0; r < rows; r++) {
-                __m256 out = acc[r];
-                if (args->bias != NULL) {
-                    out = _mm256_add_ps(out, _mm256_loadu_ps(args->bias + col));
-                }
-                _mm256_storeu_ps(args->y + (row0 + r) * args->y_stride + col, out);
+            if (rows > 2) {
+                _mm256_storeu_ps(yc + 2 * ys, acc2);
+            }
+            if (rows > 3) {
+                _mm256_storeu_ps(yc + 3 * ys, acc3);
+            }
+        }
+    }
+    if (args->bias != NULL) {
+        const float *const bias = args->bias;
+        for (size_t col = c0; col < c1; col += 8) {
+            const __m256 b = _mm256_loadu_ps(bias + col);
+            for (int r = 0; r < rows; r++) {
+                _mm256_storeu_ps(y + r * ys + col, _mm256_add_ps(_mm256_loadu_ps(y + r * ys + col), b));
+            }
+        }
+    }
+}
+
+void qc_f32_w4_gemm__avx2(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1) {
+    const size_t vec_end = n0 + (n1 - n0) / 8 * 8;
+    for (size_t row0 = m0; row0 < m1; row0 += 4) {
+        const size_t rows = m1 - row0 < 4 ? m1 - row0 : 4;
+        /* Column strips whose rows of y take at most 16 KB (they stay in L1). */
+        const size_t strip = 4096 / rows;
+        for (size_t c0 = n0; c0 < vec_end; c0 += strip) {
+            size_t c1 = c0 + strip < vec_end ? c0 + strip : vec_end;
+            switch (rows) {
+            case 1: qc__w4_rows_avx2(args, 1, row0, c0, c1); break;
+            case 2: qc__w4_rows_avx2(args, 2, row0, c0, c1); break;
+            case 3: qc__w4_rows_avx2(args, 3, row0, c0, c1); break;
+            default: qc__w4_rows_avx2(args, 4, row0, c0, c1); break;
             }
         }
     }
