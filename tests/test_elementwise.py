@@ -120,11 +120,15 @@ def test_quantize_paths_left_to_the_reference(isa):
         ew.quantize_linear(x, np.float32(0.5), np.int8(1), output_dtype="int4", isa=isa),
         ref.quantize_linear(x, np.float32(0.5), np.int8(1), output_dtype="int4"),
     )
-    # float16 arithmetic (both float16) and mixed float16 / float32 (float32 arithmetic, in C).
+    # The division is in the scale's dtype: a float16 scale divides in float16 (reference),
+    # a float32 scale in float32 (C, float16 x converted exactly).
     x16 = x.astype(np.float16)
     assert_same(ew.quantize_linear(x16, np.float16(0.3), isa=isa), ref.quantize_linear(x16, np.float16(0.3)))
     assert_same(ew.quantize_linear(x16, np.float32(0.3), isa=isa), ref.quantize_linear(x16, np.float32(0.3)))
-    assert_same(ew.quantize_linear(x, np.float16(0.3), isa=isa), ref.quantize_linear(x, np.float16(0.3)))
+    wide = (rng.standard_normal(2000) * 3e4).astype(np.float32)  # float16 rounding and overflow matter here
+    for scale in (np.float16(251.3), np.float32(251.3)):
+        got = ew.quantize_linear(wide, scale, np.int16(0), isa=isa)
+        assert_same(got, ref.quantize_linear(wide, scale, np.int16(0)))
 
 
 @pytest.mark.parametrize("isa", ISAS)
