@@ -7,12 +7,13 @@ bit-identical results. They run in C for the cases the C kernels implement and c
 reference for the rest:
 
 ==========================  ===============================================================
-in C                        per-tensor and per-axis (any axis) parameters; float32 data
-                            (float16 ``x`` or scale where the arithmetic is float32);
+in C                        per-tensor and per-axis (any axis) parameters; float32 scales
+                            (the division is in the scale's dtype; float16 ``x`` is
+                            converted to float32 exactly);
                             outputs int8, uint8, int16, uint16; inputs int8, uint8, int16,
                             uint16, int32; float16 outputs of dequantize (cast after C)
 in :mod:`qcore.reference`   blocked parameters (``block_size > 0``), sub-byte outputs
-                            (int4, uint4, int2, uint2), float16-only arithmetic, and every
+                            (int4, uint4, int2, uint2), float16 quantize scales, and every
                             argument the reference rejects (it raises the error)
 ==========================  ===============================================================
 
@@ -160,7 +161,8 @@ def quantize_linear(
         )
     scale = _params.as_scale(y_scale, "y_scale")
     itype = _params.resolve_quantized_type(y_zero_point, output_dtype, "y_zero_point")
-    if itype.name not in _C_QUANTIZE_OUTPUTS or np.result_type(x_arr.dtype, scale.dtype) != _FLOAT32:
+    # The division happens in the scale's dtype (ONNX): float16 scales stay in the reference.
+    if itype.name not in _C_QUANTIZE_OUTPUTS or scale.dtype != _FLOAT32:
         return reference.quantize_linear(
             x, y_scale, y_zero_point, axis=axis, block_size=block_size, output_dtype=output_dtype
         )

@@ -172,21 +172,55 @@ int qc_f32_q16_quantize_channels_ukernel__neon(size_t n, const float *x, const f
 
 /* ---- dequantize ---- */
 
-static inline int32x4_t qc__load4_as_i32_neon(const void *p, int dtype) {
+/* 16 elements of an integer type widened to four int32x4 vectors, in order. */
+typedef struct {
+    int32x4_t v[4];
+} qc__i32x16;
+
+static inline qc__i32x16 qc__load16_as_i32_neon(const void *p, int dtype) {
+    qc__i32x16 r;
     switch (dtype) {
     case QC_DTYPE_INT8: {
-        int8_t b[8] = {0};
-        memcpy(b, p, 4);
-        return vmovl_s16(vget_low_s16(vmovl_s8(vld1_s8(b))));
+        int8x16_t b = vld1q_s8((const int8_t *)p);
+        int16x8_t lo = vmovl_s8(vget_low_s8(b));
+        int16x8_t hi = vmovl_s8(vget_high_s8(b));
+        r.v[0] = vmovl_s16(vget_low_s16(lo));
+        r.v[1] = vmovl_s16(vget_high_s16(lo));
+        r.v[2] = vmovl_s16(vget_low_s16(hi));
+        r.v[3] = vmovl_s16(vget_high_s16(hi));
+        return r;
     }
     case QC_DTYPE_UINT8: {
-        uint8_t b[8] = {0};
-        memcpy(b, p, 4);
-        return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vld1_u8(b)))));
+        uint8x16_t b = vld1q_u8((const uint8_t *)p);
+        uint16x8_t lo = vmovl_u8(vget_low_u8(b));
+        uint16x8_t hi = vmovl_u8(vget_high_u8(b));
+        r.v[0] = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(lo)));
+        r.v[1] = vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(lo)));
+        r.v[2] = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(hi)));
+        r.v[3] = vreinterpretq_s32_u32(vmovl_u16(vget_high_u16(hi)));
+        return r;
     }
-    case QC_DTYPE_INT16: return vmovl_s16(vld1_s16((const int16_t *)p));
-    case QC_DTYPE_UINT16: return vreinterpretq_s32_u32(vmovl_u16(vld1_u16((const uint16_t *)p)));
-    default: return vld1q_s32((const int32_t *)p);
+    case QC_DTYPE_INT16: {
+        const int16_t *h = (const int16_t *)p;
+        for (int j = 0; j < 4; j++) {
+            r.v[j] = vmovl_s16(vld1_s16(h + 4 * j));
+        }
+        return r;
+    }
+    case QC_DTYPE_UINT16: {
+        const uint16_t *h = (const uint16_t *)p;
+        for (int j = 0; j < 4; j++) {
+            r.v[j] = vreinterpretq_s32_u32(vmovl_u16(vld1_u16(h + 4 * j)));
+        }
+        return r;
+    }
+    default: {
+        const int32_t *w = (const int32_t *)p;
+        for (int j = 0; j < 4; j++) {
+            r.v[j] = vld1q_s32(w + 4 * j);
+        }
+        return r;
+    }
     }
 }
 
@@ -231,26 +265,51 @@ static inline int qc__dequant_needs_scalar(const float *scales, size_t n, int dt
 #endif
 }
 
+/* 16 outputs; scales / zero points per lane (channel form) or broadcast (row form). */
+static inline void qc__dequant16_neon(const void *x, const float *scales, const int32_t *zps, float scale,
+                                      int32_t zero_point, float *y, int dtype) {
+    qc__i32x16 v = qc__load16_as_i32_neon(x, dtype);
+    for (int j = 0; j < 4; j++) {
+        float32x4_t s = scales ? vld1q_f32(scales + 4 * j) : vdupq_n_f32(scale);
+        int32x4_t zp = scales ? (zps ? vld1q_s32(zps + 4 * j) : vdupq_n_s32(0)) : vdupq_n_s32(zero_point);
+        vst1q_f32(y + 4 * j, qc__dequant4_neon(v.v[j], zp, s, dtype));
+    }
+}
+
+/* scales == NULL: the row form with one scale / zero point. */
+static inline void qc__dequantize_neon(size_t n, const void *x, const float *scales, const int32_t *zps, float scale,
+                                       int32_t zero_point, float *y, int dtype) {
+    const size_t elem = qc__dtype_bytes_neon(dtype);
+    const unsigned char *in = (const unsigned char *)x;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        qc__dequant16_neon(in + i * elem, scales ? scales + i : NULL, zps ? zps + i : NULL, scale, zero_point, y + i,
+                           dtype);
+    }
+    if (i < n) {
+        size_t rest = n - i;
+        unsigned char xb[64] = {0};
+        float sb[16], yb[16];
+        int32_t zb[16];
+        memcpy(xb, in + i * elem, rest * elem);
+        if (scales) {
+            for (size_t j = 0; j < 16; j++) {
+                sb[j] = j < rest ? scales[i + j] : 1.0f;
+                zb[j] = (j < rest && zps) ? zps[i + j] : 0;
+            }
+        }
+        qc__dequant16_neon(xb, scales ? sb : NULL, zb, scale, zero_point, yb, dtype);
+        memcpy(y + i, yb, rest * sizeof(float));
+    }
+}
+
 static inline void qc__dequantize_row_neon(size_t n, const void *x, float scale, int32_t zero_point, float *y,
                                            int dtype, qc__dequantize_fn scalar) {
     if (qc__dequant_needs_scalar(&scale, 1, dtype)) {
         scalar(n, x, scale, zero_point, y);
         return;
     }
-    const size_t elem = qc__dtype_bytes_neon(dtype);
-    const unsigned char *in = (const unsigned char *)x;
-    const float32x4_t vscale = vdupq_n_f32(scale);
-    const int32x4_t zp = vdupq_n_s32(zero_point);
-    for (; n >= 4; n -= 4, in += 4 * elem, y += 4) {
-        vst1q_f32(y, qc__dequant4_neon(qc__load4_as_i32_neon(in, dtype), zp, vscale, dtype));
-    }
-    if (n > 0) {
-        unsigned char xb[16] = {0};
-        float yb[4];
-        memcpy(xb, in, n * elem);
-        vst1q_f32(yb, qc__dequant4_neon(qc__load4_as_i32_neon(xb, dtype), zp, vscale, dtype));
-        memcpy(y, yb, n * sizeof(float));
-    }
+    qc__dequantize_neon(n, x, NULL, NULL, scale, zero_point, y, dtype);
 }
 
 static inline void qc__dequantize_channels_neon(size_t n, const void *x, const float *scales,
@@ -260,28 +319,7 @@ static inline void qc__dequantize_channels_neon(size_t n, const void *x, const f
         scalar(n, x, scales, zero_points, y);
         return;
     }
-    const size_t elem = qc__dtype_bytes_neon(dtype);
-    const unsigned char *in = (const unsigned char *)x;
-    for (; n >= 4; n -= 4, in += 4 * elem, y += 4, scales += 4) {
-        int32x4_t zp = vdupq_n_s32(0);
-        if (zero_points) {
-            zp = vld1q_s32(zero_points);
-            zero_points += 4;
-        }
-        vst1q_f32(y, qc__dequant4_neon(qc__load4_as_i32_neon(in, dtype), zp, vld1q_f32(scales), dtype));
-    }
-    if (n > 0) {
-        unsigned char xb[16] = {0};
-        float sb[4], yb[4];
-        int32_t zb[4];
-        memcpy(xb, in, n * elem);
-        for (size_t i = 0; i < 4; i++) {
-            sb[i] = i < n ? scales[i] : 1.0f;
-            zb[i] = (i < n && zero_points) ? zero_points[i] : 0;
-        }
-        vst1q_f32(yb, qc__dequant4_neon(qc__load4_as_i32_neon(xb, dtype), vld1q_s32(zb), vld1q_f32(sb), dtype));
-        memcpy(y, yb, n * sizeof(float));
-    }
+    qc__dequantize_neon(n, x, scales, zero_points, 0.0f, 0, y, dtype);
 }
 
 #define QC__DEQUANT_NEON(name, dtype)                                                                         \
