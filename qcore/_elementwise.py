@@ -17,11 +17,14 @@ in :mod:`qcore.reference`   blocked parameters (``block_size > 0``), sub-byte ou
                             argument the reference rejects (it raises the error)
 ==========================  ===============================================================
 
-Arguments are validated with the reference's own rules before any C call, so both paths
-raise the same exception classes. Arrays reach C without a copy when they are
-C-contiguous with the expected dtype (``ffi.from_buffer``), and as contiguous copies
-otherwise; outputs are allocated here. Every C status goes through
-:func:`qcore._native.check`. The GIL is released during each C call (cffi's API mode).
+Arguments follow the reference's rules and raise the same exception classes: the common
+well-formed call (a float32 scale, a NumPy zero point of the same shape) has its shapes
+checked here and its scale and zero-point values checked by the C entry point, which
+hands any bad value back to the reference for its precise message; every other call is
+validated with the reference's own helpers before C runs. Arrays reach C without a copy
+when they are C-contiguous with the expected dtype (``ffi.from_buffer``), and as
+contiguous copies otherwise; outputs are allocated here. Every other C status goes
+through :func:`qcore._native.check`. The GIL is released during each C call (cffi's API mode).
 
 ``isa`` names an instruction-set path (``"scalar"``, ``"avx2"``, ``"neon"``, ...;
 :func:`qcore._native.available_isas`); ``None`` picks ``QCORE_ISA`` or the best one. All
