@@ -496,8 +496,6 @@ class _RequantArgs:
             self.layout = _layout(acc_arr.shape, True, 0)
         self.params = [_contiguous(_channel_param(p, channels, name), p.dtype) for p, name in params]
         zp = _channel_param(zp, channels, "zero_point")
-        if zp.size and (zp.min() < itype.qmin or zp.max() > itype.qmax):
-            raise QuantParamError(f"zero_point outside the {itype.name} range [{itype.qmin}, {itype.qmax}]")
         self.zero_point = _contiguous(zp, np.dtype(np.int32))
         self.bias = None
         if bias_arr is not None:
@@ -517,6 +515,21 @@ class _RequantArgs:
         self.acc = _contiguous(acc_arr, np.dtype(np.int32))
         self.shape = acc_arr.shape
         self.c_dtype = _C_DTYPES[itype.name]
+
+
+def _check_requant(status: int, context: str, args: _RequantArgs) -> None:
+    """Raise for a requantize status; the C entry point checks the parameter values (clamp
+    bounds are settled here, so QC_E_INVALID_ARGUMENT can only be a shift)."""
+    if status == lib.QC_OK:
+        return
+    if status == lib.QC_E_SCALE:
+        raise QuantParamError(f"{context}: multiplier must be finite and > 0")
+    if status == lib.QC_E_ZERO_POINT:
+        it = args.itype
+        raise QuantParamError(f"{context}: zero_point outside the {it.name} range [{it.qmin}, {it.qmax}]")
+    if status == lib.QC_E_INVALID_ARGUMENT:
+        raise QuantParamError(f"{context}: shift must be in [-31, 31]")
+    check(status, context)
 
 
 def requantize(
@@ -587,8 +600,6 @@ def requantize(
         raise DTypeError(f"multiplier must be float32, got {mult.dtype}")
     if mult.size == 0:
         raise ShapeError("multiplier is empty")
-    if not (np.isfinite(mult).all() and (mult > 0).all()):
-        raise QuantParamError("multiplier must be finite and > 0")
     args = _RequantArgs(acc, [(mult, "multiplier")], zero_point, bias, axis, clamp, output_dtype)
     y = np.empty(args.shape, dtype=args.itype.container)
     outer, channels, inner = args.layout
@@ -597,7 +608,7 @@ def requantize(
         _buffer("float[]", args.params[0]), _buffer("int32_t[]", args.zero_point), args.lo, args.hi,
         args.c_dtype, ffi.from_buffer(y.reshape(-1)), options,
     )
-    check(status, "requantize")
+    _check_requant(status, "requantize", args)
     return y
 
 
@@ -651,8 +662,6 @@ def requantize_fixedpoint(
     shifts = _int32_array(shift, "shift")
     if mult.size == 0 or shifts.size == 0:
         raise ShapeError("multiplier and shift must not be empty")
-    if shifts.min() < -31 or shifts.max() > 31:
-        raise QuantParamError("shift must be in [-31, 31]")
     args = _RequantArgs(acc, [(mult, "multiplier"), (shifts, "shift")], zero_point, bias, axis, clamp, output_dtype)
     y = np.empty(args.shape, dtype=args.itype.container)
     outer, channels, inner = args.layout
@@ -662,7 +671,7 @@ def requantize_fixedpoint(
         _buffer("int32_t[]", args.zero_point), args.lo, args.hi, args.c_dtype, ffi.from_buffer(y.reshape(-1)),
         options,
     )
-    check(status, "requantize_fixedpoint")
+    _check_requant(status, "requantize_fixedpoint", args)
     return y
 
 
