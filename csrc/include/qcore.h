@@ -35,8 +35,54 @@ typedef enum qc_status {
     QC_E_THREAD = 9,           /* a worker thread could not be started */
     QC_E_SCALE = 10,           /* a scale that is not finite and positive */
     QC_E_ZERO_POINT = 11,      /* a zero point outside the range of its type */
-    /* 100..199: .qcm format reader statuses (see qcore_format.h) */
+    /* 100..199: .qcm format reader statuses, one per rule of docs/FORMAT.md, in the order
+     * the rules are checked (see qcore_format.h) */
     QC_E_FORMAT_FIRST = 100,
+    QC_E_FORMAT_TRUNCATED = 100,
+    QC_E_FORMAT_MAGIC = 101,
+    QC_E_FORMAT_BYTE_ORDER = 102,
+    QC_E_FORMAT_VERSION = 103,
+    QC_E_FORMAT_FLAGS = 104,
+    QC_E_FORMAT_ALIGNMENT = 105,
+    QC_E_FORMAT_TRAILING_DATA = 106,
+    QC_E_FORMAT_HEADER_TOO_LARGE = 107,
+    QC_E_FORMAT_TENSOR_COUNT = 108,
+    QC_E_FORMAT_METADATA_COUNT = 109,
+    QC_E_FORMAT_DIRECTORY_BOUNDS = 110,
+    QC_E_FORMAT_HEADER_CHECKSUM = 111,
+    QC_E_FORMAT_NAME = 112,
+    QC_E_FORMAT_ELEMENT_TYPE = 113,
+    QC_E_FORMAT_RANK = 114,
+    QC_E_FORMAT_RESERVED = 115,
+    QC_E_FORMAT_SHAPE_OVERFLOW = 116,
+    QC_E_FORMAT_DATA_SIZE = 117,
+    QC_E_FORMAT_MISALIGNED = 118,
+    QC_E_FORMAT_OVERLAP = 119,
+    QC_E_FORMAT_HOLE = 120,
+    QC_E_FORMAT_ROLE = 121,
+    QC_E_FORMAT_SCHEME = 122,
+    QC_E_FORMAT_CONVENTION = 123,
+    QC_E_FORMAT_QUANT_TYPE = 124,
+    QC_E_FORMAT_AXIS = 125,
+    QC_E_FORMAT_BLOCK_SIZE = 126,
+    QC_E_FORMAT_REFERENCE = 127,
+    QC_E_FORMAT_SCALE_COUNT = 128,
+    QC_E_FORMAT_ZERO_POINT_SHAPE = 129,
+    QC_E_FORMAT_DUPLICATE_NAME = 130,
+    QC_E_FORMAT_NAME_INDEX = 131,
+    QC_E_FORMAT_METADATA_KEY = 132,
+    QC_E_FORMAT_DUPLICATE_KEY = 133,
+    QC_E_FORMAT_METADATA_ORDER = 134,
+    QC_E_FORMAT_METADATA_TYPE = 135,
+    QC_E_FORMAT_METADATA_VALUE = 136,
+    QC_E_FORMAT_METADATA_BOUNDS = 137,
+    QC_E_FORMAT_GRAPH_SCHEMA = 138,
+    QC_E_FORMAT_TENSOR_CHECKSUM = 139,
+    QC_E_FORMAT_PADDING = 140,
+    QC_E_FORMAT_SCALE_VALUE = 141,
+    QC_E_FORMAT_ZERO_POINT_RANGE = 142,
+    /* not a broken rule: the tensor name or metadata key asked for is absent */
+    QC_E_FORMAT_NOT_FOUND = 150,
     QC_E_FORMAT_LAST = 199
 } qc_status;
 

@@ -1,0 +1,282 @@
+/*
+ * AVX2 GEMM kernels (x86-64). Exact for every input: signed bytes are widened to int16
+ * and multiplied with vpmaddwd, whose pairwise int32 sums (at most 2 * 128 * 128) never
+ * saturate; vpmaddubsw, which saturates on full-range u8 x s8, is not used.
+ */
+#include "gemm_internal.h"
+
+#if defined(QC__BUILD_AVX2)
+
+#include <immintrin.h>
+#include <string.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma")
+#endif
+
+/* A is packed as int16, MR x 4 per k group; B is a panel of 8 columns x 4 k per group.
+ * Per group: the 32 bytes of B widen to two vectors (columns 0-3 and 4-7, each as
+ * c0k0 c0k1 c0k2 c0k3 c1k0 ...), each row's four A values are broadcast as 64 bits, and
+ * vpmaddwd leaves two partial sums per column (k0+k1, k2+k3), summed once at the end.
+ * Accumulators are named variables (an array would be spilled); `rows` is a compile-time
+ * constant in every instantiation, so the unused rows vanish. */
+#define QC__AVX2_ROW(r)                                                                   \
+    if (rows > r) {                                                                       \
+        long long pair;                                                                   \
+        memcpy(&pair, a + r * 4, sizeof pair);                                            \
+        const __m256i av = _mm256_set1_epi64x(pair);                                      \
+        c##r##0 = _mm256_add_epi32(c##r##0, _mm256_madd_epi16(av, b0));                   \
+        c##r##1 = _mm256_add_epi32(c##r##1, _mm256_madd_epi16(av, b1));                   \
+    }
+#define QC__AVX2_STORE(r)                                                                 \
+    if (rows > r) {                                                                       \
+        /* hadd gives c0 c1 c4 c5 | c2 c3 c6 c7; the permute restores column order. */   \
+        __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c##r##0, c##r##1), 0xD8); \
+        _mm256_storeu_si256((__m256i *)(tile + r * QC__GEMM_NR), sums);                   \
+    }
+
+static inline __attribute__((always_inline)) void qc__avx2_tile(const int rows, size_t a_step, size_t kgroups,
+                                                                const int16_t *a, const int8_t *b_panel,
+                                                                int32_t *tile) {
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (size_t g = 0; g < kgroups; g++) {
+        if (rows <= 2) {
+            /* Few rows: memory-bound on B, so fetch ahead of the hardware prefetcher. */
+            _mm_prefetch((const char *)(b_panel + 4096), _MM_HINT_T0);
+        }
+        const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b_panel));
+        const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b_panel + 16)));
+        QC__AVX2_ROW(0)
+        QC__AVX2_ROW(1)
+        QC__AVX2_ROW(2)
+        QC__AVX2_ROW(3)
+        QC__AVX2_ROW(4)
+        QC__AVX2_ROW(5)
+        a += a_step;
+        b_panel += 32;
+    }
+    QC__AVX2_STORE(0)
+    QC__AVX2_STORE(1)
+    QC__AVX2_STORE(2)
+    QC__AVX2_STORE(3)
+    QC__AVX2_STORE(4)
+    QC__AVX2_STORE(5)
+}
+
+/* The full 6-row tile needs 12 accumulators, 2 B vectors, a broadcast and a product: all
+ * 16 ymm registers. GCC's allocator spills four accumulators when this is written with
+ * intrinsics, so the 6-row tile is written in assembly with the same instructions:
+ * ymm0-11 accumulate (row r in ymm 2r, 2r+1), ymm12/13 hold B, ymm14 the broadcast A,
+ * ymm15 the product. */
+#define QC__AVX2_ASM_ROW(off, c0, c1)          \
+    "vpbroadcastq " #off "(%[a]), %%ymm14\n\t" \
+    "vpmaddwd %%ymm12, %%ymm14, %%ymm15\n\t"   \
+    "vpaddd %%ymm15, %%" c0 ", %%" c0 "\n\t"   \
+    "vpmaddwd %%ymm13, %%ymm14, %%ymm15\n\t"   \
+    "vpaddd %%ymm15, %%" c1 ", %%" c1 "\n\t"
+#define QC__AVX2_ASM_STORE(c0, c1, off)              \
+    "vphaddd %%" c1 ", %%" c0 ", %%" c0 "\n\t"       \
+    "vpermq $0xD8, %%" c0 ", %%" c0 "\n\t"           \
+    "vmovdqu %%" c0 ", " #off "(%[tile])\n\t"
+
+static void qc__avx2_tile6(size_t kgroups, const int16_t *a, const int8_t *b_panel, int32_t *tile) {
+    __asm__ volatile(
+        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
+        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
+        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
+        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
+        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
+        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
+        "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"
+        "vpxor %%xmm8, %%xmm8, %%xmm8\n\t"
+        "vpxor %%xmm9, %%xmm9, %%xmm9\n\t"
+        "vpxor %%xmm10, %%xmm10, %%xmm10\n\t"
+        "vpxor %%xmm11, %%xmm11, %%xmm11\n\t"
+        "test %[n], %[n]\n\t"
+        "jz 2f\n\t"
+        ".p2align 4\n"
+        "1:\n\t"
+        "prefetcht0 4096(%[b])\n\t"
+        "vpmovsxbw (%[b]), %%ymm12\n\t"
+        "vpmovsxbw 16(%[b]), %%ymm13\n\t"
+        QC__AVX2_ASM_ROW(0, "ymm0", "ymm1")
+        QC__AVX2_ASM_ROW(8, "ymm2", "ymm3")
+        QC__AVX2_ASM_ROW(16, "ymm4", "ymm5")
+        QC__AVX2_ASM_ROW(24, "ymm6", "ymm7")
+        QC__AVX2_ASM_ROW(32, "ymm8", "ymm9")
+        QC__AVX2_ASM_ROW(40, "ymm10", "ymm11")
+        "add $48, %[a]\n\t"
+        "add $32, %[b]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        QC__AVX2_ASM_STORE("ymm0", "ymm1", 0)
+        QC__AVX2_ASM_STORE("ymm2", "ymm3", 32)
+        QC__AVX2_ASM_STORE("ymm4", "ymm5", 64)
+        QC__AVX2_ASM_STORE("ymm6", "ymm7", 96)
+        QC__AVX2_ASM_STORE("ymm8", "ymm9", 128)
+        QC__AVX2_ASM_STORE("ymm10", "ymm11", 160)
+        "vzeroupper\n\t"
+        : [a] "+r"(a), [b] "+r"(b_panel), [n] "+r"(kgroups)
+        : [tile] "r"(tile)
+        : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+}
+
+/* One function per tile height; `rows` selects the specialisation for the last block. */
+void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                    int32_t *tile) {
+    const int16_t *a = (const int16_t *)a_packed;
+    switch (rows) {
+    case 1: qc__avx2_tile(1, 16, kgroups, a, b_panel, tile); break;
+    case 2: qc__avx2_tile(2, 16, kgroups, a, b_panel, tile); break;
+    case 3: qc__avx2_tile(3, 16, kgroups, a, b_panel, tile); break;
+    default: qc__avx2_tile(4, 16, kgroups, a, b_panel, tile); break;
+    }
+}
+
+void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                    int32_t *tile) {
+    const int16_t *a = (const int16_t *)a_packed;
+    switch (rows) {
+    case 1: qc__avx2_tile(1, 24, kgroups, a, b_panel, tile); break;
+    case 2: qc__avx2_tile(2, 24, kgroups, a, b_panel, tile); break;
+    case 3: qc__avx2_tile(3, 24, kgroups, a, b_panel, tile); break;
+    case 4: qc__avx2_tile(4, 24, kgroups, a, b_panel, tile); break;
+    case 5: qc__avx2_tile(5, 24, kgroups, a, b_panel, tile); break;
+    default: qc__avx2_tile6(kgroups, a, b_panel, tile); break;
+    }
+}
+
+/* Eight consecutive int4 elements starting at element e, as one 32-bit word (element e in
+ * the low nibble). Reads past the end of w are never made. */
+static inline uint32_t qc__w4_load8(const uint8_t *w, size_t w_bytes, size_t e) {
+    size_t byte = e >> 1;
+    uint64_t word = 0;
+    if (byte + 8 <= w_bytes) {
+        memcpy(&word, w + byte, 8);
+    } else {
+        memcpy(&word, w + byte, w_bytes - byte);
+    }
+    return (uint32_t)(word >> ((e & 1) * 4));
+}
+
+/* Rows [row0, row0 + ROWS) over columns [c0, c1) (whole groups of 8): for each k in
+ * increasing order, y[r, :] = y[r, :] + a[r, k] * W[k, :], with W's eight values per
+ * group unpacked and dequantized in registers, (w - zp) * scale. The weights stream
+ * through memory in order and the strip of y stays in L1. Every field of args is copied
+ * to a local first: the vector stores to y may alias anything, and reloading the fields
+ * after each store cost a factor of three. */
+static inline __attribute__((always_inline)) void qc__w4_rows_avx2(const qc__w4_args *args, const int rows,
+                                                                   size_t row0, size_t c0, size_t c1) {
+    const size_t n = args->n, k = args->k, bs = args->block_size, as = args->a_stride, ys = args->y_stride;
+    const size_t w_bytes = args->w_bytes;
+    const uint8_t *const w = args->w;
+    const float *const w_scale = args->w_scale;
+    const uint8_t *const w_zp = (const uint8_t *)args->w_zero_point;
+    const int w_signed = args->w_signed;
+    const float *const a = args->a + row0 * as;
+    float *const y = args->y + row0 * ys;
+    const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    const __m256i low4 = _mm256_set1_epi32(0xF);
+    const __m256i eight = _mm256_set1_epi32(8);
+    for (size_t col = c0; col < c1; col += 8) {
+        for (int r = 0; r < rows; r++) {
+            _mm256_storeu_ps(y + r * ys + col, _mm256_setzero_ps());
+        }
+    }
+    /* k goes in steps of up to 8: each group's partial sums stay in registers for the
+     * step (y is loaded and stored once per step), still adding in increasing k. */
+    for (size_t k0 = 0; k0 < k; k0 += 8) {
+        const size_t k1 = k0 + 8 < k ? k0 + 8 : k;
+        size_t p_row[8]; /* (k / block_size) * n, divided once per step, not per group */
+        for (size_t kk = k0; kk < k1; kk++) {
+            p_row[kk - k0] = (kk / bs) * n;
+        }
+        for (size_t col = c0; col < c1; col += 8) {
+            float *yc = y + col;
+            __m256 acc0 = _mm256_loadu_ps(yc);
+            __m256 acc1 = rows > 1 ? _mm256_loadu_ps(yc + ys) : acc0;
+            __m256 acc2 = rows > 2 ? _mm256_loadu_ps(yc + 2 * ys) : acc0;
+            __m256 acc3 = rows > 3 ? _mm256_loadu_ps(yc + 3 * ys) : acc0;
+            for (size_t kk = k0; kk < k1; kk++) {
+                const size_t e = kk * n + col, p = p_row[kk - k0] + col;
+                uint32_t bits;
+                if ((e & 1) == 0) {
+                    memcpy(&bits, w + (e >> 1), sizeof bits); /* e + 8 <= K * N: in bounds */
+                } else {
+                    bits = qc__w4_load8(w, w_bytes, e);
+                }
+                __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), shifts), low4);
+                if (w_signed) {
+                    q = _mm256_sub_epi32(_mm256_xor_si256(q, eight), eight);
+                }
+                if (w_zp != NULL) {
+                    __m128i z8 = _mm_loadl_epi64((const __m128i *)(w_zp + p));
+                    q = _mm256_sub_epi32(q, w_signed ? _mm256_cvtepi8_epi32(z8) : _mm256_cvtepu8_epi32(z8));
+                }
+                const __m256 wv = _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(w_scale + p));
+                acc0 = _mm256_add_ps(acc0, _mm256_mul_ps(_mm256_broadcast_ss(a + kk), wv));
+                if (rows > 1) {
+                    acc1 = _mm256_add_ps(acc1, _mm256_mul_ps(_mm256_broadcast_ss(a + as + kk), wv));
+                }
+                if (rows > 2) {
+                    acc2 = _mm256_add_ps(acc2, _mm256_mul_ps(_mm256_broadcast_ss(a + 2 * as + kk), wv));
+                }
+                if (rows > 3) {
+                    acc3 = _mm256_add_ps(acc3, _mm256_mul_ps(_mm256_broadcast_ss(a + 3 * as + kk), wv));
+                }
+            }
+            _mm256_storeu_ps(yc, acc0);
+            if (rows > 1) {
+                _mm256_storeu_ps(yc + ys, acc1);
+            }
+            if (rows > 2) {
+                _mm256_storeu_ps(yc + 2 * ys, acc2);
+            }
+            if (rows > 3) {
+                _mm256_storeu_ps(yc + 3 * ys, acc3);
+            }
+        }
+    }
+    if (args->bias != NULL) {
+        const float *const bias = args->bias;
+        for (size_t col = c0; col < c1; col += 8) {
+            const __m256 b = _mm256_loadu_ps(bias + col);
+            for (int r = 0; r < rows; r++) {
+                _mm256_storeu_ps(y + r * ys + col, _mm256_add_ps(_mm256_loadu_ps(y + r * ys + col), b));
+            }
+        }
+    }
+}
+
+void qc_f32_w4_gemm__avx2(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1) {
+    const size_t vec_end = n0 + (n1 - n0) / 8 * 8;
+    for (size_t row0 = m0; row0 < m1; row0 += 4) {
+        const size_t rows = m1 - row0 < 4 ? m1 - row0 : 4;
+        /* Column strips whose rows of y take at most 16 KB (they stay in L1). */
+        const size_t strip = 4096 / rows;
+        for (size_t c0 = n0; c0 < vec_end; c0 += strip) {
+            size_t c1 = c0 + strip < vec_end ? c0 + strip : vec_end;
+            switch (rows) {
+            case 1: qc__w4_rows_avx2(args, 1, row0, c0, c1); break;
+            case 2: qc__w4_rows_avx2(args, 2, row0, c0, c1); break;
+            case 3: qc__w4_rows_avx2(args, 3, row0, c0, c1); break;
+            default: qc__w4_rows_avx2(args, 4, row0, c0, c1); break;
+            }
+        }
+    }
+    if (vec_end < n1) {
+        qc_f32_w4_gemm__scalar(args, m0, m1, vec_end, n1);
+    }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+
+#endif /* QC__BUILD_AVX2 */

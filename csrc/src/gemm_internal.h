@@ -1,0 +1,112 @@
+/*
+ * Private pieces of the int8 GEMM: the packed-B layout, the microkernel signature and the
+ * per-ISA kernels (docs/KERNELS.md describes the layouts).
+ *
+ * Every kernel computes one full MR x NR tile of raw products sum_k A'[m, k] * B'[k, n]
+ * of signed bytes (A' and B' are the inputs with 128 subtracted when unsigned), wrapping
+ * modulo 2^32; gemm.c applies the zero-point correction and the epilogue.
+ */
+#ifndef QCORE_GEMM_INTERNAL_H
+#define QCORE_GEMM_INTERNAL_H
+
+#include "internal.h"
+
+/* Columns per packed B panel and k values per group (the "c4" of the kernel names). */
+#define QC__GEMM_NR 8
+#define QC__GEMM_KG 4
+#define QC__GEMM_MR_MAX 8
+
+/* Packed B: this header, then column sums (np int32), effective zero points (np int32),
+ * then np / NR panels, each kp / KG groups of NR x KG signed bytes:
+ * group g of panel p holds B'[4g + j, 8p + c] at byte c * 4 + j. */
+#define QC__PACKED_MAGIC 0x42504351u /* "QCPB" */
+#define QC__PACKED_VERSION 1u
+#define QC__PACKED_HEADER 64u
+
+typedef struct qc__packed_header {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t k;
+    uint64_t n;
+    uint64_t kp; /* k rounded up to a multiple of QC__GEMM_KG */
+    uint64_t np; /* n rounded up to a multiple of QC__GEMM_NR */
+    uint64_t panels_offset;
+    uint64_t size;
+} qc__packed_header;
+
+/* A packed for one kernel: for each block of MR rows, kp / KG groups of MR x KG values
+ * (group g of block b holds A'[b * MR + r, 4g + j] at element r * 4 + j), as int8 or int16
+ * per the kernel's a_elem_size. Rows past M and k past K are zero. A kernel computes at
+ * least the first `rows` (1..MR) rows of the tile; the others may be left unwritten. */
+typedef void (*qc__gemm_ukernel_fn)(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                    int32_t *tile);
+
+typedef struct qc__gemm_ukernel {
+    qc__gemm_ukernel_fn fn;
+    unsigned mr;
+    unsigned a_elem_size;
+} qc__gemm_ukernel;
+
+void qc_s8_gemm_ukernel_4x8c4__scalar(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                      int32_t *tile);
+#if defined(QC__BUILD_AVX2)
+void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                    int32_t *tile);
+void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                    int32_t *tile);
+#endif
+#if defined(QC__BUILD_NEON)
+#if defined(__aarch64__)
+void qc_s8_gemm_ukernel_2x8c4__neon(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                    int32_t *tile);
+#else
+void qc_s8_gemm_ukernel_1x8c4__neon(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                    int32_t *tile);
+#endif
+#endif
+#if defined(QC__BUILD_NEONDOT)
+void qc_s8_gemm_ukernel_4x8c4__neondot(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                       int32_t *tile);
+#endif
+
+/* Weight-only int4 GEMM: one call computes rows [m0, m1) x columns [n0, n1) of Y. */
+typedef struct qc__w4_args {
+    size_t m, n, k;
+    const float *a;
+    size_t a_stride;
+    int w_signed;
+    const uint8_t *w;
+    size_t w_bytes;
+    const float *w_scale;
+    const void *w_zero_point;
+    size_t block_size;
+    const float *bias;
+    float *y;
+    size_t y_stride;
+} qc__w4_args;
+
+typedef void (*qc__w4_fn)(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1);
+
+/* Element e of the packed int4 matrix, sign-extended (signed) or not. */
+static inline int32_t qc__w4_get(const uint8_t *w, size_t e, int w_signed) {
+    int32_t v = (w[e >> 1] >> ((e & 1) * 4)) & 0xF;
+    return w_signed ? ((v ^ 8) - 8) : v;
+}
+
+static inline int32_t qc__w4_zero_point(const qc__w4_args *args, size_t index) {
+    if (args->w_zero_point == NULL) {
+        return 0;
+    }
+    return args->w_signed ? (int32_t)((const int8_t *)args->w_zero_point)[index]
+                          : (int32_t)((const uint8_t *)args->w_zero_point)[index];
+}
+
+void qc_f32_w4_gemm__scalar(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1);
+#if defined(QC__BUILD_AVX2)
+void qc_f32_w4_gemm__avx2(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1);
+#endif
+#if defined(QC__BUILD_NEON) && defined(__aarch64__)
+void qc_f32_w4_gemm__neon(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1);
+#endif
+
+#endif /* QCORE_GEMM_INTERNAL_H */

@@ -1,0 +1,312 @@
+"""The runtime's integer kernel interface: the one place the runtime touches integer math.
+
+Every quantized operator of the runtime goes through these functions, so changing the
+engine underneath is local to this module. Today: activation quantization on the C
+element-wise kernels (``qcore._elementwise``), integer products on the C GEMM with weights
+packed once (``qcore._gemm``), and a NumPy engine for convolutions with many small groups.
+(``qcore.ops`` re-exports the same C functions.) The arithmetic is ONNX's
+(docs/ARITHMETIC.md):
+
+- quantize: ``q = saturate(round_half_even(x / scale) + zero_point)``; NaN is rejected;
+- dynamic quantize (uint8): ``s = (max(0, max x) - min(0, min x)) / 255``,
+  ``zp = round_half_even(clip(-min(0, min x) / s, 0, 255))``, per tensor or per row;
+  an all-zero tensor or row gets ``s = 1`` and ``zp = 0`` (onnxruntime's choice, as the
+  reference); per row, a range whose ``/ 255`` underflows also gets ``s = 1`` (the
+  reference raises there, and so does the per-tensor C kernel);
+- integer matmul: exact ``acc = sum_k (q[m,k] - zp_x) * (w[k,n] - zp_w[n])``;
+- output: ``y = float32(acc) * float32(s_x * s_w[n]) + bias[n]`` in float32.
+
+The integer products are exact whichever engine computes them; see :class:`PackedLinear`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NonFiniteError, ShapeError
+from ..reference.tensor import QuantizedTensor
+
+_RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
+#: Largest |sum| float32 represents exactly (every integer up to 2**24).
+_F32_EXACT = 1 << 24
+
+
+def quantize(x: np.ndarray, scale: float | np.ndarray, zero_point: int | np.ndarray, dtype: str) -> np.ndarray:
+    """ONNX QuantizeLinear, per tensor or per row, on the C core.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32 values (2-D ``(M, K)`` for per-row parameters).
+    scale, zero_point
+        Scalars, or per-row arrays of shape ``(M, 1)``.
+    dtype : {"uint8", "int8"}
+
+    Returns
+    -------
+    numpy.ndarray of ``dtype``
+
+    Raises
+    ------
+    NonFiniteError
+        ``x`` holds NaN (+-inf saturate).
+
+    Notes
+    -----
+    ``q = clip(round_half_even(x / scale) + zero_point, qmin, qmax)``, a true division in
+    float32 (:func:`qcore._elementwise.quantize_linear`, bit-exact with the reference).
+    """
+    from .. import _elementwise  # noqa: PLC0415
+
+    x = np.asarray(x, dtype=np.float32)
+    if np.ndim(scale) == 0 or np.size(scale) == 1:
+        return _elementwise.quantize_linear(x, np.asarray(scale, np.float32).reshape(()),
+                                            np.asarray(zero_point).astype(dtype).reshape(()))
+    return _elementwise.quantize_linear(x, np.asarray(scale, np.float32).reshape(-1),
+                                        np.asarray(zero_point).astype(dtype).reshape(-1), axis=0)
+
+
+def dynamic_quantize(x: np.ndarray, per_row: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DynamicQuantizeLinear (uint8) of ``x`` (2-D when ``per_row``): ``(q, scale, zp)``.
+
+    Per tensor this is :func:`qcore._elementwise.dynamic_quantize_linear`; per row, the
+    same formulas applied to each row (:func:`dynamic_params`), then :func:`quantize`.
+    """
+    if not per_row:
+        from .. import _elementwise  # noqa: PLC0415
+
+        q, scale, zp = _elementwise.dynamic_quantize_linear(np.asarray(x, dtype=np.float32))
+        return q, scale, zp.astype(np.float32)
+    scale, zp = dynamic_params(x, True)
+    return quantize(x, scale, zp, "uint8"), scale, zp
+
+
+def dynamic_params(x: np.ndarray, per_row: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and zero point of DynamicQuantizeLinear (uint8), per tensor or per row.
+
+    ``x`` is 2-D ``(M, K)`` when ``per_row``; the results then have shape ``(M, 1)``,
+    otherwise they are 0-d. All arithmetic in float32.
+    """
+    if per_row:
+        lo = np.minimum(x.min(axis=1, keepdims=True), np.float32(0))
+        hi = np.maximum(x.max(axis=1, keepdims=True), np.float32(0))
+    else:
+        lo = np.minimum(np.float32(x.min()), np.float32(0))
+        hi = np.maximum(np.float32(x.max()), np.float32(0))
+    scale = ((hi - lo) / np.float32(255)).astype(np.float32)
+    if not np.isfinite(scale).all():
+        raise NonFiniteError("activation range is not finite (NaN or inf in the input)")
+    scale = np.where(scale == 0, np.float32(1), scale).astype(np.float32)
+    zp = np.clip(np.rint(-lo / scale), 0, 255).astype(np.float32)
+    return scale, zp
+
+
+#: Groups up to this many run one C GEMM each; more (depthwise-like convs with tiny
+#: per-group matrices) use the batched NumPy engine.
+C_MAX_GROUPS = 4
+
+
+class PackedLinear:
+    """Quantized weights prepared once for ``y = x @ W + b`` (optionally in groups).
+
+    Use :meth:`from_matmul` for a MatMul weight ``(K, N)`` and :meth:`from_conv` for a
+    Conv weight ``(OC, C / group, *kernel)``.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        int8/uint8 weights ``(G, K, N)``.
+    zero_point : numpy.ndarray
+        Weight zero points, per tensor or ``(G, N)``.
+    w_scale : numpy.ndarray
+        float32, broadcasting to ``(G, 1, N)``.
+    bias : numpy.ndarray or None
+        float32, ``G * N`` values.
+    engine : {"auto", "c", "numpy"}
+        ``"c"``: qcore's C GEMM on weights packed once (:class:`qcore._gemm.PackedWeights`),
+        exact int32. ``"numpy"``: BLAS on the centred operands held as float32 (exact, see
+        Notes). ``"auto"``: C unless there are more than :data:`C_MAX_GROUPS` groups.
+
+    Notes
+    -----
+    Both engines compute the exact integer sum ``acc = sum_k (q - zp_x)(w - zp_w)``, then
+    ``y = float32(acc) * float32(s_x * s_w[n]) + b[n]`` in float32, so their results are
+    identical. The NumPy engine stores ``w - zp_w`` as float32 and uses float32 BLAS when
+    every partial sum is provably below 2**24 (``K * max|q - zp_x| * max|w - zp_w| < 2**24``),
+    float64 BLAS otherwise (exact below 2**53).
+    """
+
+    def __init__(self, data: np.ndarray, zero_point: np.ndarray, w_scale: np.ndarray, bias: np.ndarray | None,
+                 engine: str = "auto") -> None:
+        self.groups, self.k, self.n = data.shape
+        if engine == "auto":
+            engine = "c" if self.groups <= C_MAX_GROUPS else "numpy"
+        if engine not in ("c", "numpy"):
+            raise ValueError(f"unknown engine {engine!r}")
+        self.engine = engine
+        zp = np.asarray(zero_point).reshape(-1)
+        zp_g = zp.reshape(self.groups, 1, self.n) if zp.size > 1 else zp.reshape(1, 1, 1)
+        if engine == "c":
+            from .. import _gemm  # noqa: PLC0415
+
+            self._packed = [
+                _gemm.PackedWeights(np.ascontiguousarray(data[g]),
+                                    zp_g[g].reshape(-1).astype(data.dtype) if zp.size > 1
+                                    else zp.astype(data.dtype).reshape(()))
+                for g in range(self.groups)]
+            self._gemm = _gemm
+        else:
+            centered = data.astype(np.float32) - zp_g.astype(np.float32)
+            self.w_max = float(np.abs(centered).max()) if centered.size else 0.0
+            self.w32 = np.ascontiguousarray(centered)
+            self.w64: np.ndarray | None = None
+        self.w_scale = np.asarray(w_scale, dtype=np.float32)
+        self.bias = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(self.groups, 1, self.n)
+
+    @classmethod
+    def from_matmul(cls, weight: QuantizedTensor, bias: np.ndarray | None, engine: str = "auto") -> PackedLinear:
+        """Pack a ``(K, N)`` weight quantized per tensor or per column (``axis=1``)."""
+        if weight.data.ndim != 2 or weight.dtype not in ("int8", "uint8"):
+            raise ShapeError(f"packed linear weights must be 2-D int8/uint8, got {weight.dtype} {weight.data.shape}")
+        if weight.axis not in (None, 1) or weight.block_size:
+            raise ShapeError("packed linear weights are per-tensor or per output column (axis 1)")
+        scale = np.asarray(weight.scale, dtype=np.float32).reshape(1, 1, -1)
+        return cls(weight.data[None], np.asarray(weight.zero_point), scale, bias, engine)
+
+    @classmethod
+    def from_conv(cls, weight: QuantizedTensor, group: int, bias: np.ndarray | None,
+                  engine: str = "auto") -> PackedLinear:
+        """Pack a ``(OC, C/group, *kernel)`` weight quantized per tensor or per OC (``axis=0``)."""
+        if weight.axis not in (None, 0) or weight.block_size or weight.dtype not in ("int8", "uint8"):
+            raise ShapeError("packed conv weights are int8/uint8, per-tensor or per output channel (axis 0)")
+        oc = weight.data.shape[0]
+        if oc % group:
+            raise ShapeError(f"{oc} output channels do not split into {group} groups")
+        data = weight.data.reshape(group, oc // group, -1).transpose(0, 2, 1)
+        scale = np.asarray(weight.scale, dtype=np.float32).reshape(-1)
+        scale = scale.reshape(group, 1, oc // group) if scale.size > 1 else scale.reshape(1, 1, 1)
+        return cls(np.ascontiguousarray(data), np.asarray(weight.zero_point), scale, bias, engine)
+
+    def _accumulate_numpy(self, q: np.ndarray, x_zero_point: float | np.ndarray) -> np.ndarray:
+        a = q.astype(np.float32)
+        a -= np.asarray(x_zero_point, dtype=np.float32)
+        a_max = max(float(a.max(initial=0)), -float(a.min(initial=0)))
+        if self.k * a_max * self.w_max < _F32_EXACT:
+            return np.matmul(a, self.w32 if q.ndim == 3 else self.w32[0])
+        if self.w64 is None:
+            self.w64 = self.w32.astype(np.float64)
+        return np.matmul(a.astype(np.float64), self.w64 if q.ndim == 3 else self.w64[0]).astype(np.float32)
+
+    def _accumulate_c(self, q: np.ndarray, x_zero_point: float | np.ndarray) -> np.ndarray:
+        zp = np.asarray(x_zero_point)
+        zp = zp.reshape(-1).astype(q.dtype) if zp.size > 1 else zp.astype(q.dtype).reshape(())
+        if q.ndim == 2:
+            return self._gemm.matmul_integer_packed(q, zp, self._packed[0]).astype(np.float32)
+        out = np.empty((self.groups, q.shape[1], self.n), dtype=np.float32)
+        for g in range(self.groups):
+            out[g] = self._gemm.matmul_integer_packed(q[g], zp, self._packed[g])
+        return out
+
+    def run(self, q: np.ndarray, x_scale: float | np.ndarray, x_zero_point: float | np.ndarray) -> np.ndarray:
+        """Integer product of quantized rows, dequantized to float32.
+
+        Parameters
+        ----------
+        q : numpy.ndarray
+            uint8/int8 of shape ``(M, K)`` (one group) or ``(G, M, K)``.
+        x_scale, x_zero_point
+            Per tensor (scalars) or per row (shape ``(M, 1)``; 2-D ``q`` only).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 of shape ``(M, N)`` or ``(G, M, N)``.
+        """
+        if self.engine == "c":
+            acc = self._accumulate_c(q, x_zero_point)
+        else:
+            acc = self._accumulate_numpy(q, x_zero_point)
+        multiplier = np.asarray(x_scale, dtype=np.float32) * self.w_scale
+        if q.ndim == 2:
+            multiplier = multiplier.reshape(multiplier.shape[-2:]) if multiplier.ndim == 3 else multiplier
+        acc *= multiplier
+        if self.bias is not None:
+            acc += self.bias if q.ndim == 3 else self.bias[0]
+        return acc
+
+
+class Int4Linear:
+    """Weight-only int4 MatMul weights ``(K, N)``, blocked along K or per column, for C.
+
+    ``y = x @ dequantize(W) + b`` computed by :func:`qcore._gemm.linear_int4` (float32
+    accumulation in increasing k, no FMA); per-column weights are one block of K rows.
+    """
+
+    def __init__(self, weight: QuantizedTensor, bias: np.ndarray | None) -> None:
+        from .. import _gemm  # noqa: PLC0415
+
+        if weight.dtype not in ("int4", "uint4") or weight.data.ndim != 2:
+            raise ShapeError(f"int4 linear weights must be 2-D int4/uint4, got {weight.dtype} {weight.data.shape}")
+        k, n = weight.data.shape
+        if weight.block_size and weight.axis == 0:
+            block = weight.block_size
+            scale = np.asarray(weight.scale, np.float32).reshape(-1, n)
+            zp = np.asarray(weight.zero_point).reshape(-1, n)
+        elif weight.axis == 1 and not weight.block_size:
+            block = max(k, 1)
+            scale = np.asarray(weight.scale, np.float32).reshape(1, n)
+            zp = np.asarray(weight.zero_point).reshape(1, n)
+        else:
+            raise ShapeError("int4 linear weights are blocked along K (axis 0) or per column (axis 1)")
+        zp = None if not zp.any() else np.ascontiguousarray(zp)
+        self._weights = _gemm.Int4Weights.from_values(np.ascontiguousarray(weight.data), np.ascontiguousarray(scale),
+                                                      zp, block_size=block, dtype=weight.dtype)
+        self._linear = _gemm.linear_int4
+        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        self.k, self.n = k, n
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        return self._linear(x, self._weights, self.bias)
+
+
+def dequantize_weight(weight: QuantizedTensor) -> np.ndarray:
+    """float32 ``(w - zp) * scale`` of a per-tensor, per-axis or blocked weight."""
+    data = weight.data.astype(np.float32)
+    scale = np.asarray(weight.scale, dtype=np.float32)
+    zp = np.asarray(weight.zero_point, dtype=np.float32)
+    if weight.axis is None:
+        return (data - zp.reshape(())) * scale.reshape(())
+    axis = weight.axis
+    if weight.block_size:
+        scale = np.repeat(scale, weight.block_size, axis=axis)
+        zp = np.repeat(zp, weight.block_size, axis=axis)
+        index = [slice(None)] * data.ndim
+        index[axis] = slice(0, data.shape[axis])
+        return (data - zp[tuple(index)]) * scale[tuple(index)]
+    shape = [1] * data.ndim
+    shape[axis] = -1
+    return (data - zp.reshape(shape)) * scale.reshape(shape)
+
+
+def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
+    """float32 rows ``table[indices]`` of a 2-D table quantized per row or per row block.
+
+    Output shape ``indices.shape + (columns,)``; ``(w - zp) * scale`` as DequantizeLinear.
+    """
+    flat = indices.reshape(-1)
+    data = table.data[flat].astype(np.float32)
+    scale = np.asarray(table.scale, dtype=np.float32)
+    zp = np.asarray(table.zero_point, dtype=np.float32)
+    cols = table.data.shape[1]
+    if table.axis is None:
+        out = (data - zp.reshape(())) * scale.reshape(())
+    elif table.axis == 0 and not table.block_size:
+        out = (data - zp[flat, None]) * scale[flat, None]
+    elif table.axis == 1 and table.block_size:
+        s = np.repeat(scale[flat], table.block_size, axis=1)[:, :cols]
+        z = np.repeat(zp[flat], table.block_size, axis=1)[:, :cols]
+        out = (data - z) * s
+    else:
+        raise ShapeError("quantized tables are per tensor, per row (axis 0) or blocked along a row (axis 1)")
+    return out.reshape(indices.shape + (cols,))

@@ -1,0 +1,158 @@
+"""qcore's quantized operators (docs/GRAPH.md, "Quantized operators").
+
+Each builder receives the node and the graph's initializers once, prepares (packs) the
+weights, and returns ``fn(inputs) -> outputs`` that the executor calls per run:
+
+- ``QMatMul(X, W[, B])``: ``W`` int8 ``(K, N)``; X quantized to ``x_dtype`` with static
+  parameters (``activation="static"``, ``x_scale``, ``x_zero_point``) or per run
+  (``activation="dynamic"``, per tensor or per row with ``per_row=1``); int32-exact
+  product; float32 output ``acc * s_x * s_w + B``.
+- ``QConv(X, W[, B])``: the same for Conv (im2col of the quantized input, padding with
+  the zero point), all Conv attributes.
+- ``WMatMul(X, W[, B])`` / ``WConv(X, W[, B])``: weight-only: int8/int4 weights
+  (per-channel or blocked), float activations.
+- ``QGather(W, indices)``: an embedding table stored quantized (one scale per row, or
+  per block of a row); the looked-up rows are dequantized to float32.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ModelError, ShapeError
+from ..reference.tensor import QuantizedTensor
+from . import kernels
+from .float_ops import FLOAT_OPS, col2out, im2col
+from ..graph.ir import Node
+
+Step = Callable[[list], list]
+
+
+def _weight(node: Node, initializers: dict) -> QuantizedTensor:
+    w = initializers.get(node.inputs[1])
+    if not isinstance(w, QuantizedTensor):
+        raise ModelError(f"node {node.name!r} ({node.op}) needs a quantized weight initializer {node.inputs[1]!r}")
+    return w
+
+
+def _bias(node: Node, initializers: dict) -> np.ndarray | None:
+    if len(node.inputs) < 3 or not node.inputs[2]:
+        return None
+    b = initializers.get(node.inputs[2])
+    if not isinstance(b, np.ndarray):
+        raise ModelError(f"node {node.name!r} ({node.op}) needs a constant float bias {node.inputs[2]!r}")
+    return b.astype(np.float32, copy=False)
+
+
+def _activation_quantizer(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray, object, object]]:
+    """Return ``x (M, K) -> (q, scale, zero_point)`` for the node's activation scheme."""
+    attrs = node.attrs
+    mode = attrs.get("activation", "dynamic")
+    if mode == "static":
+        dtype = attrs.get("x_dtype", "uint8")
+        scale = np.float32(attrs["x_scale"])
+        zp = int(attrs["x_zero_point"])
+        return lambda x: (kernels.quantize(x, scale, zp, dtype), scale, zp)
+    if mode == "dynamic":
+        per_row = bool(attrs.get("per_row", 0))
+
+        def dynamic(x: np.ndarray) -> tuple[np.ndarray, object, object]:
+            if x.size == 0:  # an empty batch has no range; its product is empty anyway
+                return np.zeros(x.shape, np.uint8), np.float32(1), np.float32(0)
+            return kernels.dynamic_quantize(x, per_row)
+        return dynamic
+    raise ModelError(f"node {node.name!r}: unknown activation mode {mode!r}")
+
+
+def build_qmatmul(node: Node, initializers: dict) -> Step:
+    w = _weight(node, initializers)
+    packed = kernels.PackedLinear.from_matmul(w, _bias(node, initializers))
+    quantize = _activation_quantizer(node)
+    k, n = packed.k, packed.n
+
+    def run(inputs: list) -> list:
+        x = inputs[0]
+        if x.shape[-1] != k:
+            raise ShapeError(f"node {node.name!r}: input has {x.shape[-1]} features, weight expects {k}")
+        x2 = x.reshape(-1, k)
+        q, scale, zp = quantize(x2)
+        y = packed.run(q, scale, zp)
+        return [y.reshape(x.shape[:-1] + (n,))]
+    return run
+
+
+def build_qconv(node: Node, initializers: dict) -> Step:
+    w = _weight(node, initializers)
+    group = int(node.attrs.get("group", 1))
+    packed = kernels.PackedLinear.from_conv(w, group, _bias(node, initializers))
+    kernel = list(w.data.shape[2:])
+    quantize = _activation_quantizer(node)
+    if node.attrs.get("per_row"):
+        raise ModelError(f"node {node.name!r}: QConv supports per-tensor activations only")
+    c_in = w.data.shape[1] * group
+
+    def run(inputs: list) -> list:
+        x = inputs[0]
+        if x.ndim != len(kernel) + 2 or x.shape[1] != c_in:
+            raise ShapeError(f"node {node.name!r}: input {x.shape} does not fit weight {w.data.shape}")
+        q, scale, zp = quantize(x)
+        cols, out_spatial = im2col(q, kernel, group, node.attrs, pad_value=int(np.asarray(zp)))
+        y = packed.run(cols, scale, zp)
+        return [col2out(y, x.shape[0], out_spatial)]
+    return run
+
+
+def build_wmatmul(node: Node, initializers: dict) -> Step:
+    w = _weight(node, initializers)
+    bias = _bias(node, initializers)
+    if w.dtype in ("int4", "uint4") and w.data.ndim == 2 and (
+            (w.axis == 0 and w.block_size) or (w.axis == 1 and not w.block_size)):
+        linear = kernels.Int4Linear(w, bias)
+        k, n = linear.k, linear.n
+
+        def run_int4(inputs: list) -> list:
+            x = inputs[0]
+            if x.shape[-1] != k:
+                raise ShapeError(f"node {node.name!r}: input has {x.shape[-1]} features, weight expects {k}")
+            return [linear.run(x)]
+        return run_int4
+
+    def run(inputs: list) -> list:
+        y = np.matmul(inputs[0], kernels.dequantize_weight(w))
+        return [y + bias if bias is not None else y]
+    return run
+
+
+def build_wconv(node: Node, initializers: dict) -> Step:
+    w = _weight(node, initializers)
+    bias = _bias(node, initializers)
+    conv = FLOAT_OPS["Conv"]
+
+    def run(inputs: list) -> list:
+        return conv([inputs[0], kernels.dequantize_weight(w), bias], node.attrs)
+    return run
+
+
+def build_qgather(node: Node, initializers: dict) -> Step:
+    table = initializers.get(node.inputs[0])
+    if not isinstance(table, QuantizedTensor) or table.data.ndim != 2:
+        raise ModelError(f"node {node.name!r} (QGather) needs a 2-D quantized table {node.inputs[0]!r}")
+    rows = table.data.shape[0]
+
+    def run(inputs: list) -> list:
+        idx = np.asarray(inputs[1]).astype(np.int64, copy=False)
+        if idx.size and (idx.min() < -rows or idx.max() >= rows):
+            raise ShapeError(f"node {node.name!r}: index out of range [{-rows}, {rows - 1}]")
+        return [kernels.dequantize_rows(table, np.where(idx < 0, idx + rows, idx))]
+    return run
+
+
+QUANT_BUILDERS: dict[str, Callable[[Node, dict], Step]] = {
+    "QGather": build_qgather,
+    "QMatMul": build_qmatmul,
+    "QConv": build_qconv,
+    "WMatMul": build_wmatmul,
+    "WConv": build_wconv,
+}
