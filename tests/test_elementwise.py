@@ -163,6 +163,18 @@ def test_quantize_bad_input_raises_like_the_reference(isa):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+def test_bad_values_found_in_c_get_the_reference_message(isa):
+    x = np.ones((2, 3), np.float32)
+    scales = np.array([0.5, -1.0, 0.5], np.float32)
+    with pytest.raises(qcore.QuantParamError, match="y_scale must be > 0"):
+        ew.quantize_linear(x, scales, np.zeros(3, np.int8), axis=1, isa=isa)
+    with pytest.raises(qcore.QuantParamError, match="x_scale must be finite"):
+        ew.dequantize_linear(x.astype(np.uint8), np.float32(np.inf), isa=isa)
+    with pytest.raises(qcore.NonFiniteError, match="NaN"):
+        ew.quantize_linear(np.array([1.0, np.nan], np.float32), np.float32(1.0), isa=isa)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("where", [0, 31, 32, 99])
 def test_quantize_nan_raises_nonfinite(isa, where):
     x = np.linspace(-1, 1, 100, dtype=np.float32)
