@@ -210,13 +210,14 @@ qc_status qc_gemm_pack_b(size_t k, size_t n, int b_type, int b_layout, const voi
 /* ------------------------------------------------------------------------ dispatch */
 
 static qc__gemm_ukernel qc__select_ukernel(int isa) {
-    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1};
+    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1, NULL};
     switch (isa) {
 #if defined(QC__BUILD_AVX2)
     case QC_ISA_AVX2:
         uk.fn = qc_s8_gemm_ukernel_6x8c4__avx2;
         uk.mr = 6;
         uk.a_elem_size = 2;
+        uk.finish_s32 = qc__gemm_finish_s32__avx2;
         break;
 #endif
 #if defined(QC__BUILD_NEON)
@@ -331,6 +332,11 @@ static void qc__gemm_finish_tile(const qc__gemm_job *job, const int32_t *tile, s
         uint32_t za = (uint32_t)(job->a_zp == NULL ? job->a_zp_single
                                                    : job->a_zp[job->a_zp_count == 1 ? 0 : row]);
         uint32_t rs = (uint32_t)job->rowsum[row] - kk * za;
+        if (job->rq == NULL && job->uk.finish_s32 != NULL) {
+            job->uk.finish_s32(tile + r * raw_stride, (const int32_t *)zb, (const int32_t *)cs, rs, za,
+                               job->c + row * job->c_stride + col0, cols);
+            continue;
+        }
         const uint32_t *raw = (const uint32_t *)tile + r * raw_stride;
         uint32_t v[QC__GEMM_NR];
         for (size_t c = 0; c < QC__GEMM_NR; c++) {

@@ -152,6 +152,21 @@ void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
     }
 }
 
+void qc__gemm_finish_s32__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                               uint32_t za, int32_t *c, size_t cols) {
+    const __m256i v = _mm256_sub_epi32(
+        _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)raw),
+                         _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)zb), _mm256_set1_epi32((int)rs))),
+        _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)colsum), _mm256_set1_epi32((int)za)));
+    if (cols == QC__GEMM_NR) {
+        _mm256_storeu_si256((__m256i *)c, v);
+    } else {
+        int32_t tmp[QC__GEMM_NR];
+        _mm256_storeu_si256((__m256i *)tmp, v);
+        memcpy(c, tmp, cols * sizeof(int32_t));
+    }
+}
+
 /* Eight consecutive int4 elements starting at element e, as one 32-bit word (element e in
  * the low nibble). Reads past the end of w are never made. */
 static inline uint32_t qc__w4_load8(const uint8_t *w, size_t w_bytes, size_t e) {

@@ -41,10 +41,17 @@ typedef struct qc__packed_header {
 typedef void (*qc__gemm_ukernel_fn)(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
 
+/* The zero-point correction of one tile row for int32 output (docs/KERNELS.md):
+ * c[j] = raw[j] - zb[j] * rs - za * colsum[j] for j < cols (uint32 arithmetic), with
+ * rs = rowsum - K * za already folded. NULL in a ukernel means the generic C loop. */
+typedef void (*qc__gemm_finish_fn)(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                                   uint32_t za, int32_t *c, size_t cols);
+
 typedef struct qc__gemm_ukernel {
     qc__gemm_ukernel_fn fn;
     unsigned mr;
     unsigned a_elem_size;
+    qc__gemm_finish_fn finish_s32;
 } qc__gemm_ukernel;
 
 void qc_s8_gemm_ukernel_4x8c4__scalar(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
@@ -54,6 +61,8 @@ void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
                                     int32_t *tile);
 void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
+void qc__gemm_finish_s32__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                               uint32_t za, int32_t *c, size_t cols);
 #endif
 #if defined(QC__BUILD_NEON)
 #if defined(__aarch64__)
