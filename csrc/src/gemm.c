@@ -210,7 +210,7 @@ qc_status qc_gemm_pack_b(size_t k, size_t n, int b_type, int b_layout, const voi
 /* ------------------------------------------------------------------------ dispatch */
 
 static qc__gemm_ukernel qc__select_ukernel(int isa) {
-    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1, NULL};
+    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1, NULL, NULL};
     switch (isa) {
 #if defined(QC__BUILD_AVX2)
     case QC_ISA_AVX2:
@@ -218,6 +218,7 @@ static qc__gemm_ukernel qc__select_ukernel(int isa) {
         uk.mr = 6;
         uk.a_elem_size = 2;
         uk.finish_s32 = qc__gemm_finish_s32__avx2;
+        uk.finish_requant = qc__gemm_finish_requant__avx2;
         break;
 #endif
 #if defined(QC__BUILD_NEON)
@@ -352,6 +353,12 @@ static void qc__gemm_finish_tile(const qc__gemm_job *job, const int32_t *tile, s
             continue;
         }
         const qc_gemm_requant_params *rq = job->rq;
+        if (job->uk.finish_requant != NULL) {
+            size_t out_size = rq->output_type == QC_GEMM_U8 ? sizeof(uint8_t) : sizeof(int8_t);
+            job->uk.finish_requant(tile + r * raw_stride, (const int32_t *)zb, (const int32_t *)cs, rs, za, rq, row,
+                                   col0, cols, (uint8_t *)job->y + (row * job->y_stride + col0) * out_size);
+            continue;
+        }
         for (size_t c = 0; c < cols; c++) {
             size_t col = col0 + c;
             uint32_t acc = v[c] + (rq->bias != NULL ? (uint32_t)rq->bias[col] : 0u);

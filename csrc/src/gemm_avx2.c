@@ -4,6 +4,7 @@
  * saturate; vpmaddubsw, which saturates on full-range u8 x s8, is not used.
  */
 #include "gemm_internal.h"
+#include "requant.h"
 
 #if defined(QC__BUILD_AVX2)
 
@@ -164,6 +165,53 @@ void qc__gemm_finish_s32__avx2(const int32_t *raw, const int32_t *zb, const int3
         int32_t tmp[QC__GEMM_NR];
         _mm256_storeu_si256((__m256i *)tmp, v);
         memcpy(c, tmp, cols * sizeof(int32_t));
+    }
+}
+
+/* The requantization epilogue on 8 columns, bit-identical to qc__requant_float
+ * (requant.h): float32 convert and multiply, the same clip to [-2^31, 2147483520],
+ * cvtps2dq rounds half to even (the default MXCSR mode, as nearbyintf), and the clamp
+ * to [lo, hi] is applied before adding the zero point (equivalent, and it cannot
+ * overflow int32). Column multiplier strides other than 0 or 1 use the scalar formula. */
+void qc__gemm_finish_requant__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                                   uint32_t za, const qc_gemm_requant_params *rq, size_t row, size_t col0,
+                                   size_t cols, void *y) {
+    __m256i acc = _mm256_sub_epi32(
+        _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)raw),
+                         _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)zb), _mm256_set1_epi32((int)rs))),
+        _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)colsum), _mm256_set1_epi32((int)za)));
+    int32_t q[QC__GEMM_NR];
+    const float *mult = rq->multiplier + row * rq->multiplier_row_stride + col0 * rq->multiplier_col_stride;
+    if (rq->multiplier_col_stride > 1 || (cols < QC__GEMM_NR && (rq->bias != NULL || rq->multiplier_col_stride))) {
+        int32_t v[QC__GEMM_NR];
+        _mm256_storeu_si256((__m256i *)v, acc);
+        for (size_t c = 0; c < cols; c++) {
+            uint32_t a = (uint32_t)v[c] + (rq->bias != NULL ? (uint32_t)rq->bias[col0 + c] : 0u);
+            q[c] = qc__requant_float((int32_t)a, mult[c * rq->multiplier_col_stride], rq->output_zero_point,
+                                     rq->clamp_min, rq->clamp_max);
+        }
+    } else {
+        if (rq->bias != NULL) {
+            acc = _mm256_add_epi32(acc, _mm256_loadu_si256((const __m256i *)(rq->bias + col0)));
+        }
+        const __m256 m = rq->multiplier_col_stride ? _mm256_loadu_ps(mult) : _mm256_set1_ps(mult[0]);
+        __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), m);
+        scaled = _mm256_min_ps(scaled, _mm256_set1_ps(2147483520.0f));
+        scaled = _mm256_max_ps(scaled, _mm256_set1_ps(-2147483648.0f));
+        __m256i r = _mm256_cvtps_epi32(scaled);
+        const int32_t zp = rq->output_zero_point;
+        r = _mm256_max_epi32(r, _mm256_set1_epi32(rq->clamp_min - zp));
+        r = _mm256_min_epi32(r, _mm256_set1_epi32(rq->clamp_max - zp));
+        _mm256_storeu_si256((__m256i *)q, _mm256_add_epi32(r, _mm256_set1_epi32(zp)));
+    }
+    if (rq->output_type == QC_GEMM_U8) {
+        for (size_t c = 0; c < cols; c++) {
+            ((uint8_t *)y)[c] = (uint8_t)q[c];
+        }
+    } else {
+        for (size_t c = 0; c < cols; c++) {
+            ((int8_t *)y)[c] = (int8_t)q[c];
+        }
     }
 }
 

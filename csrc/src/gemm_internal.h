@@ -47,11 +47,18 @@ typedef void (*qc__gemm_ukernel_fn)(size_t rows, size_t kgroups, const void *a_p
 typedef void (*qc__gemm_finish_fn)(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
                                    uint32_t za, int32_t *c, size_t cols);
 
+/* The same row with the requantization epilogue (qc_gemm_requant_params): writes `cols`
+ * bytes of output row `row` starting at column col0 to y. */
+typedef void (*qc__gemm_finish_requant_fn)(const int32_t *raw, const int32_t *zb, const int32_t *colsum,
+                                           uint32_t rs, uint32_t za, const qc_gemm_requant_params *rq,
+                                           size_t row, size_t col0, size_t cols, void *y);
+
 typedef struct qc__gemm_ukernel {
     qc__gemm_ukernel_fn fn;
     unsigned mr;
     unsigned a_elem_size;
     qc__gemm_finish_fn finish_s32;
+    qc__gemm_finish_requant_fn finish_requant;
 } qc__gemm_ukernel;
 
 void qc_s8_gemm_ukernel_4x8c4__scalar(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
@@ -63,6 +70,9 @@ void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
                                     int32_t *tile);
 void qc__gemm_finish_s32__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
                                uint32_t za, int32_t *c, size_t cols);
+void qc__gemm_finish_requant__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                                   uint32_t za, const qc_gemm_requant_params *rq, size_t row, size_t col0,
+                                   size_t cols, void *y);
 #endif
 #if defined(QC__BUILD_NEON)
 #if defined(__aarch64__)
