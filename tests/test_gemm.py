@@ -275,6 +275,27 @@ def test_linear_packed_bias_and_clamp(isa):
            expected.astype(np.int8))
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("multiplier", [0.5, 0.25, 1.5, 1e6, 3e-10])
+def test_linear_packed_ties_and_clipping(isa, multiplier):
+    """Rounding ties (half to even) and products beyond int32 go through the same formula."""
+    rng = np.random.default_rng(11)
+    k, n = 40, 21  # two full 8-column tiles and a partial one
+    b = _random(rng, (k, n), np.int8)
+    packed = _gemm.PackedWeights(b, np.int8(-1))
+    a = _random(rng, (13, k), np.uint8)
+    acc = ref.matmul_integer(a, b, np.uint8(7), np.int8(-1))
+    mult = np.float32(multiplier)
+    for zp, dtype in [(3, np.int8), (250, np.uint8)]:
+        info = np.iinfo(dtype)
+        expected = ref.requantize_float(acc, mult, zp, int(info.min), int(info.max)).astype(dtype)
+        _equal(_gemm.linear_packed(a, np.uint8(7), packed, mult, dtype(zp), isa=isa), expected)
+        # per-column multipliers
+        cols = np.full(n, mult, np.float32) * np.float32(1) + np.arange(n, dtype=np.float32) * np.float32(0.5)
+        expected = ref.requantize_float(acc, cols, zp, int(info.min), int(info.max)).astype(dtype)
+        _equal(_gemm.linear_packed(a, np.uint8(7), packed, cols, dtype(zp), isa=isa), expected)
+
+
 def test_packed_bad_input():
     b = np.zeros((8, 4), np.int8)
     packed = _gemm.PackedWeights(b)
