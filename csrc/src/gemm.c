@@ -375,7 +375,9 @@ static void qc__gemm_finish_tile(const qc__gemm_job *job, const int32_t *tile, s
 
 /* The packed-A bytes a chunk of row blocks may take, so that it stays in L2. (Splitting K
  * into passes with int32 partial sums in memory measured no faster on Zen 3.) */
+#ifndef QC__GEMM_A_CHUNK_BYTES
 #define QC__GEMM_A_CHUNK_BYTES (160u * 1024u)
+#endif
 
 /* Computes row blocks [mb0, mb1) x panels [p0, p1). Rows go in chunks whose packed A stays
  * in L2 while every B panel of the range streams past it once; each panel (8 columns x K)
