@@ -215,6 +215,42 @@ void qc__gemm_finish_requant__avx2(const int32_t *raw, const int32_t *zb, const 
     }
 }
 
+void qc__gemm_direct__avx2(size_t m, size_t n, size_t k, const int16_t *a16, size_t a16_stride, const uint8_t *b,
+                           size_t b_stride, uint8_t b_flip, int32_t *acc, size_t acc_stride) {
+    const size_t n16 = n / 16 * 16;
+    const __m128i flip = _mm_set1_epi8((char)b_flip);
+    for (size_t r = 0; r < m; r++) {
+        memset(acc + r * acc_stride, 0, n16 * sizeof(int32_t));
+    }
+    /* Two rows of B at a time: interleaving their bytes gives (B[k][j], B[k+1][j]) pairs,
+     * widened to int16 and multiplied with the broadcast pair (a[k], a[k+1]). */
+    for (size_t kk = 0; kk < k; kk += 2) {
+        const uint8_t *b0 = b + kk * b_stride;
+        const uint8_t *b1 = kk + 1 < k ? b0 + b_stride : NULL;
+        __m256i pair[4];
+        for (size_t r = 0; r < m; r++) {
+            const int16_t *ar = a16 + r * a16_stride;
+            uint32_t lo = (uint16_t)ar[kk], hi = kk + 1 < k ? (uint16_t)ar[kk + 1] : 0u;
+            pair[r] = _mm256_set1_epi32((int)(lo | (hi << 16)));
+        }
+        for (size_t j = 0; j < n16; j += 16) {
+            const __m128i r0 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(b0 + j)), flip);
+            const __m128i r1 = b1 != NULL ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(b1 + j)), flip)
+                                          : _mm_setzero_si128();
+            const __m256i wlo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(r0, r1));
+            const __m256i whi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(r0, r1));
+            for (size_t r = 0; r < m; r++) {
+                int32_t *dst = acc + r * acc_stride + j;
+                _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)dst),
+                                                                     _mm256_madd_epi16(wlo, pair[r])));
+                _mm256_storeu_si256((__m256i *)(dst + 8),
+                                    _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(dst + 8)),
+                                                     _mm256_madd_epi16(whi, pair[r])));
+            }
+        }
+    }
+}
+
 /* Eight consecutive int4 elements starting at element e, as one 32-bit word (element e in
  * the low nibble). Reads past the end of w are never made. */
 static inline uint32_t qc__w4_load8(const uint8_t *w, size_t w_bytes, size_t e) {
