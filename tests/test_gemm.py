@@ -35,7 +35,8 @@ def _equal(actual: np.ndarray, expected: np.ndarray) -> None:
 def test_matmul_integer_matches_reference(isa, threads, a_dtype, b_dtype):
     rng = np.random.default_rng(1)
     # sizes across the tile edges (MR = 4 or 6, NR = 8, k groups of 4) and big enough to thread
-    for m, k, n in [(1, 1, 1), (7, 13, 9), (13, 64, 17), (64, 67, 40), (64, 300, 120), (600, 400, 9)]:
+    # (3, 51, 40): few rows and a wide B, the path that reads B unpacked
+    for m, k, n in [(1, 1, 1), (3, 51, 40), (7, 13, 9), (13, 64, 17), (64, 67, 40), (64, 300, 120), (600, 400, 9)]:
         a = _random(rng, (m, k), a_dtype)
         b = _random(rng, (k, n), b_dtype)
         za = _random(rng, (m,), a_dtype)
@@ -151,7 +152,7 @@ def test_matmul_integer_bad_input():
 @pytest.mark.parametrize("out_dtype", DTYPES)
 def test_qlinear_matmul_matches_reference(isa, out_dtype):
     rng = np.random.default_rng(4)
-    for m, k, n in [(1, 1, 1), (5, 13, 9), (13, 64, 17), (33, 100, 24)]:
+    for m, k, n in [(1, 1, 1), (2, 77, 35), (5, 13, 9), (13, 64, 17), (33, 100, 24)]:
         for a_dtype in DTYPES:
             a = _random(rng, (m, k), a_dtype)
             b = _random(rng, (k, n), np.int8)
