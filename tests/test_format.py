@@ -416,7 +416,8 @@ def test_sigkill_mid_write_leaves_no_partial_file(tmp_path, existing):
     old = path.read_bytes() if existing else None
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(qcore.__file__).parents[1]), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, env=env,
+                            cwd=tmp_path)
     try:
         assert proc.stdout.readline().strip() == b"writing"
         temps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -1,7 +1,10 @@
 """The package's public surface: every advertised name resolves, and layering holds."""
 
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import qcore
 import qcore.ops
@@ -24,8 +27,15 @@ def test_unknown_attribute_is_an_attribute_error():
 
 
 def _modules_after(statement: str) -> set[str]:
+    """Modules loaded by a fresh interpreter after ``statement``, importing the qcore under test.
+
+    The child runs outside the source tree (whose qcore may be unbuilt) with the tested
+    package's parent directory first on its path.
+    """
     code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(qcore.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env,
+                         cwd=tempfile.gettempdir()).stdout
     return set(out.split())
 
 
