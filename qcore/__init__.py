@@ -24,7 +24,48 @@ from .errors import (
     UnsupportedOpError,
 )
 
+# Public names resolved on first use (PEP 562), so ``import qcore`` stays cheap and a
+# board that only runs models never imports the quantization passes.
+_LAZY = {
+    "save": "api",
+    "load": "api",
+    "Model": "api",
+    "import_onnx": "api",
+    "quantize_dynamic": "api",
+    "quantize_static": "api",
+    "quantize_weight_only": "api",
+    "QuantizedTensor": "reference",
+    "quantize_tensor": "reference",
+    "choose_qparams": "reference",
+    "MinMaxObserver": "reference",
+    "MovingAverageMinMaxObserver": "reference",
+    "PercentileObserver": "reference",
+    "MSEObserver": "reference",
+    "EntropyObserver": "reference",
+    "sqnr": "reference",
+    "cosine_similarity": "reference",
+    "max_error_in_steps": "reference",
+    "fraction_clipped": "reference",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qcore' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
+    *_LAZY,
     "__version__",
     "BuildMismatchError",
     "CalibrationError",

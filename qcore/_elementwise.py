@@ -7,20 +7,24 @@ bit-identical results. They run in C for the cases the C kernels implement and c
 reference for the rest:
 
 ==========================  ===============================================================
-in C                        per-tensor and per-axis (any axis) parameters; float32 data
-                            (float16 ``x`` or scale where the arithmetic is float32);
+in C                        per-tensor and per-axis (any axis) parameters; float32 scales
+                            (the division is in the scale's dtype; float16 ``x`` is
+                            converted to float32 exactly);
                             outputs int8, uint8, int16, uint16; inputs int8, uint8, int16,
                             uint16, int32; float16 outputs of dequantize (cast after C)
 in :mod:`qcore.reference`   blocked parameters (``block_size > 0``), sub-byte outputs
-                            (int4, uint4, int2, uint2), float16-only arithmetic, and every
+                            (int4, uint4, int2, uint2), float16 quantize scales, and every
                             argument the reference rejects (it raises the error)
 ==========================  ===============================================================
 
-Arguments are validated with the reference's own rules before any C call, so both paths
-raise the same exception classes. Arrays reach C without a copy when they are
-C-contiguous with the expected dtype (``ffi.from_buffer``), and as contiguous copies
-otherwise; outputs are allocated here. Every C status goes through
-:func:`qcore._native.check`. The GIL is released during each C call (cffi's API mode).
+Arguments follow the reference's rules and raise the same exception classes: the common
+well-formed call (a float32 scale, a NumPy zero point of the same shape) has its shapes
+checked here and its scale and zero-point values checked by the C entry point, which
+hands any bad value back to the reference for its precise message; every other call is
+validated with the reference's own helpers before C runs. Arrays reach C without a copy
+when they are C-contiguous with the expected dtype (``ffi.from_buffer``), and as
+contiguous copies otherwise; outputs are allocated here. Every other C status goes
+through :func:`qcore._native.check`. The GIL is released during each C call (cffi's API mode).
 
 ``isa`` names an instruction-set path (``"scalar"``, ``"avx2"``, ``"neon"``, ...;
 :func:`qcore._native.available_isas`); ``None`` picks ``QCORE_ISA`` or the best one. All
@@ -39,7 +43,7 @@ import numpy as np
 
 from . import reference
 from ._native import check, ffi, lib, make_options
-from .errors import DTypeError, QuantParamError, ShapeError
+from .errors import DTypeError, NonFiniteError, QuantParamError, ShapeError
 from .reference import _params
 from .reference.dtypes import IntType, int_type
 
@@ -66,6 +70,7 @@ _C_DTYPES: dict[str, int] = {
     "int32": lib.QC_DTYPE_INT32,
 }
 _C_QUANTIZE_OUTPUTS = ("int8", "uint8", "int16", "uint16")
+_CONTAINERS = {name: np.dtype(name) for name in _C_QUANTIZE_OUTPUTS}
 _C_REQUANT_OUTPUTS = ("int8", "uint8")
 
 
@@ -95,6 +100,74 @@ def _layout(shape: tuple[int, ...], per_tensor: bool, axis: int) -> tuple[int, i
 
 def _is_per_tensor(param: np.ndarray) -> bool:
     return param.ndim == 0 or param.shape == (1,)
+
+
+#: One read-only qc_options struct per ``isa`` argument, made (and validated) once.
+_OPTIONS: dict[str | None, object] = {}
+
+
+def _options(isa: str | None):
+    """The cached ``qc_options`` for ``isa`` (raises UnsupportedISAError like make_options)."""
+    options = _OPTIONS.get(isa)
+    if options is None:
+        options = make_options(isa)
+        if isa is None or isinstance(isa, str):
+            _OPTIONS[isa] = options
+    return options
+
+
+#: Zero-point dtypes of full-width types: every value of the dtype is in the type's range.
+_ZP_DTYPES = {np.dtype(name): name for name in ("int8", "uint8", "int16", "uint16", "int32")}
+
+
+def _fast_params(
+    x_shape: tuple[int, ...], scale: object, zero_point: object, axis: object
+) -> tuple[np.ndarray, np.ndarray | None, str | None, tuple[int, int, int]] | None:
+    """Parameters of the common, well-formed call without the reference's validation.
+
+    Returns ``(scales, zero_points, zero_point_type, layout)`` when ``scale`` is a float32
+    scalar or 1-D array (or a Python float), the zero point is None or a NumPy integer
+    array / scalar of the same per-tensor or per-axis shape, and the shapes fit; None
+    otherwise (the caller then validates with :mod:`qcore.reference`'s rules). Scale and
+    zero-point *values* are checked by the C entry point (QC_E_SCALE, QC_E_ZERO_POINT).
+    """
+    if type(scale) is float:
+        scale = np.float32(scale)
+    if not isinstance(scale, (np.ndarray, np.generic)) or scale.dtype != _FLOAT32 or scale.ndim > 1:
+        return None
+    if scale.size == 0:
+        return None
+    per_tensor = scale.ndim == 0 or scale.shape == (1,)
+    zp_type = None
+    if zero_point is not None:
+        if not isinstance(zero_point, (np.ndarray, np.generic)):
+            return None
+        zp_type = _ZP_DTYPES.get(zero_point.dtype)
+        if zp_type is None or zero_point.ndim > 1:
+            return None
+        zp_per_tensor = zero_point.ndim == 0 or zero_point.shape == (1,)
+        if zp_per_tensor != per_tensor or (not per_tensor and zero_point.shape != scale.shape):
+            return None
+    if per_tensor:
+        layout = (1, 1, math.prod(x_shape))
+    else:
+        ndim = len(x_shape)
+        if type(axis) is not int or not -ndim <= axis < ndim or x_shape[axis] != scale.shape[0]:
+            return None
+        ax = axis % ndim
+        layout = (math.prod(x_shape[:ax]), x_shape[ax], math.prod(x_shape[ax + 1 :]))
+    scales = np.ascontiguousarray(scale, dtype=_FLOAT32).reshape(-1)
+    zps = None if zero_point is None else np.asarray(zero_point).astype(np.int32).reshape(-1)
+    return scales, zps, zp_type, layout
+
+
+def _raise_param_error(status: int, context: str, reference_call) -> None:
+    """For a bad scale or zero point found in C, raise the reference's precise exception."""
+    if status in (lib.QC_E_SCALE, lib.QC_E_ZERO_POINT):
+        reference_call()  # raises QuantParamError naming the bad value
+    if status == lib.QC_E_NONFINITE:
+        raise NonFiniteError(f"{context}: x contains NaN; qcore does not quantize NaN (docs/ARITHMETIC.md)")
+    check(status, context)
 
 
 # ---------------------------------------------------------------------------------------
@@ -152,15 +225,31 @@ def quantize_linear(
     rounded half to even, clipped to the output range before narrowing, plus the zero
     point. See docs/ARITHMETIC.md, "ONNX convention".
     """
-    options = make_options(isa)
+    options = _options(isa)
     x_arr = np.asarray(x)
+    if type(block_size) is int and block_size == 0 and x_arr.dtype in _FLOAT_DTYPES:
+        fast = _fast_params(x_arr.shape, y_scale, y_zero_point, axis)
+        if fast is not None:
+            scales, zps, zp_type, layout = fast
+            if output_dtype is None:
+                out_name = zp_type or "uint8"
+            elif isinstance(output_dtype, str) and zp_type in (None, output_dtype):
+                out_name = output_dtype
+            else:
+                out_name = None
+            if out_name in _C_QUANTIZE_OUTPUTS:
+                return _quantize_c(
+                    x_arr, scales, zps, layout, out_name, options,
+                    lambda: reference.quantize_linear(x, y_scale, y_zero_point, axis=axis, output_dtype=output_dtype),
+                )
     if x_arr.dtype not in _FLOAT_DTYPES or block_size != 0 or isinstance(block_size, bool):
         return reference.quantize_linear(
             x, y_scale, y_zero_point, axis=axis, block_size=block_size, output_dtype=output_dtype
         )
     scale = _params.as_scale(y_scale, "y_scale")
     itype = _params.resolve_quantized_type(y_zero_point, output_dtype, "y_zero_point")
-    if itype.name not in _C_QUANTIZE_OUTPUTS or np.result_type(x_arr.dtype, scale.dtype) != _FLOAT32:
+    # The division happens in the scale's dtype (ONNX): float16 scales stay in the reference.
+    if itype.name not in _C_QUANTIZE_OUTPUTS or scale.dtype != _FLOAT32:
         return reference.quantize_linear(
             x, y_scale, y_zero_point, axis=axis, block_size=block_size, output_dtype=output_dtype
         )
@@ -168,15 +257,22 @@ def quantize_linear(
     _params.broadcast_param(scale, x_arr.shape, axis, block_size, "y_scale")  # shape checks
     outer, channels, inner = _layout(x_arr.shape, _is_per_tensor(scale), axis)
 
-    xs = _contiguous(x_arr, _FLOAT32)
     scales = _contiguous(scale, _FLOAT32)
     zps = None if y_zero_point is None else _contiguous(zero_point, np.dtype(np.int32))
-    y = np.empty(x_arr.shape, dtype=itype.container)
+    return _quantize_c(x_arr, scales, zps, (outer, channels, inner), itype.name, options, lambda: None)
+
+
+def _quantize_c(x_arr, scales, zps, layout, out_name, options, reference_call) -> np.ndarray:
+    """Run qc_quantize_f32 on validated-shape arguments."""
+    xs = _contiguous(x_arr, _FLOAT32)
+    y = np.empty(x_arr.shape, dtype=_CONTAINERS[out_name])
+    outer, channels, inner = layout
     status = lib.qc_quantize_f32(
         _buffer("float[]", xs), outer, channels, inner, _buffer("float[]", scales),
-        _buffer("int32_t[]", zps), _C_DTYPES[itype.name], ffi.from_buffer(y.reshape(-1)), options,
+        _buffer("int32_t[]", zps), _C_DTYPES[out_name], ffi.from_buffer(y.reshape(-1)), options,
     )
-    check(status, "quantize_linear")
+    if status != lib.QC_OK:
+        _raise_param_error(status, "quantize_linear", reference_call)
     return y
 
 
@@ -225,8 +321,18 @@ def dequantize_linear(
     ``x - x_zero_point`` exactly (64-bit for int32), converted to float32 rounding half to
     even, one float32 multiply, then cast to ``output_dtype``.
     """
-    options = make_options(isa)
+    options = _options(isa)
     x_arr = np.asarray(x)
+    if type(block_size) is int and block_size == 0 and x_arr.dtype in _ZP_DTYPES and output_dtype in (None, "float32"):
+        fast = _fast_params(x_arr.shape, x_scale, x_zero_point, axis)
+        if fast is not None:
+            scales, zps, zp_type, layout = fast
+            int32_zp_ok = x_arr.dtype != np.int32 or zps is None or not zps.any()
+            if zp_type in (None, _ZP_DTYPES[x_arr.dtype]) and int32_zp_ok:
+                return _dequantize_c(
+                    x_arr, scales, zps, layout, options,
+                    lambda: reference.dequantize_linear(x, x_scale, x_zero_point, axis=axis, output_dtype=output_dtype),
+                )
     if x_arr.dtype.name not in _C_DTYPES or not x_arr.dtype.isnative or block_size != 0 or isinstance(
         block_size, bool
     ):
@@ -242,19 +348,27 @@ def dequantize_linear(
     _params.broadcast_param(scale, x_arr.shape, axis, block_size, "x_scale")  # shape checks
     outer, channels, inner = _layout(x_arr.shape, _is_per_tensor(scale), axis)
 
-    xs = _contiguous(x_arr, x_arr.dtype)
     scales = _contiguous(scale, _FLOAT32)
     zps = None if x_zero_point is None else _contiguous(zero_point, np.dtype(np.int32))
-    y = np.empty(x_arr.shape, dtype=_FLOAT32)
-    status = lib.qc_dequantize_f32(
-        ffi.from_buffer(xs), _C_DTYPES[itype.name], outer, channels, inner, _buffer("float[]", scales),
-        _buffer("int32_t[]", zps), _buffer("float[]", y.reshape(-1)), options,
-    )
-    check(status, "dequantize_linear")
+    y = _dequantize_c(x_arr, scales, zps, (outer, channels, inner), options, lambda: None)
     if out_dtype == _FLOAT32:
         return y
     with np.errstate(over="ignore"):  # float32 -> float16 beyond 65504 is inf, by definition
         return y.astype(out_dtype)
+
+
+def _dequantize_c(x_arr, scales, zps, layout, options, reference_call) -> np.ndarray:
+    """Run qc_dequantize_f32 on validated-shape arguments; float32 result."""
+    xs = _contiguous(x_arr, x_arr.dtype)
+    y = np.empty(x_arr.shape, dtype=_FLOAT32)
+    outer, channels, inner = layout
+    status = lib.qc_dequantize_f32(
+        ffi.from_buffer(xs), _C_DTYPES[_ZP_DTYPES[x_arr.dtype]], outer, channels, inner, _buffer("float[]", scales),
+        _buffer("int32_t[]", zps), _buffer("float[]", y.reshape(-1)), options,
+    )
+    if status != lib.QC_OK:
+        _raise_param_error(status, "dequantize_linear", reference_call)
+    return y
 
 
 def dynamic_quantize_linear(x: np.ndarray, *, isa: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -296,7 +410,7 @@ def dynamic_quantize_linear(x: np.ndarray, *, isa: str | None = None) -> tuple[n
     ``y_zero_point = round_half_even(clip(0 - lo / y_scale, 0, 255))``,
     ``y = clip(round_half_even(x / y_scale) + y_zero_point, 0, 255)``.
     """
-    options = make_options(isa)
+    options = _options(isa)
     x_arr = np.asarray(x)
     if x_arr.dtype != _FLOAT32:
         raise DTypeError(f"x must be float32, got {x_arr.dtype}")
@@ -382,8 +496,6 @@ class _RequantArgs:
             self.layout = _layout(acc_arr.shape, True, 0)
         self.params = [_contiguous(_channel_param(p, channels, name), p.dtype) for p, name in params]
         zp = _channel_param(zp, channels, "zero_point")
-        if zp.size and (zp.min() < itype.qmin or zp.max() > itype.qmax):
-            raise QuantParamError(f"zero_point outside the {itype.name} range [{itype.qmin}, {itype.qmax}]")
         self.zero_point = _contiguous(zp, np.dtype(np.int32))
         self.bias = None
         if bias_arr is not None:
@@ -403,6 +515,21 @@ class _RequantArgs:
         self.acc = _contiguous(acc_arr, np.dtype(np.int32))
         self.shape = acc_arr.shape
         self.c_dtype = _C_DTYPES[itype.name]
+
+
+def _check_requant(status: int, context: str, args: _RequantArgs) -> None:
+    """Raise for a requantize status; the C entry point checks the parameter values (clamp
+    bounds are settled here, so QC_E_INVALID_ARGUMENT can only be a shift)."""
+    if status == lib.QC_OK:
+        return
+    if status == lib.QC_E_SCALE:
+        raise QuantParamError(f"{context}: multiplier must be finite and > 0")
+    if status == lib.QC_E_ZERO_POINT:
+        it = args.itype
+        raise QuantParamError(f"{context}: zero_point outside the {it.name} range [{it.qmin}, {it.qmax}]")
+    if status == lib.QC_E_INVALID_ARGUMENT:
+        raise QuantParamError(f"{context}: shift must be in [-31, 31]")
+    check(status, context)
 
 
 def requantize(
@@ -465,7 +592,7 @@ def requantize(
     ``y = clip(round_half_even(float32(a) * multiplier) + zero_point, lo, hi)`` with one
     float32 multiply and no FMA: :func:`qcore.reference.requantize_float` applied to ``a``.
     """
-    options = make_options(isa)
+    options = _options(isa)
     if isinstance(multiplier, numbers.Real) and not isinstance(multiplier, (bool, np.generic)):
         multiplier = np.float32(multiplier)
     mult = np.asarray(multiplier)
@@ -473,8 +600,6 @@ def requantize(
         raise DTypeError(f"multiplier must be float32, got {mult.dtype}")
     if mult.size == 0:
         raise ShapeError("multiplier is empty")
-    if not (np.isfinite(mult).all() and (mult > 0).all()):
-        raise QuantParamError("multiplier must be finite and > 0")
     args = _RequantArgs(acc, [(mult, "multiplier")], zero_point, bias, axis, clamp, output_dtype)
     y = np.empty(args.shape, dtype=args.itype.container)
     outer, channels, inner = args.layout
@@ -483,7 +608,7 @@ def requantize(
         _buffer("float[]", args.params[0]), _buffer("int32_t[]", args.zero_point), args.lo, args.hi,
         args.c_dtype, ffi.from_buffer(y.reshape(-1)), options,
     )
-    check(status, "requantize")
+    _check_requant(status, "requantize", args)
     return y
 
 
@@ -532,13 +657,11 @@ def requantize_fixedpoint(
     shift that overflows int32 saturates (qcore's definition;
     :func:`qcore.reference.fixedpoint.multiply_by_quantized_multiplier`).
     """
-    options = make_options(isa)
+    options = _options(isa)
     mult = _int32_array(multiplier, "multiplier")
     shifts = _int32_array(shift, "shift")
     if mult.size == 0 or shifts.size == 0:
         raise ShapeError("multiplier and shift must not be empty")
-    if shifts.min() < -31 or shifts.max() > 31:
-        raise QuantParamError("shift must be in [-31, 31]")
     args = _RequantArgs(acc, [(mult, "multiplier"), (shifts, "shift")], zero_point, bias, axis, clamp, output_dtype)
     y = np.empty(args.shape, dtype=args.itype.container)
     outer, channels, inner = args.layout
@@ -548,7 +671,7 @@ def requantize_fixedpoint(
         _buffer("int32_t[]", args.zero_point), args.lo, args.hi, args.c_dtype, ffi.from_buffer(y.reshape(-1)),
         options,
     )
-    check(status, "requantize_fixedpoint")
+    _check_requant(status, "requantize_fixedpoint", args)
     return y
 
 
@@ -588,7 +711,7 @@ def pack_int4(values: np.ndarray, *, signed: bool = True, isa: str | None = None
     -----
     ``byte[k] = (v[2k] & 0xF) | (v[2k+1] & 0xF) << 4``.
     """
-    options = make_options(isa)
+    options = _options(isa)
     arr = np.asarray(values)
     name = "int4" if signed else "uint4"
     container = np.dtype(np.int8 if signed else np.uint8)
@@ -637,7 +760,7 @@ def unpack_int4(
     UnsupportedISAError
         ``isa`` is unknown or not available here.
     """
-    options = make_options(isa)
+    options = _options(isa)
     arr = np.asarray(packed)
     if arr.dtype != np.uint8:
         raise DTypeError(f"packed {'int4' if signed else 'uint4'} data must be uint8, got {arr.dtype}")

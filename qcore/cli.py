@@ -52,6 +52,7 @@ class ProgressBar:
         if self.shown:
             self.stream.write("\n")
             self.stream.flush()
+            self.shown = False
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -134,21 +135,32 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         if not args.calibration:
             raise CliError("--mode static needs --calibration DATA.npz (one array per model input)")
         data = _load_npz(args.calibration, "calibration")
-        bar = ProgressBar("calibrating")
+        bar, weights_bar = ProgressBar("calibrating"), ProgressBar("quantizing weights")
+
+        def weight_progress(done: int, total: int) -> None:
+            bar.close()
+            weights_bar(done, total)
         try:
             quantized = q.quantize_static(model, data, method=args.method, per_channel=per_channel,
                                           symmetric_activations=args.symmetric_activations,
                                           exclude_nodes=nodes, exclude_op_types=ops,
-                                          batch_size=args.batch_size, progress=bar)
+                                          batch_size=args.batch_size, progress=bar,
+                                          weight_progress=weight_progress)
         finally:
             bar.close()
-    elif mode == "dynamic":
-        quantized = q.quantize_dynamic(model, per_channel=per_channel, per_row=args.per_row,
-                                       exclude_nodes=nodes, exclude_op_types=ops,
-                                       op_types=("MatMul", "Conv"))
+            weights_bar.close()
     else:
-        quantized = q.quantize_weight_only(model, bits=args.weight_bits, block_size=args.block_size,
-                                           exclude_nodes=nodes, exclude_op_types=ops)
+        weights_bar = ProgressBar("quantizing weights")
+        try:
+            if mode == "dynamic":
+                quantized = q.quantize_dynamic(model, per_channel=per_channel, per_row=args.per_row,
+                                               exclude_nodes=nodes, exclude_op_types=ops,
+                                               op_types=("MatMul", "Conv"), progress=weights_bar)
+            else:
+                quantized = q.quantize_weight_only(model, bits=args.weight_bits, block_size=args.block_size,
+                                                   exclude_nodes=nodes, exclude_op_types=ops, progress=weights_bar)
+        finally:
+            weights_bar.close()
     quantized.save(args.output)
     counts = quantized.graph.op_counts()
     n_quant = sum(c for op, c in counts.items() if op in ("QMatMul", "QConv", "WMatMul", "WConv", "QGather"))
@@ -259,6 +271,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         bar.close()
     print(f"{'layer':<40} {'op':<8} {'SQNR dB':>8} {'cosine':>9} {'max err (steps)':>16} {'clipped':>8}")
     for r in reports:
+        if r.op == "output":  # model outputs: end-to-end figures only
+            print(f"{r.name[:40]:<40} {'':<8} {r.sqnr_db:8.2f} {r.cosine:9.6f} {'-':>16} {'-':>8}")
+            continue
         print(f"{r.name[:40]:<40} {r.op:<8} {r.sqnr_db:8.2f} {r.cosine:9.6f} {r.max_error_steps:16.3f} "
               f"{100 * r.fraction_clipped:7.3f}%")
     return 0

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import qcore
 from qcore.cli import main
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -134,8 +136,11 @@ def test_errors_are_one_line(files, tmp_path, capsys, args, message):
 
 
 def test_console_entry_point_exit_status(tmp_path):
+    # the tested package first on the path, run outside the source tree (which may be unbuilt)
+    package_parent = str(Path(qcore.__file__).parents[1])
     proc = subprocess.run([sys.executable, "-m", "qcore.cli", "inspect", str(tmp_path / "none.qcm")],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": package_parent})
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"qcore: error: file not found: {tmp_path / 'none.qcm'}"
 
@@ -150,3 +155,10 @@ def test_demo_runs_without_onnx(capsys, monkeypatch):
 
     f, i = (float(v) for v in re.search(r"float ([\d.]+) %\s+int8 ([\d.]+) %", out).groups())
     assert abs(f - i) <= 0.5
+
+
+def test_progress_bar_on_stderr(files, tmp_path, capsys):
+    assert run_cli("quantize", files / "mlp.onnx", "-o", tmp_path / "m.qcm", "--mode", "static",
+                   "--calibration", files / "calib.npz", "--batch-size", "10") == 0
+    err = capsys.readouterr().err
+    assert "calibrating [" in err and "10/10" in err and "quantizing weights [" in err and "3/3" in err

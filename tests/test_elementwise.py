@@ -120,11 +120,15 @@ def test_quantize_paths_left_to_the_reference(isa):
         ew.quantize_linear(x, np.float32(0.5), np.int8(1), output_dtype="int4", isa=isa),
         ref.quantize_linear(x, np.float32(0.5), np.int8(1), output_dtype="int4"),
     )
-    # float16 arithmetic (both float16) and mixed float16 / float32 (float32 arithmetic, in C).
+    # The division is in the scale's dtype: a float16 scale divides in float16 (reference),
+    # a float32 scale in float32 (C, float16 x converted exactly).
     x16 = x.astype(np.float16)
     assert_same(ew.quantize_linear(x16, np.float16(0.3), isa=isa), ref.quantize_linear(x16, np.float16(0.3)))
     assert_same(ew.quantize_linear(x16, np.float32(0.3), isa=isa), ref.quantize_linear(x16, np.float32(0.3)))
-    assert_same(ew.quantize_linear(x, np.float16(0.3), isa=isa), ref.quantize_linear(x, np.float16(0.3)))
+    wide = (rng.standard_normal(2000) * 3e4).astype(np.float32)  # float16 rounding and overflow matter here
+    for scale in (np.float16(251.3), np.float32(251.3)):
+        got = ew.quantize_linear(wide, scale, np.int16(0), isa=isa)
+        assert_same(got, ref.quantize_linear(wide, scale, np.int16(0)))
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -156,6 +160,18 @@ def test_quantize_bad_input_raises_like_the_reference(isa):
             ref.quantize_linear(*args, **kwargs)
         with pytest.raises(exc):
             ew.quantize_linear(*args, **kwargs, isa=isa)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_bad_values_found_in_c_get_the_reference_message(isa):
+    x = np.ones((2, 3), np.float32)
+    scales = np.array([0.5, -1.0, 0.5], np.float32)
+    with pytest.raises(qcore.QuantParamError, match="y_scale must be > 0"):
+        ew.quantize_linear(x, scales, np.zeros(3, np.int8), axis=1, isa=isa)
+    with pytest.raises(qcore.QuantParamError, match="x_scale must be finite"):
+        ew.dequantize_linear(x.astype(np.uint8), np.float32(np.inf), isa=isa)
+    with pytest.raises(qcore.NonFiniteError, match="NaN"):
+        ew.quantize_linear(np.array([1.0, np.nan], np.float32), np.float32(1.0), isa=isa)
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -308,6 +308,18 @@ def test_verify_false_reads_no_tensor_data(tmp_path):
 
 # ---- writer errors ----------------------------------------------------------------------
 
+def _broken_qt(data, scale, zero_point, dtype, axis=None, block_size=0):
+    """A QuantizedTensor whose invariants do not hold.
+
+    The constructor refuses these, but the arrays of a valid tensor are mutable and can be
+    changed afterwards, so the writer validates again; this builds such a tensor directly.
+    """
+    qt = object.__new__(QuantizedTensor)
+    for field, value in dict(data=data, scale=scale, zero_point=zero_point, dtype=dtype, axis=axis,
+                             block_size=block_size, convention="onnx").items():
+        object.__setattr__(qt, field, value)
+    return qt
+
 @pytest.mark.parametrize(
     "tensors, metadata, error",
     [
@@ -318,21 +330,21 @@ def test_verify_false_reads_no_tensor_data(tmp_path):
         ({"a\0b": np.zeros(2)}, None, E.BadNameError),
         ({"x" * 1025: np.zeros(2)}, None, E.BadNameError),
         ({"x": np.zeros((1,) * 9)}, None, E.RankError),
-        ({"x": QuantizedTensor(np.zeros(4, np.int8), np.array([1.0, np.nan, 1, 1], np.float32), np.zeros(4, np.int8),
+        ({"x": _broken_qt(np.zeros(4, np.int8), np.array([1.0, np.nan, 1, 1], np.float32), np.zeros(4, np.int8),
                                "int8", axis=0)}, None, E.BadScaleError),
-        ({"x": QuantizedTensor(np.zeros(4, np.int8), np.array(-1.0, np.float32), np.array(0, np.int8), "int8")},
+        ({"x": _broken_qt(np.zeros(4, np.int8), np.array(-1.0, np.float32), np.array(0, np.int8), "int8")},
          None, E.BadScaleError),
-        ({"x": QuantizedTensor(np.zeros(4, np.int8), np.array(1.0, np.float32), np.array(8, np.int8), "int4")},
+        ({"x": _broken_qt(np.zeros(4, np.int8), np.array(1.0, np.float32), np.array(8, np.int8), "int4")},
          None, E.ZeroPointRangeError),
-        ({"x": QuantizedTensor(np.zeros((4, 3), np.int8), np.ones(3, np.float32), np.zeros(3, np.int8), "int8",
+        ({"x": _broken_qt(np.zeros((4, 3), np.int8), np.ones(3, np.float32), np.zeros(3, np.int8), "int8",
                                axis=0)}, None, E.ScaleCountError),
-        ({"x": QuantizedTensor(np.zeros((4, 3), np.int8), np.ones((4, 1), np.float32), np.zeros((4, 1), np.int8),
+        ({"x": _broken_qt(np.zeros((4, 3), np.int8), np.ones((4, 1), np.float32), np.zeros((4, 1), np.int8),
                                "int8", axis=1, block_size=2)}, None, E.ScaleCountError),
-        ({"x": QuantizedTensor(np.zeros(4, np.int8), np.array(1.0, np.float64), np.array(0, np.int8), "int8")},
+        ({"x": _broken_qt(np.zeros(4, np.int8), np.array(1.0, np.float64), np.array(0, np.int8), "int8")},
          None, E.QuantTypeError),
-        ({"x": QuantizedTensor(np.zeros(4, np.int8), np.array(1.0, np.float32), np.array(0, np.uint8), "int8")},
+        ({"x": _broken_qt(np.zeros(4, np.int8), np.array(1.0, np.float32), np.array(0, np.uint8), "int8")},
          None, E.QuantTypeError),
-        ({"x": QuantizedTensor(np.array([8], np.int8), np.array(1.0, np.float32), np.array(0, np.int8), "int4")},
+        ({"x": _broken_qt(np.array([8], np.int8), np.array(1.0, np.float32), np.array(0, np.int8), "int4")},
          None, E.DataRangeError),
         ({"x": np.zeros(1), "x::scale": np.zeros(1)}, None, None),  # a plain name with '::' is fine alone
         ({}, {"bad key": 1}, E.BadMetadataKeyError),
@@ -404,7 +416,8 @@ def test_sigkill_mid_write_leaves_no_partial_file(tmp_path, existing):
     old = path.read_bytes() if existing else None
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(qcore.__file__).parents[1]), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, env=env,
+                            cwd=tmp_path)
     try:
         assert proc.stdout.readline().strip() == b"writing"
         temps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -190,6 +190,16 @@ def test_seeds_are_accepted_or_rejected_identically(tmp_path):
         assert python_verdict(tmp_path / f"{k}.qcm", data) == c_verdict(data)
 
 
+def test_regression_duplicate_key_with_unknown_type(tmp_path):
+    """Two faults in one metadata entry: the value type is checked before the key order."""
+    image = catalogue_module.Image(catalogue_module.write_bytes({}, {"k1": 1, "k2": 2}))
+    at = image.entry_value_at("k2")
+    image.buf[at - 2] = ord("1")  # "k2" -> "k1": a duplicate key ...
+    image.buf[at] = 9             # ... whose value type is unknown
+    data = image.fix_header_crc().bytes()
+    assert python_verdict(tmp_path / "r.qcm", data) == c_verdict(data) == ("UnknownMetadataTypeError", None)
+
+
 def test_random_bytes_with_valid_preamble(tmp_path):
     """Garbage directories behind a self-consistent preamble and header CRC."""
     rng = np.random.default_rng(4)

@@ -35,7 +35,8 @@ def _equal(actual: np.ndarray, expected: np.ndarray) -> None:
 def test_matmul_integer_matches_reference(isa, threads, a_dtype, b_dtype):
     rng = np.random.default_rng(1)
     # sizes across the tile edges (MR = 4 or 6, NR = 8, k groups of 4) and big enough to thread
-    for m, k, n in [(1, 1, 1), (7, 13, 9), (13, 64, 17), (64, 67, 40), (64, 300, 120), (600, 400, 9)]:
+    # (3, 51, 40): few rows and a wide B, the path that reads B unpacked
+    for m, k, n in [(1, 1, 1), (3, 51, 40), (7, 13, 9), (13, 64, 17), (64, 67, 40), (64, 300, 120), (600, 400, 9)]:
         a = _random(rng, (m, k), a_dtype)
         b = _random(rng, (k, n), b_dtype)
         za = _random(rng, (m,), a_dtype)
@@ -151,7 +152,7 @@ def test_matmul_integer_bad_input():
 @pytest.mark.parametrize("out_dtype", DTYPES)
 def test_qlinear_matmul_matches_reference(isa, out_dtype):
     rng = np.random.default_rng(4)
-    for m, k, n in [(1, 1, 1), (5, 13, 9), (13, 64, 17), (33, 100, 24)]:
+    for m, k, n in [(1, 1, 1), (2, 77, 35), (5, 13, 9), (13, 64, 17), (33, 100, 24)]:
         for a_dtype in DTYPES:
             a = _random(rng, (m, k), a_dtype)
             b = _random(rng, (k, n), np.int8)
@@ -181,6 +182,21 @@ def test_qlinear_matmul_batches_vectors_and_defaults(isa):
     a = np.full((3, 50), 255, np.uint8)
     b = np.full((50, 4), -128, np.int8)
     args = (a, np.float32(1.0), np.uint8(0), b, np.float32(1.0), np.int8(0), np.float32(0.001), np.int8(0))
+    _equal(_gemm.qlinear_matmul(*args, isa=isa), ref.qlinear_matmul(*args))
+
+
+@given(m=st.integers(1, 12), k=st.integers(1, 40), n=st.integers(1, 12), a_dtype=st.sampled_from(DTYPES),
+       b_dtype=st.sampled_from(DTYPES), out_dtype=st.sampled_from(DTYPES), per_axis=st.booleans(),
+       isa=st.sampled_from(ISAS), seed=st.integers(0, 2**32 - 1))
+def test_qlinear_matmul_property(m, k, n, a_dtype, b_dtype, out_dtype, per_axis, isa, seed):
+    rng = np.random.default_rng(seed)
+    a = _random(rng, (m, k), a_dtype)
+    b = _random(rng, (k, n), b_dtype)
+    shape_a, shape_b = ((m,), (n,)) if per_axis else ((), ())
+    a_scale = rng.uniform(1e-3, 0.1, shape_a).astype(np.float32)
+    b_scale = rng.uniform(1e-3, 0.1, shape_b).astype(np.float32)
+    args = (a, a_scale, _random(rng, shape_a, a_dtype), b, b_scale, _random(rng, shape_b, b_dtype),
+            np.float32(rng.uniform(1e-3, 1.0)), _random(rng, (), out_dtype))
     _equal(_gemm.qlinear_matmul(*args, isa=isa), ref.qlinear_matmul(*args))
 
 
@@ -258,6 +274,27 @@ def test_linear_packed_bias_and_clamp(isa):
     expected = ref.requantize_float(ref.matmul_integer(a, b, np.int8(3)), np.float32(0.01), 0, -128, 127)
     _equal(_gemm.linear_packed(a, np.int8(3), packed, 0.01, 0, output_dtype="int8", isa=isa),
            expected.astype(np.int8))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("multiplier", [0.5, 0.25, 1.5, 1e6, 3e-10])
+def test_linear_packed_ties_and_clipping(isa, multiplier):
+    """Rounding ties (half to even) and products beyond int32 go through the same formula."""
+    rng = np.random.default_rng(11)
+    k, n = 40, 21  # two full 8-column tiles and a partial one
+    b = _random(rng, (k, n), np.int8)
+    packed = _gemm.PackedWeights(b, np.int8(-1))
+    a = _random(rng, (13, k), np.uint8)
+    acc = ref.matmul_integer(a, b, np.uint8(7), np.int8(-1))
+    mult = np.float32(multiplier)
+    for zp, dtype in [(3, np.int8), (250, np.uint8)]:
+        info = np.iinfo(dtype)
+        expected = ref.requantize_float(acc, mult, zp, int(info.min), int(info.max)).astype(dtype)
+        _equal(_gemm.linear_packed(a, np.uint8(7), packed, mult, dtype(zp), isa=isa), expected)
+        # per-column multipliers
+        cols = np.full(n, mult, np.float32) * np.float32(1) + np.arange(n, dtype=np.float32) * np.float32(0.5)
+        expected = ref.requantize_float(acc, cols, zp, int(info.min), int(info.max)).astype(dtype)
+        _equal(_gemm.linear_packed(a, np.uint8(7), packed, cols, dtype(zp), isa=isa), expected)
 
 
 def test_packed_bad_input():

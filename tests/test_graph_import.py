@@ -154,3 +154,46 @@ def test_shape_only_nodes_cached_per_input_shape():
         assert_close_relative(got["hidden"], mb.run_onnxruntime(proto, feeds)["hidden"])
     # the last two runs reused the cached shape values: those nodes did not run
     assert len(model.last_timings) == len(model.graph.nodes) - executor.shape_only_steps
+
+
+@pytest.mark.torch
+def test_torch_exported_encoder(tmp_path):
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    import qcore.graph.quantize as q
+
+    torch.manual_seed(0)
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tokens = nn.Embedding(100, 64)
+            self.positions = nn.Embedding(32, 64)
+            layer = nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, activation="gelu", batch_first=True)
+            self.layers = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(64)
+
+        def forward(self, ids, mask):
+            h = self.tokens(ids) + self.positions(torch.arange(ids.shape[1]).unsqueeze(0))
+            h = self.norm(self.layers(h, src_key_padding_mask=mask == 0))
+            m = mask.unsqueeze(-1).to(h.dtype)
+            return (h * m).sum(1) / m.sum(1)  # mean pooling over the real tokens
+
+    ids = torch.randint(0, 100, (2, 10))
+    mask = torch.ones(2, 10, dtype=torch.int64)
+    mask[1, 7:] = 0
+    path = tmp_path / "encoder.onnx"
+    torch.onnx.export(Encoder().eval(), (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+                      output_names=["pooled"], opset_version=17, dynamo=False,
+                      dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}})
+    import onnx
+
+    proto = onnx.load(path)
+    feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    model = check_against_onnxruntime(proto, feeds)
+    ref = model.run(feeds)["pooled"]
+    for quantized in (q.quantize_dynamic(model), q.quantize_dynamic(model, per_row=True)):
+        y = quantized.run(feeds)["pooled"]
+        cos = (y * ref).sum(1) / np.linalg.norm(y, axis=1) / np.linalg.norm(ref, axis=1)
+        assert cos.min() >= 0.99

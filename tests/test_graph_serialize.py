@@ -101,3 +101,17 @@ def test_schema_checks():
     with pytest.raises(ModelError, match="missing from the file: w"):
         Graph.from_structure_json(text, {})
     assert STRUCTURE_KEY.startswith("qcore.graph.")
+
+
+def test_bool_constants_round_trip(tmp_path):
+    from qcore.graph.ir import Node, ValueInfo
+
+    graph = Graph([Node("Where", ["cond", "x", "zero"], ["y"], {}, "w")], [ValueInfo("x", "float32", [2, 3])],
+                  [ValueInfo("y", "float32", None)],
+                  {"cond": np.array([[True, False, True]]), "zero": np.array(0, np.float32)})
+    model = Model(graph)
+    model.save(tmp_path / "b.qcm")
+    loaded = Model.load(tmp_path / "b.qcm")
+    assert loaded.graph.initializers["cond"].dtype == np.bool_
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) + 1
+    np.testing.assert_array_equal(loaded.run({"x": x})["y"], model.run({"x": x})["y"], strict=True)

@@ -222,3 +222,15 @@ def test_qgather_returns_dequantized_rows(dtype, block):
     np.testing.assert_array_equal(y, qt.dequantize()[np.where(idx < 0, idx + 40, idx)], strict=True)
     with pytest.raises(ValueError, match="index out of range"):
         Model(graph).run({"idx": np.array([[40]], np.int64)})
+
+
+def test_empty_batch_runs_in_every_mode():
+    mb = pytest.importorskip("model_builders")
+    import qcore.graph.quantize as q
+
+    rng = np.random.default_rng(9)
+    model = Model.from_onnx(mb.mlp(rng))
+    calib = {"input": rng.normal(size=(10, 64)).astype(np.float32)}
+    for variant in (model, q.quantize_dynamic(model), q.quantize_dynamic(model, per_row=True),
+                    q.quantize_static(model, calib), q.quantize_weight_only(model, bits=4, block_size=16)):
+        assert variant.run({"input": np.zeros((0, 64), np.float32)})["probs"].shape == (0, 10)

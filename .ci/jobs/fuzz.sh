@@ -24,12 +24,21 @@ clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 
 # -timeout: any single input taking over 10 s is a hang. -rss_limit_mb: the reader
 # allocates nothing, so any growth is a leak or a bug.
+set +e
 "$work/fuzz_qcm" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=512 -max_len=65536 \
-    -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$work/corpus" 2>&1 | tail -n 25
-status=${PIPESTATUS[0]}
+    -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$work/corpus" >"$work/log" 2>&1
+status=$?
+set -e
+tail -n 20 "$work/log"
 if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/artifacts")" ]; then
-    echo "fuzz_qcm found a problem (exit $status); reproducer(s):"
-    ls -l "$work/artifacts"
+    echo "fuzz_qcm found a problem (exit $status):"
+    grep -E "ERROR:|SUMMARY:|runtime error:|#[0-9]+ 0x" "$work/log" | head -n 30 || true
+    echo "reproducer(s), base64:"
+    for f in "$work"/artifacts/*; do
+        [ -e "$f" ] || continue
+        echo "--- $(basename "$f")"
+        base64 "$f"
+    done
     exit 1
 fi
 echo "fuzz_qcm: no findings in ${seconds} s"

@@ -2,7 +2,8 @@
  * A small C program using libqcore without Python: quantize a float vector to int8 with a
  * per-tensor scale, dequantize it back, quantize a [2, 3] matrix per row (per-channel,
  * axis 0), requantize int32 accumulators to uint8 with a fused bias and ReLU, and pack
- * int4 weights. Build and run with `make -C csrc example`.
+ * int4 weights, and run a small int8 linear layer on pre-packed weights. Build and run
+ * with `make -C csrc example`.
  */
 #include <stdio.h>
 
@@ -81,6 +82,38 @@ int main(void) {
         return fail("qc_pack_int4", status);
     }
     printf("int4 pack [1 2 3 5 -8] -> %02x %02x %02x\n", packed[0], packed[1], packed[2]);
+
+    /* An int8 linear layer: uint8 activations (zero point 128) times int8 weights packed
+     * once, with the fused bias + requantization + ReLU epilogue producing uint8. */
+    enum { M = 2, K = 4, N = 3 };
+    const uint8_t act[M * K] = {128, 255, 0, 130, 200, 128, 64, 255};
+    const int8_t weights[K * N] = {1, -2, 127, -128, 3, 0, 5, 5, -5, 127, -128, 1};
+    const int32_t act_zp = 128;
+    size_t packed_size = 0;
+    status = qc_gemm_packed_size(K, N, &packed_size);
+    if (status != QC_OK) {
+        return fail("qc_gemm_packed_size", status);
+    }
+    /* 16-byte aligned storage for the packed weights (a real program allocates it once). */
+    _Alignas(16) uint8_t packed_weights[4096];
+    if (packed_size > sizeof(packed_weights)) {
+        return fail("packed weights buffer", QC_E_OVERFLOW);
+    }
+    status = qc_gemm_pack_b(K, N, QC_GEMM_S8, QC_GEMM_B_KN, weights, N, NULL, 0, packed_weights, packed_size,
+                            NULL);
+    if (status != QC_OK) {
+        return fail("qc_gemm_pack_b", status);
+    }
+    const int32_t layer_bias[N] = {0, 100, -100};
+    const float layer_multiplier[N] = {0.01f, 0.02f, 0.005f};
+    qc_gemm_requant_params params = {layer_bias, layer_multiplier, 0, 1, 10, QC_GEMM_U8, 10, 255};
+    uint8_t out[M * N];
+    status = qc_gemm_packed_requant(M, QC_GEMM_U8, act, K, &act_zp, 1, packed_weights, &params, out, N, NULL);
+    if (status != QC_OK) {
+        return fail("qc_gemm_packed_requant", status);
+    }
+    printf("int8 linear + ReLU (uint8 out, zero point 10): [%u %u %u] [%u %u %u]\n", out[0], out[1], out[2],
+           out[3], out[4], out[5]);
 
     /* Errors come back as statuses, never as crashes or prints from the library. */
     const float nan_input = 0.0f / 0.0f;

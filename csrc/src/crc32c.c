@@ -75,9 +75,11 @@ uint32_t qc_crc32c_portable(uint32_t crc, const void *data, size_t size) {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define QC__CRC_HW 1
-/* GCC honours the pragma, clang the function attribute; both are given. */
+/* GCC takes the pragma, clang the function attribute (it ignores GCC's target pragma). */
+#if !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC target("sse4.2")
+#endif
 #include <nmmintrin.h>
 
 __attribute__((target("sse4.2"))) static uint32_t qc__crc32c_hw(uint32_t crc, const uint8_t *p, size_t size) {
@@ -114,7 +116,9 @@ __attribute__((target("sse4.2"))) static uint32_t qc__crc32c_hw(uint32_t crc, co
     }
     return ~(uint32_t)c;
 }
+#if !defined(__clang__)
 #pragma GCC pop_options
+#endif
 
 static int qc__crc_hw_detect(void) {
     __builtin_cpu_init();

@@ -162,14 +162,29 @@ qc_status qc_gemm_pack_b(size_t k, size_t n, int b_type, int b_layout, const voi
     const size_t panel_stride = kp * QC__GEMM_NR;
     uint32_t *sums = (uint32_t *)colsum; /* accumulated in place, wrapping */
     if (b_layout == QC_GEMM_B_KN) {
-        /* Row by row, so the source is read sequentially. */
-        for (size_t row = 0; row < k; row++) {
-            const uint8_t *src = bytes + row * b_stride;
-            int8_t *dst = panels + (row / QC__GEMM_KG) * QC__GEMM_NR * QC__GEMM_KG + row % QC__GEMM_KG;
-            for (size_t col = 0; col < n; col++) {
-                int8_t v = (int8_t)(src[col] ^ flip);
-                dst[(col / QC__GEMM_NR) * panel_stride + (col % QC__GEMM_NR) * QC__GEMM_KG] = v;
-                sums[col] += (uint32_t)(int32_t)v;
+        /* 64 rows at a time, panel by panel: the block's rows stay in L2 while each panel
+         * gets its 64 x 8 bytes written in order. (Row by row over the whole width wrote
+         * one byte per panel per row, and panel by panel over all of K read one 8-byte
+         * piece per row: with power-of-two strides both hit the same few cache sets, and
+         * packing 4096 x 4096 took 140-190 ms.) */
+        for (size_t k0 = 0; k0 < k; k0 += 64) {
+            const size_t k1 = k0 + 64 < k ? k0 + 64 : k;
+            for (size_t col0 = 0; col0 < n; col0 += QC__GEMM_NR) {
+                const size_t cols = n - col0 < QC__GEMM_NR ? n - col0 : QC__GEMM_NR;
+                int8_t *dst = panels + (col0 / QC__GEMM_NR) * panel_stride;
+                uint32_t panel_sums[QC__GEMM_NR] = {0};
+                for (size_t row = k0; row < k1; row++) {
+                    const uint8_t *src = bytes + row * b_stride + col0;
+                    int8_t *d = dst + (row / QC__GEMM_KG) * QC__GEMM_NR * QC__GEMM_KG + row % QC__GEMM_KG;
+                    for (size_t c = 0; c < cols; c++) {
+                        int8_t v = (int8_t)(src[c] ^ flip);
+                        d[c * QC__GEMM_KG] = v;
+                        panel_sums[c] += (uint32_t)(int32_t)v;
+                    }
+                }
+                for (size_t c = 0; c < cols; c++) {
+                    sums[col0 + c] += panel_sums[c];
+                }
             }
         }
     } else {
@@ -195,13 +210,15 @@ qc_status qc_gemm_pack_b(size_t k, size_t n, int b_type, int b_layout, const voi
 /* ------------------------------------------------------------------------ dispatch */
 
 static qc__gemm_ukernel qc__select_ukernel(int isa) {
-    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1};
+    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1, NULL, NULL};
     switch (isa) {
 #if defined(QC__BUILD_AVX2)
     case QC_ISA_AVX2:
         uk.fn = qc_s8_gemm_ukernel_6x8c4__avx2;
         uk.mr = 6;
         uk.a_elem_size = 2;
+        uk.finish_s32 = qc__gemm_finish_s32__avx2;
+        uk.finish_requant = qc__gemm_finish_requant__avx2;
         break;
 #endif
 #if defined(QC__BUILD_NEON)
@@ -316,6 +333,11 @@ static void qc__gemm_finish_tile(const qc__gemm_job *job, const int32_t *tile, s
         uint32_t za = (uint32_t)(job->a_zp == NULL ? job->a_zp_single
                                                    : job->a_zp[job->a_zp_count == 1 ? 0 : row]);
         uint32_t rs = (uint32_t)job->rowsum[row] - kk * za;
+        if (job->rq == NULL && job->uk.finish_s32 != NULL) {
+            job->uk.finish_s32(tile + r * raw_stride, (const int32_t *)zb, (const int32_t *)cs, rs, za,
+                               job->c + row * job->c_stride + col0, cols);
+            continue;
+        }
         const uint32_t *raw = (const uint32_t *)tile + r * raw_stride;
         uint32_t v[QC__GEMM_NR];
         for (size_t c = 0; c < QC__GEMM_NR; c++) {
@@ -331,6 +353,12 @@ static void qc__gemm_finish_tile(const qc__gemm_job *job, const int32_t *tile, s
             continue;
         }
         const qc_gemm_requant_params *rq = job->rq;
+        if (job->uk.finish_requant != NULL) {
+            size_t out_size = rq->output_type == QC_GEMM_U8 ? sizeof(uint8_t) : sizeof(int8_t);
+            job->uk.finish_requant(tile + r * raw_stride, (const int32_t *)zb, (const int32_t *)cs, rs, za, rq, row,
+                                   col0, cols, (uint8_t *)job->y + (row * job->y_stride + col0) * out_size);
+            continue;
+        }
         for (size_t c = 0; c < cols; c++) {
             size_t col = col0 + c;
             uint32_t acc = v[c] + (rq->bias != NULL ? (uint32_t)rq->bias[col] : 0u);
@@ -347,7 +375,9 @@ static void qc__gemm_finish_tile(const qc__gemm_job *job, const int32_t *tile, s
 
 /* The packed-A bytes a chunk of row blocks may take, so that it stays in L2. (Splitting K
  * into passes with int32 partial sums in memory measured no faster on Zen 3.) */
+#ifndef QC__GEMM_A_CHUNK_BYTES
 #define QC__GEMM_A_CHUNK_BYTES (160u * 1024u)
+#endif
 
 /* Computes row blocks [mb0, mb1) x panels [p0, p1). Rows go in chunks whose packed A stays
  * in L2 while every B panel of the range streams past it once; each panel (8 columns x K)
@@ -586,6 +616,99 @@ qc_status qc_gemm_packed_requant(size_t m, int a_type, const void *a, size_t a_s
                            y, y_stride, options);
 }
 
+#if defined(QC__BUILD_AVX2)
+/* A few rows of A times an unpacked K x N B, without packing B (packing costs more than
+ * the product when M is this small). Uses (A - za) * (B - ob) - (zb - ob) * sum(A - za),
+ * ob = 128 for unsigned B: no column sums are needed. Validates like the packed path. */
+static qc_status qc__gemm_direct(size_t m, size_t n, size_t k, int a_type, const uint8_t *a, size_t a_stride,
+                                 const int32_t *a_zero_point, size_t a_zero_point_count, int b_type,
+                                 const uint8_t *b, size_t b_stride, const int32_t *b_zero_point,
+                                 size_t b_zero_point_count, int32_t *c, size_t c_stride,
+                                 const qc_gemm_requant_params *rq, void *y, size_t y_stride) {
+    if (!qc__type_is_8bit(b_type)) {
+        return QC_E_DTYPE;
+    }
+    if (a == NULL || b == NULL) {
+        return QC_E_NULL_POINTER;
+    }
+    if (a_stride < k || b_stride < n) {
+        return QC_E_SHAPE;
+    }
+    QC__TRY(qc__check_zero_points(a_type, a_zero_point, a_zero_point_count, m));
+    QC__TRY(qc__check_zero_points(b_type, b_zero_point, b_zero_point_count, n));
+    if (rq == NULL) {
+        if (c == NULL) {
+            return QC_E_NULL_POINTER;
+        }
+        if (c_stride < n) {
+            return QC_E_SHAPE;
+        }
+    } else {
+        QC__TRY(qc__check_requant(m, n, rq, y, y_stride));
+    }
+    size_t a16_bytes, acc_bytes, total;
+    if (qc__mul_size(m * sizeof(int16_t), k, &a16_bytes) || qc__mul_size(m * sizeof(int32_t), n, &acc_bytes) ||
+        qc__add_size(a16_bytes, 63, &a16_bytes) || qc__add_size(a16_bytes / 64 * 64, acc_bytes, &total)) {
+        return QC_E_OVERFLOW;
+    }
+    a16_bytes = a16_bytes / 64 * 64; /* rounded up: acc starts 64-byte aligned */
+    uint8_t *scratch = (uint8_t *)aligned_alloc(64, (total + 63) / 64 * 64);
+    if (scratch == NULL) {
+        return QC_E_NO_MEMORY;
+    }
+    int16_t *a16 = (int16_t *)scratch;
+    int32_t *acc = (int32_t *)(scratch + a16_bytes);
+    const int a_signed = a_type == QC_GEMM_S8, b_signed = b_type == QC_GEMM_S8;
+    const uint8_t b_flip = b_signed ? 0x00 : 0x80;
+    uint32_t sums[4];
+    for (size_t r = 0; r < m; r++) {
+        int32_t za = a_zero_point_count == 0 ? 0 : a_zero_point[a_zero_point_count == 1 ? 0 : r];
+        uint32_t sum = 0;
+        for (size_t kk = 0; kk < k; kk++) {
+            int32_t v = a_signed ? (int32_t)(int8_t)a[r * a_stride + kk] : (int32_t)a[r * a_stride + kk];
+            a16[r * k + kk] = (int16_t)(v - za);
+            sum += (uint32_t)(v - za);
+        }
+        sums[r] = sum;
+    }
+    qc__gemm_direct__avx2(m, n, k, a16, k, b, b_stride, b_flip, acc, n);
+    /* the columns past the last group of 16 */
+    for (size_t r = 0; r < m; r++) {
+        for (size_t j = n / 16 * 16; j < n; j++) {
+            uint32_t dot = 0;
+            for (size_t kk = 0; kk < k; kk++) {
+                int32_t bv = (int32_t)(int8_t)(b[kk * b_stride + j] ^ b_flip);
+                dot += (uint32_t)((int32_t)a16[r * k + kk] * bv);
+            }
+            acc[r * n + j] = (int32_t)dot;
+        }
+    }
+    const int32_t ob = b_signed ? 0 : 128;
+    for (size_t r = 0; r < m; r++) {
+        for (size_t j = 0; j < n; j++) {
+            int32_t zb = b_zero_point_count == 0 ? 0 : b_zero_point[b_zero_point_count == 1 ? 0 : j];
+            uint32_t v = (uint32_t)acc[r * n + j] - (uint32_t)(zb - ob) * sums[r];
+            if (rq == NULL) {
+                c[r * c_stride + j] = (int32_t)v;
+                continue;
+            }
+            if (rq->bias != NULL) {
+                v += (uint32_t)rq->bias[j];
+            }
+            float mult = rq->multiplier[r * rq->multiplier_row_stride + j * rq->multiplier_col_stride];
+            int32_t q = qc__requant_float((int32_t)v, mult, rq->output_zero_point, rq->clamp_min, rq->clamp_max);
+            if (rq->output_type == QC_GEMM_U8) {
+                ((uint8_t *)y)[r * y_stride + j] = (uint8_t)q;
+            } else {
+                ((int8_t *)y)[r * y_stride + j] = (int8_t)q;
+            }
+        }
+    }
+    free(scratch);
+    return QC_OK;
+}
+#endif
+
 /* Packs B into a temporary buffer, then runs the packed path. */
 static qc_status qc__gemm_unpacked(size_t m, size_t n, size_t k, int a_type, const void *a, size_t a_stride,
                                    const int32_t *a_zero_point, size_t a_zero_point_count, int b_type,
@@ -598,6 +721,13 @@ static qc_status qc__gemm_unpacked(size_t m, size_t n, size_t k, int a_type, con
     if (!qc__type_is_8bit(a_type)) {
         return QC_E_DTYPE;
     }
+#if defined(QC__BUILD_AVX2)
+    if (isa == QC_ISA_AVX2 && m >= 1 && m <= 4 && k > 0 && n >= 16 && b_layout == QC_GEMM_B_KN) {
+        return qc__gemm_direct(m, n, k, a_type, (const uint8_t *)a, a_stride, a_zero_point, a_zero_point_count,
+                               b_type, (const uint8_t *)b, b_stride, b_zero_point, b_zero_point_count, c, c_stride,
+                               rq, y, y_stride);
+    }
+#endif
     size_t size;
     QC__TRY(qc_gemm_packed_size(k, n, &size));
     void *packed = aligned_alloc(64, (size + 63) / 64 * 64);

@@ -4,6 +4,7 @@
  * saturate; vpmaddubsw, which saturates on full-range u8 x s8, is not used.
  */
 #include "gemm_internal.h"
+#include "requant.h"
 
 #if defined(QC__BUILD_AVX2)
 
@@ -149,6 +150,104 @@ void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
     case 4: qc__avx2_tile(4, 24, kgroups, a, b_panel, tile); break;
     case 5: qc__avx2_tile(5, 24, kgroups, a, b_panel, tile); break;
     default: qc__avx2_tile6(kgroups, a, b_panel, tile); break;
+    }
+}
+
+void qc__gemm_finish_s32__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                               uint32_t za, int32_t *c, size_t cols) {
+    const __m256i v = _mm256_sub_epi32(
+        _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)raw),
+                         _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)zb), _mm256_set1_epi32((int)rs))),
+        _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)colsum), _mm256_set1_epi32((int)za)));
+    if (cols == QC__GEMM_NR) {
+        _mm256_storeu_si256((__m256i *)c, v);
+    } else {
+        int32_t tmp[QC__GEMM_NR];
+        _mm256_storeu_si256((__m256i *)tmp, v);
+        memcpy(c, tmp, cols * sizeof(int32_t));
+    }
+}
+
+/* The requantization epilogue on 8 columns, bit-identical to qc__requant_float
+ * (requant.h): float32 convert and multiply, the same clip to [-2^31, 2147483520],
+ * cvtps2dq rounds half to even (the default MXCSR mode, as nearbyintf), and the clamp
+ * to [lo, hi] is applied before adding the zero point (equivalent, and it cannot
+ * overflow int32). Column multiplier strides other than 0 or 1 use the scalar formula. */
+void qc__gemm_finish_requant__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                                   uint32_t za, const qc_gemm_requant_params *rq, size_t row, size_t col0,
+                                   size_t cols, void *y) {
+    __m256i acc = _mm256_sub_epi32(
+        _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)raw),
+                         _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)zb), _mm256_set1_epi32((int)rs))),
+        _mm256_mullo_epi32(_mm256_loadu_si256((const __m256i *)colsum), _mm256_set1_epi32((int)za)));
+    int32_t q[QC__GEMM_NR];
+    const float *mult = rq->multiplier + row * rq->multiplier_row_stride + col0 * rq->multiplier_col_stride;
+    if (rq->multiplier_col_stride > 1 || (cols < QC__GEMM_NR && (rq->bias != NULL || rq->multiplier_col_stride))) {
+        int32_t v[QC__GEMM_NR];
+        _mm256_storeu_si256((__m256i *)v, acc);
+        for (size_t c = 0; c < cols; c++) {
+            uint32_t a = (uint32_t)v[c] + (rq->bias != NULL ? (uint32_t)rq->bias[col0 + c] : 0u);
+            q[c] = qc__requant_float((int32_t)a, mult[c * rq->multiplier_col_stride], rq->output_zero_point,
+                                     rq->clamp_min, rq->clamp_max);
+        }
+    } else {
+        if (rq->bias != NULL) {
+            acc = _mm256_add_epi32(acc, _mm256_loadu_si256((const __m256i *)(rq->bias + col0)));
+        }
+        const __m256 m = rq->multiplier_col_stride ? _mm256_loadu_ps(mult) : _mm256_set1_ps(mult[0]);
+        __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), m);
+        scaled = _mm256_min_ps(scaled, _mm256_set1_ps(2147483520.0f));
+        scaled = _mm256_max_ps(scaled, _mm256_set1_ps(-2147483648.0f));
+        __m256i r = _mm256_cvtps_epi32(scaled);
+        const int32_t zp = rq->output_zero_point;
+        r = _mm256_max_epi32(r, _mm256_set1_epi32(rq->clamp_min - zp));
+        r = _mm256_min_epi32(r, _mm256_set1_epi32(rq->clamp_max - zp));
+        _mm256_storeu_si256((__m256i *)q, _mm256_add_epi32(r, _mm256_set1_epi32(zp)));
+    }
+    if (rq->output_type == QC_GEMM_U8) {
+        for (size_t c = 0; c < cols; c++) {
+            ((uint8_t *)y)[c] = (uint8_t)q[c];
+        }
+    } else {
+        for (size_t c = 0; c < cols; c++) {
+            ((int8_t *)y)[c] = (int8_t)q[c];
+        }
+    }
+}
+
+void qc__gemm_direct__avx2(size_t m, size_t n, size_t k, const int16_t *a16, size_t a16_stride, const uint8_t *b,
+                           size_t b_stride, uint8_t b_flip, int32_t *acc, size_t acc_stride) {
+    const size_t n16 = n / 16 * 16;
+    const __m128i flip = _mm_set1_epi8((char)b_flip);
+    for (size_t r = 0; r < m; r++) {
+        memset(acc + r * acc_stride, 0, n16 * sizeof(int32_t));
+    }
+    /* Two rows of B at a time: interleaving their bytes gives (B[k][j], B[k+1][j]) pairs,
+     * widened to int16 and multiplied with the broadcast pair (a[k], a[k+1]). */
+    for (size_t kk = 0; kk < k; kk += 2) {
+        const uint8_t *b0 = b + kk * b_stride;
+        const uint8_t *b1 = kk + 1 < k ? b0 + b_stride : NULL;
+        __m256i pair[4];
+        for (size_t r = 0; r < m; r++) {
+            const int16_t *ar = a16 + r * a16_stride;
+            uint32_t lo = (uint16_t)ar[kk], hi = kk + 1 < k ? (uint16_t)ar[kk + 1] : 0u;
+            pair[r] = _mm256_set1_epi32((int)(lo | (hi << 16)));
+        }
+        for (size_t j = 0; j < n16; j += 16) {
+            const __m128i r0 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(b0 + j)), flip);
+            const __m128i r1 = b1 != NULL ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(b1 + j)), flip)
+                                          : _mm_setzero_si128();
+            const __m256i wlo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(r0, r1));
+            const __m256i whi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(r0, r1));
+            for (size_t r = 0; r < m; r++) {
+                int32_t *dst = acc + r * acc_stride + j;
+                _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)dst),
+                                                                     _mm256_madd_epi16(wlo, pair[r])));
+                _mm256_storeu_si256((__m256i *)(dst + 8),
+                                    _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(dst + 8)),
+                                                     _mm256_madd_epi16(whi, pair[r])));
+            }
+        }
     }
 }
 

@@ -41,10 +41,24 @@ typedef struct qc__packed_header {
 typedef void (*qc__gemm_ukernel_fn)(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
 
+/* The zero-point correction of one tile row for int32 output (docs/KERNELS.md):
+ * c[j] = raw[j] - zb[j] * rs - za * colsum[j] for j < cols (uint32 arithmetic), with
+ * rs = rowsum - K * za already folded. NULL in a ukernel means the generic C loop. */
+typedef void (*qc__gemm_finish_fn)(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                                   uint32_t za, int32_t *c, size_t cols);
+
+/* The same row with the requantization epilogue (qc_gemm_requant_params): writes `cols`
+ * bytes of output row `row` starting at column col0 to y. */
+typedef void (*qc__gemm_finish_requant_fn)(const int32_t *raw, const int32_t *zb, const int32_t *colsum,
+                                           uint32_t rs, uint32_t za, const qc_gemm_requant_params *rq,
+                                           size_t row, size_t col0, size_t cols, void *y);
+
 typedef struct qc__gemm_ukernel {
     qc__gemm_ukernel_fn fn;
     unsigned mr;
     unsigned a_elem_size;
+    qc__gemm_finish_fn finish_s32;
+    qc__gemm_finish_requant_fn finish_requant;
 } qc__gemm_ukernel;
 
 void qc_s8_gemm_ukernel_4x8c4__scalar(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
@@ -54,6 +68,16 @@ void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
                                     int32_t *tile);
 void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
+void qc__gemm_finish_s32__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                               uint32_t za, int32_t *c, size_t cols);
+/* Small-M product on an unpacked K x N B (no packing): acc[r][j] = sum_k a16[r][k] * B'[k][j]
+ * for r < m (<= 4) and j < n / 16 * 16, with B' = B ^ b_flip as signed bytes and a16 the
+ * zero-point-shifted A rows as int16 (|value| <= 255, so vpmaddwd pairs cannot saturate). */
+void qc__gemm_direct__avx2(size_t m, size_t n, size_t k, const int16_t *a16, size_t a16_stride, const uint8_t *b,
+                           size_t b_stride, uint8_t b_flip, int32_t *acc, size_t acc_stride);
+void qc__gemm_finish_requant__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
+                                   uint32_t za, const qc_gemm_requant_params *rq, size_t row, size_t col0,
+                                   size_t cols, void *y);
 #endif
 #if defined(QC__BUILD_NEON)
 #if defined(__aarch64__)

@@ -70,61 +70,100 @@ static inline uint32_t qc__w4_load8(const uint8_t *w, size_t w_bytes, size_t e) 
     return (uint32_t)(word >> ((e & 1) * 4));
 }
 
-void qc_f32_w4_gemm__neon(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1) {
-    enum { MR = 4 };
-    const size_t n = args->n, k = args->k;
-    const int32x4_t shift_lo = {0, -4, -8, -12}, shift_hi = {-16, -20, -24, -28};
+/* Rows [row0, row0 + ROWS) over columns [c0, c1) (whole groups of 8), the loop order
+ * of the AVX2 kernel: k in steps of up to 8 with each group's sums in registers, the
+ * weights streamed in order, y strips in L1; fields copied to locals (stores to y may
+ * alias them). */
+static inline __attribute__((always_inline)) void qc__w4_rows_neon(const qc__w4_args *args, const int rows,
+                                                                   size_t row0, size_t c0, size_t c1) {
+    const size_t n = args->n, k = args->k, bs = args->block_size, as = args->a_stride, ys = args->y_stride;
+    const size_t w_bytes = args->w_bytes;
+    const uint8_t *const w = args->w;
+    const float *const w_scale = args->w_scale;
+    const uint8_t *const w_zp = (const uint8_t *)args->w_zero_point;
+    const int w_signed = args->w_signed;
+    const float *const a = args->a + row0 * as;
+    float *const y = args->y + row0 * ys;
+    const int32_t shift_lo_v[4] = {0, -4, -8, -12}, shift_hi_v[4] = {-16, -20, -24, -28};
+    const int32x4_t shift_lo = vld1q_s32(shift_lo_v), shift_hi = vld1q_s32(shift_hi_v);
     const uint32x4_t low4 = vdupq_n_u32(0xF);
     const int32x4_t eight = vdupq_n_s32(8);
-    size_t vec_end = n0 + (n1 - n0) / 8 * 8;
-    for (size_t row0 = m0; row0 < m1; row0 += MR) {
-        size_t rows = m1 - row0 < MR ? m1 - row0 : MR;
-        for (size_t col = n0; col < vec_end; col += 8) {
-            float32x4_t acc[MR][2];
-            for (int r = 0; r < MR; r++) {
-                acc[r][0] = vdupq_n_f32(0.0f);
-                acc[r][1] = vdupq_n_f32(0.0f);
+    for (size_t col = c0; col < c1; col += 8) {
+        for (int r = 0; r < rows; r++) {
+            vst1q_f32(y + r * ys + col, vdupq_n_f32(0.0f));
+            vst1q_f32(y + r * ys + col + 4, vdupq_n_f32(0.0f));
+        }
+    }
+    for (size_t k0 = 0; k0 < k; k0 += 8) {
+        const size_t k1 = k0 + 8 < k ? k0 + 8 : k;
+        size_t p_row[8];
+        for (size_t kk = k0; kk < k1; kk++) {
+            p_row[kk - k0] = (kk / bs) * n;
+        }
+        for (size_t col = c0; col < c1; col += 8) {
+            float32x4_t acc[4][2];
+            for (int r = 0; r < rows; r++) {
+                acc[r][0] = vld1q_f32(y + r * ys + col);
+                acc[r][1] = vld1q_f32(y + r * ys + col + 4);
             }
-            for (size_t kb = 0; kb < k; kb += args->block_size) {
-                size_t kend = kb + args->block_size < k ? kb + args->block_size : k;
-                size_t p = (kb / args->block_size) * n + col;
-                const float32x4_t s0 = vld1q_f32(args->w_scale + p), s1 = vld1q_f32(args->w_scale + p + 4);
-                int32x4_t z0 = vdupq_n_s32(0), z1 = vdupq_n_s32(0);
-                if (args->w_zero_point != NULL) {
-                    int16x8_t z16;
-                    if (args->w_signed) {
-                        z16 = vmovl_s8(vld1_s8((const int8_t *)args->w_zero_point + p));
-                    } else {
-                        z16 = vreinterpretq_s16_u16(vmovl_u8(vld1_u8((const uint8_t *)args->w_zero_point + p)));
-                    }
-                    z0 = vmovl_s16(vget_low_s16(z16));
-                    z1 = vmovl_s16(vget_high_s16(z16));
+            for (size_t kk = k0; kk < k1; kk++) {
+                const size_t e = kk * n + col, p = p_row[kk - k0] + col;
+                uint32_t word;
+                if ((e & 1) == 0) {
+                    memcpy(&word, w + (e >> 1), sizeof word); /* e + 8 <= K * N: in bounds */
+                } else {
+                    word = qc__w4_load8(w, w_bytes, e);
                 }
-                for (size_t kk = kb; kk < kend; kk++) {
-                    const uint32x4_t bits = vdupq_n_u32(qc__w4_load8(args->w, args->w_bytes, kk * n + col));
-                    int32x4_t q0 = vreinterpretq_s32_u32(vandq_u32(vshlq_u32(bits, shift_lo), low4));
-                    int32x4_t q1 = vreinterpretq_s32_u32(vandq_u32(vshlq_u32(bits, shift_hi), low4));
-                    if (args->w_signed) {
-                        q0 = vsubq_s32(veorq_s32(q0, eight), eight);
-                        q1 = vsubq_s32(veorq_s32(q1, eight), eight);
-                    }
-                    const float32x4_t w0 = vmulq_f32(vcvtq_f32_s32(vsubq_s32(q0, z0)), s0);
-                    const float32x4_t w1 = vmulq_f32(vcvtq_f32_s32(vsubq_s32(q1, z1)), s1);
-                    for (size_t r = 0; r < rows; r++) {
-                        const float32x4_t av = vdupq_n_f32(args->a[(row0 + r) * args->a_stride + kk]);
-                        acc[r][0] = vaddq_f32(acc[r][0], vmulq_f32(av, w0));
-                        acc[r][1] = vaddq_f32(acc[r][1], vmulq_f32(av, w1));
-                    }
+                const uint32x4_t bits = vdupq_n_u32(word);
+                int32x4_t q0 = vreinterpretq_s32_u32(vandq_u32(vshlq_u32(bits, shift_lo), low4));
+                int32x4_t q1 = vreinterpretq_s32_u32(vandq_u32(vshlq_u32(bits, shift_hi), low4));
+                if (w_signed) {
+                    q0 = vsubq_s32(veorq_s32(q0, eight), eight);
+                    q1 = vsubq_s32(veorq_s32(q1, eight), eight);
+                }
+                if (w_zp != NULL) {
+                    int16x8_t z16 = w_signed ? vmovl_s8(vld1_s8((const int8_t *)w_zp + p))
+                                             : vreinterpretq_s16_u16(vmovl_u8(vld1_u8(w_zp + p)));
+                    q0 = vsubq_s32(q0, vmovl_s16(vget_low_s16(z16)));
+                    q1 = vsubq_s32(q1, vmovl_s16(vget_high_s16(z16)));
+                }
+                const float32x4_t w0 = vmulq_f32(vcvtq_f32_s32(q0), vld1q_f32(w_scale + p));
+                const float32x4_t w1 = vmulq_f32(vcvtq_f32_s32(q1), vld1q_f32(w_scale + p + 4));
+                for (int r = 0; r < rows; r++) {
+                    const float32x4_t av = vdupq_n_f32(a[r * as + kk]);
+                    acc[r][0] = vaddq_f32(acc[r][0], vmulq_f32(av, w0));
+                    acc[r][1] = vaddq_f32(acc[r][1], vmulq_f32(av, w1));
                 }
             }
-            for (size_t r = 0; r < rows; r++) {
-                float32x4_t o0 = acc[r][0], o1 = acc[r][1];
-                if (args->bias != NULL) {
-                    o0 = vaddq_f32(o0, vld1q_f32(args->bias + col));
-                    o1 = vaddq_f32(o1, vld1q_f32(args->bias + col + 4));
-                }
-                vst1q_f32(args->y + (row0 + r) * args->y_stride + col, o0);
-                vst1q_f32(args->y + (row0 + r) * args->y_stride + col + 4, o1);
+            for (int r = 0; r < rows; r++) {
+                vst1q_f32(y + r * ys + col, acc[r][0]);
+                vst1q_f32(y + r * ys + col + 4, acc[r][1]);
+            }
+        }
+    }
+    if (args->bias != NULL) {
+        const float *const bias = args->bias;
+        for (size_t col = c0; col < c1; col += 4) {
+            const float32x4_t b = vld1q_f32(bias + col);
+            for (int r = 0; r < rows; r++) {
+                vst1q_f32(y + r * ys + col, vaddq_f32(vld1q_f32(y + r * ys + col), b));
+            }
+        }
+    }
+}
+
+void qc_f32_w4_gemm__neon(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1) {
+    const size_t vec_end = n0 + (n1 - n0) / 8 * 8;
+    for (size_t row0 = m0; row0 < m1; row0 += 4) {
+        const size_t rows = m1 - row0 < 4 ? m1 - row0 : 4;
+        const size_t strip = 4096 / rows; /* the strip of y stays in L1 */
+        for (size_t c0 = n0; c0 < vec_end; c0 += strip) {
+            size_t c1 = c0 + strip < vec_end ? c0 + strip : vec_end;
+            switch (rows) {
+            case 1: qc__w4_rows_neon(args, 1, row0, c0, c1); break;
+            case 2: qc__w4_rows_neon(args, 2, row0, c0, c1); break;
+            case 3: qc__w4_rows_neon(args, 3, row0, c0, c1); break;
+            default: qc__w4_rows_neon(args, 4, row0, c0, c1); break;
             }
         }
     }

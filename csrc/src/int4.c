@@ -1,5 +1,5 @@
 /*
- * int4 / uint4 packing in ONNX nibble order (docs/ARITHMETIC.md, "Sub-byte packing"):
+ * int4 / uint4 packing in ONNX nibble order (docs/ARITHMETIC.md, "Integer types"):
  * element 2k in the low nibble of byte k, element 2k+1 in the high nibble, an odd count
  * leaves the last high nibble 0. Entry points and the scalar kernels.
  */

@@ -1,8 +1,9 @@
 /*
  * Entry points of int32 -> int8/uint8 requantization (qcore_kernels.h): the ONNX
  * real-valued form and the TFLite fixed-point form, per tensor or per output channel, with
- * fused bias and clamp. Formulas: docs/ARITHMETIC.md, "Requantization"; the scalar
- * definitions are qc__requant_float and qc__multiply_by_quantized_multiplier (requant.h).
+ * fused bias and clamp. Formulas: docs/ARITHMETIC.md, "Requantization (float, ONNX)" and
+ * "TFLite convention"; the scalar definitions are qc__requant_float and
+ * qc__multiply_by_quantized_multiplier (requant.h).
  */
 #include <math.h>
 

@@ -247,11 +247,13 @@ static void test_extremes(void) {
             for (int am = 1; am <= 2; am++) {
                 for (int bm = 1; bm <= 2; bm++) {
                     for (int zm = 2; zm <= 4; zm++) {
-                        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+                        for (size_t ki = 0; ki < 2 * (sizeof ks / sizeof ks[0]); ki++) {
                             gemm_case g = {0};
-                            g.m = 7;
-                            g.n = 9;
-                            g.k = ks[ki];
+                            /* 7 x 9 goes through packed B; 3 x 19 through the small-M
+                             * path that reads B unpacked */
+                            g.m = ki % 2 ? 3 : 7;
+                            g.n = ki % 2 ? 19 : 9;
+                            g.k = ks[ki / 2];
                             g.a_type = at ? QC_GEMM_S8 : QC_GEMM_U8;
                             g.b_type = bt ? QC_GEMM_S8 : QC_GEMM_U8;
                             g.b_layout = QC_GEMM_B_KN;
@@ -297,7 +299,7 @@ static void test_wraparound(void) {
     /* (255 - 0) * (0 - 255) summed over K = 40000 is -2.6e9: wraps int32 */
     gemm_case g = {0};
     g.m = 2;
-    g.n = 9;
+    g.n = 17;
     g.k = 40000;
     g.a_type = QC_GEMM_U8;
     g.b_type = QC_GEMM_U8;
@@ -308,7 +310,7 @@ static void test_wraparound(void) {
     set_zero_points(&g, 2);
     g.b_zp_count = 1;
     g.b_zp[0] = 255;
-    int32_t c[18];
+    int32_t c[34];
     oracle(&g, c);
     EXPECT(c[0] == (int32_t)(uint32_t)(uint64_t)(int64_t)(-65025ll * 40000), "oracle wrap");
     run_all_isas(&g, "wraparound", NULL);

@@ -172,12 +172,6 @@ def decode_metadata(section: bytes | memoryview, count: int) -> dict[str, Metada
             raise E.BadMetadataKeyError(f"{at}: key {raw_key!r} is not [A-Za-z0-9_.-] followed by NUL")
         key = raw_key.decode("ascii")
         pos += key_length + 1
-        if prev is not None:
-            if prev == raw_key:
-                raise E.DuplicateKeyError(f"key {key!r} appears twice")
-            if prev > raw_key:
-                raise E.MetadataOrderError(f"key {key!r} follows {prev.decode()!r}; keys must ascend")
-        prev = raw_key
         kind = buf[pos]
         pos += 1
         array = kind == ARRAY
@@ -223,6 +217,13 @@ def decode_metadata(section: bytes | memoryview, count: int) -> dict[str, Metada
                     raise E.BadMetadataValueError(f"key {key!r}: string not followed by NUL")
                 values.append(text)
                 pos += length + 1
+        # Order is checked once the entry has been parsed (as the C reader does).
+        if prev is not None:
+            if prev == raw_key:
+                raise E.DuplicateKeyError(f"key {key!r} appears twice")
+            if prev > raw_key:
+                raise E.MetadataOrderError(f"key {key!r} follows {prev.decode()!r}; keys must ascend")
+        prev = raw_key
         out[key] = values if array else values[0]
     if pos != end:
         raise E.MetadataBoundsError(f"{end - pos} bytes left after the last metadata entry")

@@ -99,7 +99,8 @@ def _weight_steps(weight: QuantizedTensor, float_weight: np.ndarray) -> tuple[fl
     err = np.abs(deq - float_weight) / scale
     itype = int_type(weight.dtype)
     data = weight.data.astype(np.int64)
-    clipped = int(np.count_nonzero(((data == itype.qmin) | (data == itype.qmax)) & (err > 0.5)))
+    # saturated and more than half a step away (beyond float rounding of the 0.5 bound)
+    clipped = int(np.count_nonzero(((data == itype.qmin) | (data == itype.qmax)) & (err > 0.5 + 1e-3)))
     return float(err.max()), clipped, int(err.size)
 
 

@@ -178,6 +178,8 @@ class Graph:
             "outputs": [v.to_json() for v in self.outputs],
             "nodes": [n.to_json() for n in self.nodes],
             "initializers": sorted(self.initializers),
+            "bool_initializers": sorted(n for n, t in self.initializers.items()
+                                        if isinstance(t, np.ndarray) and t.dtype == np.bool_),
             "metadata": self.metadata,
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -206,11 +208,12 @@ class Graph:
             missing = [n for n in names if n not in tensors]
             if missing:
                 raise ModelError(f"graph initializers missing from the file: {', '.join(missing[:5])}")
+            bools = {str(n) for n in doc.get("bool_initializers", [])}
             graph = cls(
                 [Node.from_json(n) for n in doc["nodes"]],
                 [ValueInfo.from_json(v) for v in doc["inputs"]],
                 [ValueInfo.from_json(v) for v in doc["outputs"]],
-                {n: tensors[n] for n in names},
+                {n: (np.asarray(tensors[n]) != 0) if n in bools else tensors[n] for n in names},
                 dict(doc.get("metadata", {})),
             )
         except (KeyError, TypeError, AttributeError) as exc:

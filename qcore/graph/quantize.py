@@ -153,7 +153,7 @@ def _quantize_weight(site: _Site, per_channel: bool, symmetric: bool) -> Quantiz
 
 
 def _rewrite(graph: Graph, sites: list[_Site], make: Callable[[_Site], tuple[str, QuantizedTensor, dict]],
-             metadata: dict[str, Any]) -> Graph:
+             metadata: dict[str, Any], progress: Progress | None = None) -> Graph:
     """Replace each site by its quantized node (same output name) and drop fused Adds."""
     from .transforms import remove_dead_code  # noqa: PLC0415
 
@@ -161,6 +161,7 @@ def _rewrite(graph: Graph, sites: list[_Site], make: Callable[[_Site], tuple[str
     by_name = {s.node.name: s for s in sites}
     dropped = {s.bias_add.name for s in sites if s.bias_add is not None}
     nodes: list[Node] = []
+    done = 0
     for node in out.nodes:
         if node.name in dropped:
             continue
@@ -169,6 +170,9 @@ def _rewrite(graph: Graph, sites: list[_Site], make: Callable[[_Site], tuple[str
             nodes.append(node)
             continue
         op, qweight, attrs = make(site)
+        done += 1
+        if progress is not None:
+            progress(done, len(sites))
         if op == "QGather":
             w_name = f"{node.inputs[0]}.qgather"
             out.initializers[w_name] = qweight
@@ -197,7 +201,8 @@ def _model(graph: Graph) -> Any:
 
 def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = False,
                      exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
-                     op_types: Sequence[str] = ("MatMul",), embeddings: bool = True) -> Any:
+                     op_types: Sequence[str] = ("MatMul",), embeddings: bool = True,
+                     progress: Progress | None = None) -> Any:
     """Dynamic quantization: int8 weights now, activation parameters computed per run.
 
     Parameters
@@ -216,6 +221,8 @@ def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = Fa
     embeddings : bool
         Also store Gather tables (embeddings) as int8 with one scale per row
         (``QGather``); looked-up rows are dequantized to float.
+    progress : callable, optional
+        Called as ``progress(layers_done, layers_total)`` while weights are quantized.
 
     Returns
     -------
@@ -244,12 +251,13 @@ def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = Fa
 
     meta = {"mode": "dynamic", "per_channel": per_channel, "per_row": per_row, "embeddings": embeddings,
             "exclude_nodes": list(exclude_nodes), "exclude_op_types": list(exclude_op_types)}
-    return _model(_rewrite(graph, sites, make, meta))
+    return _model(_rewrite(graph, sites, make, meta, progress))
 
 
 def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symmetric: bool = True,
                          exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
-                         op_types: Sequence[str] = QUANTIZABLE_OPS, embeddings: bool = True) -> Any:
+                         op_types: Sequence[str] = QUANTIZABLE_OPS, embeddings: bool = True,
+                         progress: Progress | None = None) -> Any:
     """Weight-only quantization: int8 or int4 weights, float activations.
 
     Parameters
@@ -264,6 +272,8 @@ def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symm
     embeddings : bool
         Also store Gather tables with ``bits`` bits, one scale per row (or per block of
         ``block_size`` columns of a row).
+    progress : callable, optional
+        Called as ``progress(layers_done, layers_total)`` while weights are quantized.
 
     Returns
     -------
@@ -302,7 +312,7 @@ def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symm
     meta = {"mode": "weight-only", "bits": bits, "block_size": block_size, "symmetric": symmetric,
             "embeddings": embeddings,
             "exclude_nodes": list(exclude_nodes), "exclude_op_types": list(exclude_op_types)}
-    return _model(_rewrite(graph, sites, make, meta))
+    return _model(_rewrite(graph, sites, make, meta, progress))
 
 
 # -- static quantization ---------------------------------------------------------------
@@ -417,7 +427,8 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
                     symmetric_activations: bool = False, op_types: Sequence[str] = QUANTIZABLE_OPS,
                     exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
                     batch_size: int = 64, observer_options: Mapping[str, Any] | None = None,
-                    progress: Progress | None = None, embeddings: bool = True) -> Any:
+                    progress: Progress | None = None, embeddings: bool = True,
+                    weight_progress: Progress | None = None) -> Any:
     """Static quantization: int8 weights and activation parameters fixed by calibration.
 
     Parameters
@@ -441,6 +452,8 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
         Called as ``progress(batches_done, batches_total)``.
     embeddings : bool
         Also store Gather tables as int8 with one scale per row (``QGather``).
+    weight_progress : callable, optional
+        Called as ``progress(layers_done, layers_total)`` while weights are quantized.
 
     Returns
     -------
@@ -484,4 +497,4 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
     meta = {"mode": "static", "method": method, "per_channel": per_channel,
             "symmetric_activations": symmetric_activations, "embeddings": embeddings,
             "exclude_nodes": list(exclude_nodes), "exclude_op_types": list(exclude_op_types)}
-    return _model(_rewrite(graph, sites, make, meta))
+    return _model(_rewrite(graph, sites, make, meta, weight_progress))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from ..errors import ModelError
 from .ir import GRAPH_SCHEMA_VERSION, Graph
 
@@ -29,7 +31,11 @@ def save_graph(graph: Graph, path: str | os.PathLike, metadata: dict[str, Any] |
     graph.validate()
     meta = dict(metadata or {})
     meta.update(graph_metadata(graph))
-    qcm.save_tensors(path, dict(graph.initializers), metadata=meta)
+    # .qcm has no boolean element type: bool constants travel as uint8 0/1 and are listed
+    # in the structure's "bool_initializers" (docs/GRAPH.md)
+    tensors = {name: (value.astype(np.uint8) if isinstance(value, np.ndarray) and value.dtype == np.bool_ else value)
+               for name, value in graph.initializers.items()}
+    qcm.save_tensors(path, tensors, metadata=meta)
 
 
 def has_graph(metadata: Any) -> bool:

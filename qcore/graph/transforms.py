@@ -268,7 +268,8 @@ def fuse_layernorm(graph: Graph) -> Graph:
         if gamma is None:
             continue
         inputs = [x, gamma] + ([beta] if beta else [])
-        replacements[div.name if len(chain) == 7 else chain[-1].name] = Node(
+        # the fused node takes the place of the pattern's last node
+        replacements[chain[-1].name] = Node(
             "LayerNormalization", inputs, [out], {"axis": -1, "epsilon": eps}, f"{mean_node.name}.layernorm")
         dropped.update(n.name for n in chain)
         dropped.discard(chain[-1].name)

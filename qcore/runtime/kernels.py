@@ -1,19 +1,22 @@
 """The runtime's integer kernel interface: the one place the runtime touches integer math.
 
 Every quantized operator of the runtime goes through these functions, so changing the
-engine underneath (NumPy reference, C core) is local to this module. The arithmetic is
-ONNX's (docs/ARITHMETIC.md):
+engine underneath is local to this module. Today: activation quantization on the C
+element-wise kernels (``qcore._elementwise``), integer products on the C GEMM with weights
+packed once (``qcore._gemm``), and a NumPy engine for convolutions with many small groups.
+(``qcore.ops`` re-exports the same C functions.) The arithmetic is ONNX's
+(docs/ARITHMETIC.md):
 
-- quantize: ``q = saturate(round_half_even(x / scale) + zero_point)``;
+- quantize: ``q = saturate(round_half_even(x / scale) + zero_point)``; NaN is rejected;
 - dynamic quantize (uint8): ``s = (max(0, max x) - min(0, min x)) / 255``,
   ``zp = round_half_even(clip(-min(0, min x) / s, 0, 255))``, per tensor or per row;
-  an all-zero row gets ``s = 1`` and ``zp = 0`` (onnxruntime's choice, as the reference),
-  and so does a range whose ``/ 255`` underflows (the reference raises there);
+  an all-zero tensor or row gets ``s = 1`` and ``zp = 0`` (onnxruntime's choice, as the
+  reference); per row, a range whose ``/ 255`` underflows also gets ``s = 1`` (the
+  reference raises there, and so does the per-tensor C kernel);
 - integer matmul: exact ``acc = sum_k (q[m,k] - zp_x) * (w[k,n] - zp_w[n])``;
 - output: ``y = float32(acc) * float32(s_x * s_w[n]) + bias[n]`` in float32.
 
-The integer products are exact whichever engine computes them; see :class:`PackedLinear`
-for how the NumPy engine gets exact integer sums from BLAS.
+The integer products are exact whichever engine computes them; see :class:`PackedLinear`.
 """
 
 from __future__ import annotations

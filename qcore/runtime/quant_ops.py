@@ -59,6 +59,8 @@ def _activation_quantizer(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray
         per_row = bool(attrs.get("per_row", 0))
 
         def dynamic(x: np.ndarray) -> tuple[np.ndarray, object, object]:
+            if x.size == 0:  # an empty batch has no range; its product is empty anyway
+                return np.zeros(x.shape, np.uint8), np.float32(1), np.float32(0)
             return kernels.dynamic_quantize(x, per_row)
         return dynamic
     raise ModelError(f"node {node.name!r}: unknown activation mode {mode!r}")

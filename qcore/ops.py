@@ -1,0 +1,55 @@
+"""Fast quantized operations on the C core, bit-exact with :mod:`qcore.reference`.
+
+The ONNX operators here take exactly the reference's arguments (plus keyword-only ``isa``
+and, for matrix products, ``num_threads``) and return bit-identical results on every
+instruction-set path; the tests compare each path with the reference. The pre-packed
+weight API (:class:`PackedWeights`, :func:`linear_packed`, :class:`Int4Weights`) is what
+the runtime uses: pack a weight matrix once, multiply many times.
+
+``isa=None`` uses ``QCORE_ISA`` if set, else the best path this CPU runs;
+:func:`available_isas` lists the paths. ``num_threads=None`` uses ``QCORE_NUM_THREADS``,
+else 1. The GIL is released during every C call.
+"""
+
+from __future__ import annotations
+
+from ._elementwise import (
+    dequantize_linear,
+    dynamic_quantize_linear,
+    pack_int4,
+    quantize_linear,
+    requantize,
+    requantize_fixedpoint,
+    unpack_int4,
+)
+from ._gemm import (
+    Int4Weights,
+    PackedWeights,
+    linear_int4,
+    linear_packed,
+    matmul_integer,
+    matmul_integer_packed,
+    qlinear_matmul,
+    qlinear_matmul_packed,
+)
+from ._native import available_isas, default_isa
+
+__all__ = [
+    "Int4Weights",
+    "PackedWeights",
+    "available_isas",
+    "default_isa",
+    "dequantize_linear",
+    "dynamic_quantize_linear",
+    "linear_int4",
+    "linear_packed",
+    "matmul_integer",
+    "matmul_integer_packed",
+    "pack_int4",
+    "qlinear_matmul",
+    "qlinear_matmul_packed",
+    "quantize_linear",
+    "requantize",
+    "requantize_fixedpoint",
+    "unpack_int4",
+]
