@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from ._gemm import PackedWeights
 from ._native import check, ffi, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
 from .reference import conv as _ref
@@ -44,7 +43,7 @@ def _layout(layout: str) -> int:
 
 
 class ConvWeights:
-    """A 2-D convolution weight ``[OC, C/group, KH, KW]`` packed once per group for C.
+    """A 2-D convolution weight ``[OC, C/group, KH, KW]`` packed once for C.
 
     Parameters
     ----------
@@ -54,18 +53,19 @@ class ConvWeights:
         dtype of ``w``; per tensor or per output channel ``(OC,)``.
     group : int
         Channel groups (``OC`` must be a multiple).
-    input_layout : {"NCHW", "NHWC"}
-        Layout of the activations these weights will meet: it fixes the order of the
-        packed rows (``qcore_conv.h``).
 
     Raises
     ------
     DTypeError, ShapeError, QuantParamError
         Bad dtype or rank, groups that do not divide ``OC``, a bad zero point.
+
+    Notes
+    -----
+    One buffer serves every ISA (``qcore_conv.h``): int16 panels of ``w - w_zero_point``
+    for the direct x86 kernels and per-group packed GEMM matrices for the NEON paths.
     """
 
-    def __init__(self, w: np.ndarray, w_zero_point: np.ndarray | int | None = None, *, group: int = 1,
-                 input_layout: str = "NCHW") -> None:
+    def __init__(self, w: np.ndarray, w_zero_point: np.ndarray | int | None = None, *, group: int = 1) -> None:
         w = np.asarray(w)
         if w.dtype not in (np.int8, np.uint8):
             raise DTypeError(f"w must be int8 or uint8, got {w.dtype}")
@@ -73,28 +73,37 @@ class ConvWeights:
             raise ShapeError(f"w must be [OC, C/group, KH, KW], got shape {w.shape}")
         if not isinstance(group, (int, np.integer)) or group < 1 or w.shape[0] % group:
             raise ShapeError(f"{w.shape[0]} output channels do not split into group={group!r} groups")
-        self.layout = _layout(input_layout)
         oc = w.shape[0]
-        ng = oc // group
         zp = None
         if w_zero_point is not None:
             zp = _ref_matmul._zero_point_values(w_zero_point, w.dtype, "w_zero_point")
             if zp.shape not in ((), (1,), (oc,)):
                 raise ShapeError(f"w_zero_point has shape {zp.shape}; it must be per-tensor or ({oc},)")
-        rows = w if input_layout == "NCHW" else w.transpose(0, 2, 3, 1)
-        rows = rows.reshape(oc, -1)
-        self.groups: list[PackedWeights] = []
-        for g in range(group):
-            zg = None
-            if zp is not None:
-                zg = zp.reshape(()) if zp.size == 1 or zp.ndim == 0 else zp[g * ng:(g + 1) * ng]
-                zg = zg.astype(w.dtype)
-            self.groups.append(PackedWeights(np.ascontiguousarray(rows[g * ng:(g + 1) * ng]), zg, transposed=True))
+            zp = np.ascontiguousarray(zp.reshape(-1), dtype=np.int32)
+        shape = ffi.new("qc_conv2d_shape *")
+        shape.out_channels = oc
+        shape.channels = w.shape[1] * group
+        shape.groups = group
+        shape.kernel_height, shape.kernel_width = w.shape[2], w.shape[3]
+        size = ffi.new("size_t *")
+        check(lib.qc_conv2d_packed_size(shape, size), "ConvWeights")
+        storage = np.empty(size[0] + 64, dtype=np.uint8)
+        offset = (-storage.ctypes.data) % 64
+        self._buffer = storage[offset:offset + size[0]]
+        wc = np.ascontiguousarray(w)
+        check(lib.qc_conv2d_pack_weights(shape, _DTYPE[w.dtype], ffi.from_buffer(wc) if wc.size else ffi.NULL,
+                                         ffi.cast("int32_t *", ffi.from_buffer(zp)) if zp is not None else ffi.NULL,
+                                         0 if zp is None else zp.size, ffi.from_buffer(self._buffer), size[0],
+                                         make_options(None, None)), "ConvWeights")
         self.shape = tuple(int(d) for d in w.shape)
         self.group = int(group)
-        self.input_layout = input_layout
         self.dtype = w.dtype
-        self._pointers = ffi.new("void *[]", [p._ptr() for p in self.groups])
+        self._ptr = ffi.from_buffer(self._buffer)
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the packed buffer in bytes."""
+        return int(self._buffer.nbytes)
 
 
 class Conv2d:
@@ -103,6 +112,8 @@ class Conv2d:
     Parameters
     ----------
     weights : ConvWeights
+    input_layout : {"NCHW", "NHWC"}
+        Layout of the activations.
     x_dtype : {"uint8", "int8", "float32"}
         Input element type; float32 input is quantized first with ``x_scale`` and
         ``x_zero_point`` to ``quantized_dtype`` (ONNX QuantizeLinear).
@@ -134,7 +145,7 @@ class Conv2d:
     ``"requant"``: ``clamp(round_half_even(float32(acc + bias) * multiplier) + zp)``.
     """
 
-    def __init__(self, weights: ConvWeights, *, x_dtype: str, x_zero_point: int, strides: Sequence[int] = (1, 1),
+    def __init__(self, weights: ConvWeights, *, input_layout: str = "NCHW", x_dtype: str, x_zero_point: int, strides: Sequence[int] = (1, 1),
                  dilations: Sequence[int] = (1, 1), pads: Sequence[int] = (0, 0, 0, 0), output: str = "float32",
                  output_layout: str = "NCHW", multiplier: np.ndarray | float | None = None,
                  bias: np.ndarray | None = None, output_scale: float = 1.0, output_zero_point: int = 0,
@@ -160,10 +171,10 @@ class Conv2d:
         if q_dt not in (np.int8, np.uint8):
             raise DTypeError(f"quantized_dtype must be int8 or uint8, got {q_dt}")
         self.x_dtype = x_dt
-        self.input_layout = weights.input_layout
+        self.input_layout = input_layout
         inp = ffi.new("qc_conv_input *")
         inp.type = _DTYPE[x_dt]
-        inp.layout = weights.layout
+        inp.layout = _layout(input_layout)
         inp.zero_point = int(x_zero_point)
         inp.scale = float(np.float32(x_scale))
         inp.quantized_type = _DTYPE[q_dt]
@@ -267,7 +278,7 @@ class Conv2d:
         s.batch, s.channels, s.height, s.width = n, c, h, w
         self._input.data = ffi.from_buffer(x) if x.size else ffi.NULL
         try:
-            check(lib.qc_conv2d(s, self._input, self.weights._pointers, self._output,
+            check(lib.qc_conv2d(s, self._input, self.weights._ptr, self._output,
                                 ffi.from_buffer(y) if y.size else ffi.NULL, self._options), "conv2d")
         finally:
             self._input.data = ffi.NULL
@@ -346,7 +357,7 @@ def _run_conv(x, w, x_zero_point, w_zero_point, group, kernel, strides, dilation
               **output) -> np.ndarray:
     squeeze = x.ndim == 3
     x4, w4, strides2, dilations2, pads4 = _to_2d(x, w, kernel, strides, dilations, begin, end)
-    weights = ConvWeights(w4, w_zero_point, group=group, input_layout="NCHW")
+    weights = ConvWeights(w4, w_zero_point, group=group)
     conv = Conv2d(weights, x_dtype=str(x.dtype), x_zero_point=x_zero_point, strides=strides2,
                   dilations=dilations2, pads=pads4, isa=isa, num_threads=num_threads, **output)
     y = conv(np.ascontiguousarray(x4))

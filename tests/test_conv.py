@@ -125,9 +125,9 @@ def test_conv2d_float_input_and_quantized_output(isa, layout, group):
     attrs = {"pads": [1, 2, 0, 1], "strides": [1, 2]}
     x_scale, x_zp = np.float32(0.03), np.uint8(120)
     q = quantize_linear(x, x_scale, x_zp)
-    weights = _conv.ConvWeights(qw, group=group, input_layout=layout)
+    weights = _conv.ConvWeights(qw, group=group)
     x_in = x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    common = dict(x_dtype="float32", x_scale=x_scale, x_zero_point=120, quantized_dtype="uint8",
+    common = dict(input_layout=layout, x_dtype="float32", x_scale=x_scale, x_zero_point=120, quantized_dtype="uint8",
                   pads=[1, 2, 0, 1], strides=[1, 2], multiplier=multiplier, bias=bias, isa=isa)
     for out_layout in ("NCHW", "NHWC"):
         y = _conv.Conv2d(weights, output="float32", output_layout=out_layout, **common)(x_in)

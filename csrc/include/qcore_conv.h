@@ -2,15 +2,14 @@
  * qcore int8 2-D convolution and max pooling. Included by qcore.h; docs/KERNELS.md
  * ("Convolution") describes the design and docs/ARITHMETIC.md every formula.
  *
- * A convolution is im2col (in row chunks that stay in cache) feeding the packed GEMM of
- * qcore_gemm.h, then an output stage per chunk. The weights of each group are packed once
- * with qc_gemm_pack_b as a K x N matrix, K = C/groups * KH * KW and N = OC/groups, the rows
- * in the order im2col writes them:
- *   QC_CONV_NCHW input: k = (c * KH + kh) * KW + kw   (the ONNX weight [OC, C/g, KH, KW]
- *                        reshaped to [OC, K] and transposed)
- *   QC_CONV_NHWC input: k = (kh * KW + kw) * C/g + c
- * Padded positions hold the input zero point (real value 0). Results are identical for
- * every ISA and thread count.
+ * The weights are packed once (qc_conv2d_pack_weights) into one buffer that serves every
+ * ISA. On x86-64 (scalar and AVX2 paths) the convolution is direct: the input is centred
+ * once into int16 (x - x_zero_point, NHWC, channels of each group padded to even), and a
+ * microkernel accumulates int16 pairs (vpmaddwd) over the taps, reading input rows through
+ * per-tap pointers (padding taps point at zeros), with no im2col matrix. On the NEON paths
+ * the input is unfolded by im2col in row chunks and multiplied by the packed GEMM of
+ * qcore_gemm.h (its NEON / dotprod kernels). Both compute the exact integer sum, so every
+ * ISA and thread count gives identical results.
  */
 #ifndef QCORE_CONV_H
 #define QCORE_CONV_H
@@ -97,12 +96,22 @@ typedef struct qc_conv_input {
  * QC_E_SHAPE when the dilated kernel is larger than the padded input or a parameter is 0. */
 qc_status qc_conv2d_output_size(const qc_conv2d_shape *shape, size_t *out_height, size_t *out_width);
 
-/* The convolution. packed_weights holds shape->groups buffers from qc_gemm_pack_b, each
- * K x N as described at the top (their K and N are checked: QC_E_SHAPE), with the weight
- * zero points (per tensor or per output channel of the group) packed in. y has
- * batch * out_channels * out_height * out_width elements of the output kind's type, in
- * output->layout order. Empty batches are fine (nothing is written). */
-qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, const void *const *packed_weights,
+/* Bytes of packed weights for out_channels x (in_channels / groups) x kernel_height x
+ * kernel_width weights (only those fields and groups of shape are read). */
+qc_status qc_conv2d_packed_size(const qc_conv2d_shape *shape, size_t *size_out);
+
+/* Packs ONNX-layout weights w [OC, C/groups, KH, KW] (w_type QC_DTYPE_INT8 or
+ * QC_DTYPE_UINT8) and their zero points (count 0, 1 or OC, each in w_type's range) into
+ * packed, a caller-owned buffer of qc_conv2d_packed_size bytes aligned to 32 bytes. */
+qc_status qc_conv2d_pack_weights(const qc_conv2d_shape *shape, int w_type, const void *w,
+                                 const int32_t *w_zero_point, size_t w_zero_point_count, void *packed,
+                                 size_t packed_size, const qc_options *options);
+
+/* The convolution with weights from qc_conv2d_pack_weights (their shape must equal
+ * shape's: QC_E_SHAPE otherwise). y has batch * out_channels * out_height * out_width
+ * elements of the output kind's type, in output->layout order. Empty batches are fine
+ * (nothing is written). */
+qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, const void *packed_weights,
                     const qc_conv_output *output, void *y, const qc_options *options);
 
 /* Max pooling of int8 / uint8 values (type QC_DTYPE_INT8 or QC_DTYPE_UINT8), layout NCHW or

@@ -24,60 +24,84 @@ void qc__conv_im2col(const qc__conv_plan *plan, size_t row0, size_t rows, size_t
         ptrdiff_t ih0 = (ptrdiff_t)(oh * s->stride_height) - (ptrdiff_t)s->pad_top;
         ptrdiff_t iw0 = (ptrdiff_t)(ow * s->stride_width) - (ptrdiff_t)s->pad_left;
         uint8_t *dst = cols + r * plan->k;
-        if (plan->layout == QC_CONV_NHWC) {
-            const uint8_t *image = plan->x + n * h * w * c + g * cg;
-            for (size_t kh = 0; kh < kh_n; kh++) {
-                ptrdiff_t ih = ih0 + (ptrdiff_t)(kh * s->dilation_height);
-                for (size_t kw = 0; kw < kw_n; kw++) {
-                    ptrdiff_t iw = iw0 + (ptrdiff_t)(kw * s->dilation_width);
-                    if (ih >= 0 && (size_t)ih < h && iw >= 0 && (size_t)iw < w) {
-                        memcpy(dst, image + ((size_t)ih * w + (size_t)iw) * c, cg);
-                    } else {
-                        memset(dst, pad, cg);
-                    }
-                    dst += cg;
+        const uint8_t *image = plan->x + n * h * w * c + g * cg;
+        for (size_t kh = 0; kh < kh_n; kh++) {
+            ptrdiff_t ih = ih0 + (ptrdiff_t)(kh * s->dilation_height);
+            for (size_t kw = 0; kw < kw_n; kw++) {
+                ptrdiff_t iw = iw0 + (ptrdiff_t)(kw * s->dilation_width);
+                if (ih >= 0 && (size_t)ih < h && iw >= 0 && (size_t)iw < w) {
+                    memcpy(dst, image + ((size_t)ih * w + (size_t)iw) * c, cg);
+                } else {
+                    memset(dst, pad, cg);
                 }
-            }
-        } else {
-            const uint8_t *image = plan->x + (n * c + g * cg) * h * w;
-            for (size_t ci = 0; ci < cg; ci++) {
-                const uint8_t *plane = image + ci * h * w;
-                for (size_t kh = 0; kh < kh_n; kh++) {
-                    ptrdiff_t ih = ih0 + (ptrdiff_t)(kh * s->dilation_height);
-                    int row_in = ih >= 0 && (size_t)ih < h;
-                    for (size_t kw = 0; kw < kw_n; kw++) {
-                        ptrdiff_t iw = iw0 + (ptrdiff_t)(kw * s->dilation_width);
-                        *dst++ = row_in && iw >= 0 && (size_t)iw < w ? plane[(size_t)ih * w + (size_t)iw] : pad;
-                    }
-                }
+                dst += cg;
             }
         }
     }
 }
 
-#define QC__SCATTER(name, type)                                                                              \
-    void name(const qc__conv_plan *plan, int layout, size_t row0, size_t rows, size_t oc0, const type *chunk, \
-              type *y) {                                                                                     \
-        const size_t ng = plan->ng, oc = plan->shape.out_channels, positions = plan->positions;             \
-        if (layout == QC_CONV_NHWC) {                                                                        \
-            if (ng == oc) {                                                                                  \
-                memcpy(y + row0 * oc, chunk, rows * ng * sizeof(type));                                     \
-                return;                                                                                      \
-            }                                                                                                \
-            for (size_t r = 0; r < rows; r++) {                                                              \
-                memcpy(y + (row0 + r) * oc + oc0, chunk + r * ng, ng * sizeof(type));                       \
-            }                                                                                                \
-            return;                                                                                          \
-        }                                                                                                    \
-        for (size_t r = 0; r < rows; r++) {                                                                  \
-            size_t row = row0 + r;                                                                           \
-            size_t n = row / positions, p = row % positions;                                                 \
-            type *base = y + (n * oc + oc0) * positions + p;                                                 \
-            const type *src = chunk + r * ng;                                                                \
-            for (size_t j = 0; j < ng; j++) {                                                                \
-                base[j * positions] = src[j];                                                                \
-            }                                                                                                \
-        }                                                                                                    \
+/* The direct microkernels' scalar twins: the same sums in uint32 (wrapping) arithmetic. */
+static void qc__conv_ukernel_scalar(size_t nr, size_t taps, size_t pairs, const int16_t *const *ptrs,
+                                    size_t a_offset, const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
+                                    size_t cols) {
+    uint32_t acc[4][16];
+    memset(acc, 0, sizeof(acc));
+    for (size_t t = 0; t < taps; t++) {
+        for (size_t p = 0; p < pairs; p++) {
+            const int16_t *b0 = w0 + (t * pairs + p) * 16;
+            const int16_t *b1 = nr > 8 ? w1 + (t * pairs + p) * 16 : NULL;
+            for (size_t i = 0; i < 4; i++) {
+                const int16_t *a = ptrs[t * 4 + i] + a_offset + 2 * p;
+                int32_t a0 = a[0], a1 = a[1];
+                for (size_t j = 0; j < 8; j++) {
+                    acc[i][j] += (uint32_t)(a0 * b0[2 * j] + a1 * b0[2 * j + 1]);
+                }
+                if (b1 != NULL) {
+                    for (size_t j = 0; j < 8; j++) {
+                        acc[i][8 + j] += (uint32_t)(a0 * b1[2 * j] + a1 * b1[2 * j + 1]);
+                    }
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < rows; i++) {
+        for (size_t j = 0; j < cols; j++) {
+            c[i * c_stride + j] = (int32_t)acc[i][j];
+        }
+    }
+}
+
+void qc_s16_conv_ukernel_4x16__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+                                      const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
+                                      size_t cols) {
+    qc__conv_ukernel_scalar(16, taps, pairs, ptrs, a_offset, w0, w1, c, c_stride, rows, cols);
+}
+
+void qc_s16_conv_ukernel_4x8__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+                                     const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
+                                     size_t cols) {
+    qc__conv_ukernel_scalar(8, taps, pairs, ptrs, a_offset, w0, w1, c, c_stride, rows, cols);
+}
+
+#define QC__SCATTER(name, type)                                                                             \
+    void name(const qc__conv_plan *plan, int layout, size_t row0, size_t rows, const type *chunk, type *y) {   \
+        const size_t oc = plan->shape.out_channels, positions = plan->positions;                            \
+        if (layout == QC_CONV_NHWC) {                                                                       \
+            memcpy(y + row0 * oc, chunk, rows * oc * sizeof(type));                                         \
+            return;                                                                                         \
+        }                                                                                                   \
+        size_t n = row0 / positions, p = row0 % positions;                                                  \
+        for (size_t r = 0; r < rows; r++) {                                                                 \
+            type *base = y + n * oc * positions + p;                                                        \
+            const type *src = chunk + r * oc;                                                               \
+            for (size_t j = 0; j < oc; j++) {                                                               \
+                base[j * positions] = src[j];                                                               \
+            }                                                                                               \
+            if (++p == positions) {                                                                         \
+                p = 0;                                                                                      \
+                n++;                                                                                        \
+            }                                                                                               \
+        }                                                                                                   \
     }
 
 QC__SCATTER(qc__conv_scatter_s32, int32_t)

@@ -207,9 +207,8 @@ class FastPlan:
             kernel = list(w.data.shape[2:])
             strides, dilations, begin, end = conv_geometry((0, 0, 1, 1), kernel, attrs)
             layout = "NHWC" if int8_in else "NCHW"
-            weights = _conv.ConvWeights(w.data, zp if zp.size > 1 else zp.reshape(()), group=group,
-                                        input_layout=layout)
-            conv = _conv.Conv2d(weights, x_dtype=x_dtype if int8_in else "float32", x_scale=x_scale,
+            weights = _conv.ConvWeights(w.data, zp if zp.size > 1 else zp.reshape(()), group=group)
+            conv = _conv.Conv2d(weights, input_layout=layout, x_dtype=x_dtype if int8_in else "float32", x_scale=x_scale,
                                 x_zero_point=x_zp, quantized_dtype=x_dtype, strides=strides, dilations=dilations,
                                 pads=[begin[0], begin[1], end[0], end[1]], multiplier=multiplier, bias=bias, **out)
             channels = w.data.shape[1] * group
@@ -233,8 +232,8 @@ class FastPlan:
             channels = inits[self.graph.nodes[producer].inputs[1]].data.shape[0]
             data = data.reshape(channels, k // channels, n).transpose(1, 0, 2).reshape(k, n)
         weights = _conv.ConvWeights(np.ascontiguousarray(data.T).reshape(n, k, 1, 1),
-                                    zp if zp.size > 1 else zp.reshape(()), input_layout="NHWC")
-        linear = _conv.Conv2d(weights, x_dtype=x_dtype if int8_in else "float32", x_scale=x_scale,
+                                    zp if zp.size > 1 else zp.reshape(()))
+        linear = _conv.Conv2d(weights, input_layout="NHWC", x_dtype=x_dtype if int8_in else "float32", x_scale=x_scale,
                               x_zero_point=x_zp, quantized_dtype=x_dtype, multiplier=multiplier, bias=bias, **out)
 
         def run_linear(inputs: list) -> list:

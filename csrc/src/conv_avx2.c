@@ -1,0 +1,109 @@
+/*
+ * AVX2 direct-convolution microkernels, bit-identical to the __scalar twins in
+ * conv_scalar.c. Operands are int16 (input centred by its zero point, weights by theirs,
+ * both within [-255, 255]); vpmaddwd multiplies pairs of int16 and adds each pair into
+ * int32, exact because a pair sum is at most 2 * 255 * 255 (its one saturating case,
+ * -32768 * -32768 twice, cannot occur), and vpaddd accumulates with int32 wrap-around.
+ * Per channel pair: one 32-bit broadcast of each row's two input values, one (4x8) or two
+ * (4x16) weight loads, 4 or 8 vpmaddwd + vpaddd.
+ */
+#include "internal.h"
+
+#if defined(QC__BUILD_AVX2)
+
+#if defined(__clang__)
+#include <immintrin.h>
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#include <immintrin.h>
+#endif
+
+#include <string.h>
+
+#include "conv_internal.h"
+
+static inline __m256i qc__bcast_pair(const int16_t *a) {
+    int32_t v;
+    memcpy(&v, a, sizeof(v));
+    return _mm256_set1_epi32(v);
+}
+
+static inline void qc__store_rows(const __m256i *acc, size_t nv, int32_t *c, size_t c_stride, size_t rows,
+                                  size_t cols) {
+    int32_t tmp[16];
+    for (size_t i = 0; i < rows; i++) {
+        if (cols == 8 * nv) {
+            for (size_t v = 0; v < nv; v++) {
+                _mm256_storeu_si256((__m256i *)(c + i * c_stride + 8 * v), acc[i * nv + v]);
+            }
+        } else {
+            for (size_t v = 0; v < nv; v++) {
+                _mm256_storeu_si256((__m256i *)(tmp + 8 * v), acc[i * nv + v]);
+            }
+            memcpy(c + i * c_stride, tmp, cols * sizeof(int32_t));
+        }
+    }
+}
+
+void qc_s16_conv_ukernel_4x16__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+                                    const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
+                                    size_t cols) {
+    __m256i c00 = _mm256_setzero_si256(), c01 = _mm256_setzero_si256();
+    __m256i c10 = _mm256_setzero_si256(), c11 = _mm256_setzero_si256();
+    __m256i c20 = _mm256_setzero_si256(), c21 = _mm256_setzero_si256();
+    __m256i c30 = _mm256_setzero_si256(), c31 = _mm256_setzero_si256();
+    for (size_t t = 0; t < taps; t++) {
+        const int16_t *a0 = ptrs[4 * t] + a_offset, *a1 = ptrs[4 * t + 1] + a_offset;
+        const int16_t *a2 = ptrs[4 * t + 2] + a_offset, *a3 = ptrs[4 * t + 3] + a_offset;
+        const int16_t *b0p = w0 + t * pairs * 16, *b1p = w1 + t * pairs * 16;
+        for (size_t p = 0; p < pairs; p++) {
+            __m256i b0 = _mm256_loadu_si256((const __m256i *)(b0p + 16 * p));
+            __m256i b1 = _mm256_loadu_si256((const __m256i *)(b1p + 16 * p));
+            __m256i x = qc__bcast_pair(a0 + 2 * p);
+            c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, b0));
+            c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, b1));
+            x = qc__bcast_pair(a1 + 2 * p);
+            c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, b0));
+            c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, b1));
+            x = qc__bcast_pair(a2 + 2 * p);
+            c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, b0));
+            c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, b1));
+            x = qc__bcast_pair(a3 + 2 * p);
+            c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, b0));
+            c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, b1));
+        }
+    }
+    __m256i acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+    qc__store_rows(acc, 2, c, c_stride, rows, cols);
+}
+
+void qc_s16_conv_ukernel_4x8__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+                                   const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
+                                   size_t cols) {
+    __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
+    __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
+    for (size_t t = 0; t < taps; t++) {
+        const int16_t *a0 = ptrs[4 * t] + a_offset, *a1 = ptrs[4 * t + 1] + a_offset;
+        const int16_t *a2 = ptrs[4 * t + 2] + a_offset, *a3 = ptrs[4 * t + 3] + a_offset;
+        const int16_t *bp = w0 + t * pairs * 16;
+        for (size_t p = 0; p < pairs; p++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(bp + 16 * p));
+            c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(qc__bcast_pair(a0 + 2 * p), b));
+            c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(qc__bcast_pair(a1 + 2 * p), b));
+            c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(qc__bcast_pair(a2 + 2 * p), b));
+            c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(qc__bcast_pair(a3 + 2 * p), b));
+        }
+    }
+    __m256i acc[4] = {c0, c1, c2, c3};
+    qc__store_rows(acc, 1, c, c_stride, rows, cols);
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#endif /* QC__BUILD_AVX2 */
