@@ -527,6 +527,7 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     int16_t *x16 = NULL, *zeros = NULL;
     const int16_t **ptrs = NULL;
     ptrdiff_t *offsets = NULL;
+    int16_t *flat_rows = NULL;
     int32_t *acc = NULL;
     float *work = NULL;
     if (input->type == QC_DTYPE_FLOAT32 && in_count > 0) {
@@ -557,7 +558,6 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     }
     const int16_t *panels = (const int16_t *)((const uint8_t *)packed_weights + h.direct_offset);
     const int16_t *flat_panels = (const int16_t *)((const uint8_t *)packed_weights + h.flat_offset);
-    int16_t *flat_rows = NULL;
     if (direct) {
         size_t pixels = shape->batch * shape->height * shape->width, x16_count;
         if (qc__mul_size(pixels, shape->groups * (size_t)h.cg2, &x16_count)) {
