@@ -125,9 +125,8 @@ static qc_status qc__check_output(const qc_conv2d_shape *shape, const qc_conv_ou
 /* The output stage of one chunk: rows [row0, row0 + rows), acc row-major with row length
  * out_channels. work is rows * out_channels floats, qwork as many bytes. */
 static qc_status qc__conv_store(const qc__conv_plan *plan, const qc_conv_output *out, size_t row0, size_t rows,
-                                const int32_t *acc, float *work, uint8_t *qwork, void *y, const qc_options *options) {
+                                const int32_t *acc, float *work, uint8_t *qwork, void *y, int isa) {
     const size_t oc = plan->shape.out_channels;
-    const size_t total = rows * oc;
     switch (out->kind) {
     case QC_CONV_OUT_S32:
         qc__conv_scatter_s32(plan, out->layout, row0, rows, acc, (int32_t *)y);
@@ -143,15 +142,17 @@ static qc_status qc__conv_store(const qc__conv_plan *plan, const qc_conv_output 
         qc__conv_scatter_f32(plan, out->layout, row0, rows, work, (float *)y);
         return QC_OK;
     default: {
-        qc_s32_conv_dequant_ukernel__scalar(rows, oc, acc, out->multiplier, out->multiplier_per_channel,
-                                            out->bias_f32, work);
-        float scale = out->output_scale;
-        int32_t zp = out->output_zero_point;
-        QC__TRY(qc_quantize_f32(work, 1, 1, total, &scale, &zp, out->type, qwork, options));
-        int32_t lo = 0, hi = 0;
-        qc__x8_range(out->type, &lo, &hi);
-        if (out->clamp_min > lo || out->clamp_max < hi) {
-            qc_x8_clamp_ukernel__scalar(total, out->type == QC_DTYPE_INT8, out->clamp_min, out->clamp_max, qwork);
+        const float *m = out->multiplier;
+        int pc = out->multiplier_per_channel;
+#if defined(QC__BUILD_AVX2)
+        if (isa == QC_ISA_AVX2) {
+            qc_s32_conv_quantize_ukernel__avx2(rows, oc, acc, m, pc, out->bias_f32, out->output_scale,
+                                               out->output_zero_point, out->clamp_min, out->clamp_max, qwork);
+        } else
+#endif
+        {
+            qc_s32_conv_quantize_ukernel__scalar(rows, oc, acc, m, pc, out->bias_f32, out->output_scale,
+                                                 out->output_zero_point, out->clamp_min, out->clamp_max, qwork);
         }
         qc__conv_scatter_x8(plan, out->layout, row0, rows, qwork, (uint8_t *)y);
         return QC_OK;
@@ -394,10 +395,25 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
                 const int16_t *row_ptrs[4];
                 for (size_t i = 0; i < 4; i++) {
                     int16_t *dst = flat_rows + i * fk;
-                    for (size_t t = 0; t < taps; t++) {
-                        const int16_t *src = ptrs[t * 4 + i] + a_offset;
-                        for (size_t ci = 0; ci < cg; ci++) { /* cg < 16: a call to memcpy costs more */
-                            dst[t * cg + ci] = src[ci];
+                    /* fixed-size copies for the common channel counts (a memcpy call costs more) */
+                    if (cg == 1) {
+                        for (size_t t = 0; t < taps; t++) {
+                            dst[t] = ptrs[t * 4 + i][a_offset];
+                        }
+                    } else if (cg == 8) {
+                        for (size_t t = 0; t < taps; t++) {
+                            memcpy(dst + 8 * t, ptrs[t * 4 + i] + a_offset, 8 * sizeof(int16_t));
+                        }
+                    } else if (cg == 4) {
+                        for (size_t t = 0; t < taps; t++) {
+                            memcpy(dst + 4 * t, ptrs[t * 4 + i] + a_offset, 4 * sizeof(int16_t));
+                        }
+                    } else {
+                        for (size_t t = 0; t < taps; t++) {
+                            const int16_t *src = ptrs[t * 4 + i] + a_offset;
+                            for (size_t ci = 0; ci < cg; ci++) {
+                                dst[t * cg + ci] = src[ci];
+                            }
                         }
                     }
                     if (fk != taps * cg) {
@@ -620,7 +636,7 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
             }
         }
         if (status == QC_OK) {
-            status = qc__conv_store(&plan, output, row0, rows, acc, work, qwork, y, options);
+            status = qc__conv_store(&plan, output, row0, rows, acc, work, qwork, y, isa);
         }
     }
 done:

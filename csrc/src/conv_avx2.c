@@ -100,6 +100,41 @@ void qc_s16_conv_ukernel_4x8__avx2(size_t taps, size_t pairs, const int16_t *con
     qc__store_rows(acc, 1, c, c_stride, rows, cols);
 }
 
+void qc_s32_conv_quantize_ukernel__avx2(size_t rows, size_t n, const int32_t *acc, const float *multiplier,
+                                        int per_channel, const float *bias, float scale, int32_t zero_point,
+                                        int32_t lo, int32_t hi, uint8_t *y) {
+    const __m256 vscale = _mm256_set1_ps(scale);
+    const __m256 qlo = _mm256_set1_ps((float)(lo - zero_point)), qhi = _mm256_set1_ps((float)(hi - zero_point));
+    const __m256i vzp = _mm256_set1_epi32(zero_point);
+    const size_t vec = n / 8 * 8;
+    for (size_t r = 0; r < rows; r++) {
+        const int32_t *a = acc + r * n;
+        uint8_t *out = y + r * n;
+        for (size_t j = 0; j < vec; j += 8) {
+            __m256 m = per_channel ? _mm256_loadu_ps(multiplier + j) : _mm256_set1_ps(multiplier[0]);
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(a + j))), m);
+            if (bias != NULL) {
+                f = _mm256_add_ps(f, _mm256_loadu_ps(bias + j));
+            }
+            __m256 q = _mm256_round_ps(_mm256_div_ps(f, vscale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q = _mm256_min_ps(_mm256_max_ps(q, qlo), qhi);
+            __m256i v = _mm256_add_epi32(_mm256_cvttps_epi32(q), vzp);
+            /* in-range int32 -> bytes: keep the low byte of each lane */
+            __m128i lo4 = _mm256_castsi256_si128(v), hi4 = _mm256_extracti128_si256(v, 1);
+            __m128i shuffle = _mm_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+            uint32_t b0 = (uint32_t)_mm_cvtsi128_si32(_mm_shuffle_epi8(lo4, shuffle));
+            uint32_t b1 = (uint32_t)_mm_cvtsi128_si32(_mm_shuffle_epi8(hi4, shuffle));
+            memcpy(out + j, &b0, 4);
+            memcpy(out + j + 4, &b1, 4);
+        }
+        if (vec < n) {
+            qc_s32_conv_quantize_ukernel__scalar(1, n - vec, a + vec, per_channel ? multiplier + vec : multiplier,
+                                                 per_channel, bias != NULL ? bias + vec : NULL, scale, zero_point,
+                                                 lo, hi, out + vec);
+        }
+    }
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

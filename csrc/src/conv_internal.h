@@ -79,9 +79,17 @@ void qc_s32_conv_dequant_ukernel__scalar(size_t rows, size_t n, const int32_t *a
 void qc_s32_conv_requant_ukernel__scalar(size_t rows, size_t n, const int32_t *acc, const int32_t *bias,
                                          const float *multiplier, int per_channel, int32_t zero_point, int32_t lo,
                                          int32_t hi, uint8_t *y);
-/* Clamp n int8 (is_signed) or uint8 values to [lo, hi] in place. */
-void qc_x8_clamp_ukernel__scalar(size_t n, int is_signed, int32_t lo, int32_t hi, uint8_t *y);
-
+/* The F32_QUANTIZE output stage in one pass: f = (float)acc[r, j] * m[j or 0] (+ bias[j]),
+ * y = clamp(round_half_even(f / scale) + zp, lo, hi) as bytes (lo/hi within the type and
+ * around zp; the clamp happens in float before the conversion, as qc_quantize_f32 does). */
+void qc_s32_conv_quantize_ukernel__scalar(size_t rows, size_t n, const int32_t *acc, const float *multiplier,
+                                          int per_channel, const float *bias, float scale, int32_t zero_point,
+                                          int32_t lo, int32_t hi, uint8_t *y);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+void qc_s32_conv_quantize_ukernel__avx2(size_t rows, size_t n, const int32_t *acc, const float *multiplier,
+                                        int per_channel, const float *bias, float scale, int32_t zero_point,
+                                        int32_t lo, int32_t hi, uint8_t *y);
+#endif
 void qc_u8_maxpool_ukernel__scalar(const qc__conv_plan *plan, const uint8_t *x, uint8_t *y);
 void qc_s8_maxpool_ukernel__scalar(const qc__conv_plan *plan, const int8_t *x, int8_t *y);
 

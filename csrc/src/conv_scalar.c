@@ -3,6 +3,7 @@
  * max pooling. Plain C; GCC vectorises the channel loops on its own. Every value is an
  * exact copy, an integer max, or the float32 steps of the formulas in qcore_conv.h.
  */
+#include <math.h>
 #include <string.h>
 
 #include "conv_internal.h"
@@ -146,19 +147,20 @@ void qc_s32_conv_requant_ukernel__scalar(size_t rows, size_t n, const int32_t *a
     }
 }
 
-void qc_x8_clamp_ukernel__scalar(size_t n, int is_signed, int32_t lo, int32_t hi, uint8_t *y) {
-    if (is_signed) {
-        int8_t *v = (int8_t *)y;
-        const int8_t l = (int8_t)lo, h = (int8_t)hi;
-        for (size_t i = 0; i < n; i++) {
-            int8_t x = v[i] < l ? l : v[i];
-            v[i] = x > h ? h : x;
-        }
-    } else {
-        const uint8_t l = (uint8_t)lo, h = (uint8_t)hi;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t x = y[i] < l ? l : y[i];
-            y[i] = x > h ? h : x;
+void qc_s32_conv_quantize_ukernel__scalar(size_t rows, size_t n, const int32_t *acc, const float *multiplier,
+                                          int per_channel, const float *bias, float scale, int32_t zero_point,
+                                          int32_t lo, int32_t hi, uint8_t *y) {
+    const float qlo = (float)(lo - zero_point), qhi = (float)(hi - zero_point);
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t j = 0; j < n; j++) {
+            float f = (float)acc[r * n + j] * multiplier[per_channel ? j : 0];
+            if (bias != NULL) {
+                f = f + bias[j];
+            }
+            float q = nearbyintf(f / scale);
+            q = q < qlo ? qlo : q;
+            q = q > qhi ? qhi : q;
+            y[r * n + j] = (uint8_t)((int32_t)q + zero_point);
         }
     }
 }
