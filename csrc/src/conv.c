@@ -326,7 +326,7 @@ qc_status qc_conv2d_pack_weights(const qc_conv2d_shape *shape, int w_type, const
 }
 
 /* Rows [row0, row0 + rows), every group, by the direct microkernels into acc (row length
- * out_channels). ptrs holds taps * 4 pointers; offsets the taps' offsets from the window's
+ * out_channels). ptrs holds taps * QC__CONV_MR pointers; offsets the taps' offsets from the window's
  * top-left pixel (used when the whole window is inside the input). */
 static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weights_header *h, const int16_t *x16,
                                   const int16_t *zeros, const int16_t *panels, const int16_t *flat_panels,
@@ -338,22 +338,22 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
     const size_t panel = taps * pairs * 16, oc = s->out_channels, ng = plan->ng;
     const ptrdiff_t span_h = (ptrdiff_t)((s->kernel_height - 1) * s->dilation_height);
     const ptrdiff_t span_w = (ptrdiff_t)((s->kernel_width - 1) * s->dilation_width);
-    qc__conv_ukernel_fn k16 = qc_s16_conv_ukernel_4x16__scalar, k8 = qc_s16_conv_ukernel_4x8__scalar;
+    qc__conv_ukernel_fn k16 = qc_s16_conv_ukernel_6x16__scalar, k8 = qc_s16_conv_ukernel_6x8__scalar;
 #if defined(QC__BUILD_AVX2)
     if (isa == QC_ISA_AVX2) {
-        k16 = qc_s16_conv_ukernel_4x16__avx2;
-        k8 = qc_s16_conv_ukernel_4x8__avx2;
+        k16 = qc_s16_conv_ukernel_6x16__avx2;
+        k8 = qc_s16_conv_ukernel_6x8__avx2;
     }
 #endif
     /* (n, oh, ow) of the next row, advanced one row at a time. */
     size_t n = row0 / plan->positions, p = row0 % plan->positions;
     size_t oh = p / plan->out_width, ow = p % plan->out_width;
-    for (size_t r = 0; r < rows; r += 4) {
-        size_t block = rows - r < 4 ? rows - r : 4;
-        for (size_t i = 0; i < 4; i++) {
+    for (size_t r = 0; r < rows; r += QC__CONV_MR) {
+        size_t block = rows - r < QC__CONV_MR ? rows - r : QC__CONV_MR;
+        for (size_t i = 0; i < QC__CONV_MR; i++) {
             if (i >= block) {
                 for (size_t t = 0; t < taps; t++) {
-                    ptrs[t * 4 + i] = ptrs[t * 4];
+                    ptrs[t * QC__CONV_MR + i] = ptrs[t * QC__CONV_MR];
                 }
                 continue;
             }
@@ -363,7 +363,7 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
             if (ih0 >= 0 && ih0 + span_h < (ptrdiff_t)s->height && iw0 >= 0 && iw0 + span_w < (ptrdiff_t)s->width) {
                 const int16_t *corner = image + ((size_t)ih0 * s->width + (size_t)iw0) * pixel;
                 for (size_t t = 0; t < taps; t++) {
-                    ptrs[t * 4 + i] = corner + offsets[t];
+                    ptrs[t * QC__CONV_MR + i] = corner + offsets[t];
                 }
             } else {
                 for (size_t kh = 0; kh < s->kernel_height; kh++) {
@@ -371,7 +371,7 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
                     for (size_t kw = 0; kw < s->kernel_width; kw++) {
                         ptrdiff_t iw = iw0 + (ptrdiff_t)(kw * s->dilation_width);
                         int inside = ih >= 0 && ih < (ptrdiff_t)s->height && iw >= 0 && iw < (ptrdiff_t)s->width;
-                        ptrs[(kh * s->kernel_width + kw) * 4 + i] =
+                        ptrs[(kh * s->kernel_width + kw) * QC__CONV_MR + i] =
                             inside ? image + ((size_t)ih * s->width + (size_t)iw) * pixel : zeros;
                     }
                 }
@@ -390,27 +390,27 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
             size_t a_offset = g * (size_t)h->cg2;
             size_t j = 0;
             if (flat_rows != NULL) {
-                /* gather the 4 rows' taps of group g: k = t * cg + c, padded to even */
+                /* gather the rows' taps of group g: k = t * cg + c, padded to even */
                 const size_t cg = plan->cg, fk = 2 * (size_t)h->flat_pairs;
-                const int16_t *row_ptrs[4];
-                for (size_t i = 0; i < 4; i++) {
+                const int16_t *row_ptrs[QC__CONV_MR];
+                for (size_t i = 0; i < QC__CONV_MR; i++) {
                     int16_t *dst = flat_rows + i * fk;
                     /* fixed-size copies for the common channel counts (a memcpy call costs more) */
                     if (cg == 1) {
                         for (size_t t = 0; t < taps; t++) {
-                            dst[t] = ptrs[t * 4 + i][a_offset];
+                            dst[t] = ptrs[t * QC__CONV_MR + i][a_offset];
                         }
                     } else if (cg == 8) {
                         for (size_t t = 0; t < taps; t++) {
-                            memcpy(dst + 8 * t, ptrs[t * 4 + i] + a_offset, 8 * sizeof(int16_t));
+                            memcpy(dst + 8 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 8 * sizeof(int16_t));
                         }
                     } else if (cg == 4) {
                         for (size_t t = 0; t < taps; t++) {
-                            memcpy(dst + 4 * t, ptrs[t * 4 + i] + a_offset, 4 * sizeof(int16_t));
+                            memcpy(dst + 4 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 4 * sizeof(int16_t));
                         }
                     } else {
                         for (size_t t = 0; t < taps; t++) {
-                            const int16_t *src = ptrs[t * 4 + i] + a_offset;
+                            const int16_t *src = ptrs[t * QC__CONV_MR + i] + a_offset;
                             for (size_t ci = 0; ci < cg; ci++) {
                                 dst[t * cg + ci] = src[ci];
                             }
@@ -582,14 +582,14 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
         }
         x16 = (int16_t *)malloc((x16_count ? x16_count : 1) * sizeof(int16_t));
         zeros = (int16_t *)calloc(shape->groups * (size_t)h.cg2 + 1, sizeof(int16_t));
-        ptrs = (const int16_t **)malloc((taps ? taps : 1) * 4 * sizeof(*ptrs));
+        ptrs = (const int16_t **)malloc((taps ? taps : 1) * QC__CONV_MR * sizeof(*ptrs));
         offsets = (ptrdiff_t *)malloc((taps ? taps : 1) * sizeof(*offsets));
         if (x16 == NULL || zeros == NULL || ptrs == NULL || offsets == NULL) {
             status = QC_E_NO_MEMORY;
             goto done;
         }
         if (plan.cg < QC__CONV_FLAT_BELOW) {
-            flat_rows = (int16_t *)malloc(4 * 2 * (size_t)h.flat_pairs * sizeof(int16_t) + 1);
+            flat_rows = (int16_t *)malloc(QC__CONV_MR * 2 * (size_t)h.flat_pairs * sizeof(int16_t) + 1);
             if (flat_rows == NULL) {
                 status = QC_E_NO_MEMORY;
                 goto done;

@@ -4,8 +4,9 @@
  * both within [-255, 255]); vpmaddwd multiplies pairs of int16 and adds each pair into
  * int32, exact because a pair sum is at most 2 * 255 * 255 (its one saturating case,
  * -32768 * -32768 twice, cannot occur), and vpaddd accumulates with int32 wrap-around.
- * Per channel pair: one 32-bit broadcast of each row's two input values, one (4x8) or two
- * (4x16) weight loads, 4 or 8 vpmaddwd + vpaddd.
+ * Per channel pair: one 32-bit broadcast of each row's two input values, one (6x8) or two
+ * (6x16) weight loads, 6 or 12 vpmaddwd + vpaddd (12 accumulators, 2 weights and the
+ * broadcast: 15 of the 16 ymm registers).
  */
 #include "internal.h"
 
@@ -47,46 +48,47 @@ static inline void qc__store_rows(const __m256i *acc, size_t nv, int32_t *c, siz
     }
 }
 
-void qc_s16_conv_ukernel_4x16__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+/* One row of the tile: broadcast its two input values, multiply-add both panels. */
+#define QC__ROW2(i)                                                    \
+    do {                                                               \
+        __m256i x = qc__bcast_pair(a##i + 2 * p);                      \
+        c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(x, b0)); \
+        c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(x, b1)); \
+    } while (0)
+
+void qc_s16_conv_ukernel_6x16__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
                                     const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
                                     size_t cols) {
-    __m256i c00 = _mm256_setzero_si256(), c01 = _mm256_setzero_si256();
-    __m256i c10 = _mm256_setzero_si256(), c11 = _mm256_setzero_si256();
-    __m256i c20 = _mm256_setzero_si256(), c21 = _mm256_setzero_si256();
-    __m256i c30 = _mm256_setzero_si256(), c31 = _mm256_setzero_si256();
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (size_t t = 0; t < taps; t++) {
-        const int16_t *a0 = ptrs[4 * t] + a_offset, *a1 = ptrs[4 * t + 1] + a_offset;
-        const int16_t *a2 = ptrs[4 * t + 2] + a_offset, *a3 = ptrs[4 * t + 3] + a_offset;
+        const int16_t *const *row = ptrs + QC__CONV_MR * t;
+        const int16_t *a0 = row[0] + a_offset, *a1 = row[1] + a_offset, *a2 = row[2] + a_offset;
+        const int16_t *a3 = row[3] + a_offset, *a4 = row[4] + a_offset, *a5 = row[5] + a_offset;
         const int16_t *b0p = w0 + t * pairs * 16, *b1p = w1 + t * pairs * 16;
         for (size_t p = 0; p < pairs; p++) {
             __m256i b0 = _mm256_loadu_si256((const __m256i *)(b0p + 16 * p));
             __m256i b1 = _mm256_loadu_si256((const __m256i *)(b1p + 16 * p));
-            __m256i x = qc__bcast_pair(a0 + 2 * p);
-            c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, b0));
-            c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, b1));
-            x = qc__bcast_pair(a1 + 2 * p);
-            c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, b0));
-            c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, b1));
-            x = qc__bcast_pair(a2 + 2 * p);
-            c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, b0));
-            c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, b1));
-            x = qc__bcast_pair(a3 + 2 * p);
-            c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, b0));
-            c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, b1));
+            QC__ROW2(0);
+            QC__ROW2(1);
+            QC__ROW2(2);
+            QC__ROW2(3);
+            QC__ROW2(4);
+            QC__ROW2(5);
         }
     }
-    __m256i acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+    __m256i acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
     qc__store_rows(acc, 2, c, c_stride, rows, cols);
 }
 
-void qc_s16_conv_ukernel_4x8__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+void qc_s16_conv_ukernel_6x8__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
                                    const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
                                    size_t cols) {
-    __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
-    __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
     for (size_t t = 0; t < taps; t++) {
-        const int16_t *a0 = ptrs[4 * t] + a_offset, *a1 = ptrs[4 * t + 1] + a_offset;
-        const int16_t *a2 = ptrs[4 * t + 2] + a_offset, *a3 = ptrs[4 * t + 3] + a_offset;
+        const int16_t *const *row = ptrs + QC__CONV_MR * t;
+        const int16_t *a0 = row[0] + a_offset, *a1 = row[1] + a_offset, *a2 = row[2] + a_offset;
+        const int16_t *a3 = row[3] + a_offset, *a4 = row[4] + a_offset, *a5 = row[5] + a_offset;
         const int16_t *bp = w0 + t * pairs * 16;
         for (size_t p = 0; p < pairs; p++) {
             __m256i b = _mm256_loadu_si256((const __m256i *)(bp + 16 * p));
@@ -94,9 +96,11 @@ void qc_s16_conv_ukernel_4x8__avx2(size_t taps, size_t pairs, const int16_t *con
             c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(qc__bcast_pair(a1 + 2 * p), b));
             c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(qc__bcast_pair(a2 + 2 * p), b));
             c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(qc__bcast_pair(a3 + 2 * p), b));
+            c4 = _mm256_add_epi32(c4, _mm256_madd_epi16(qc__bcast_pair(a4 + 2 * p), b));
+            c5 = _mm256_add_epi32(c5, _mm256_madd_epi16(qc__bcast_pair(a5 + 2 * p), b));
         }
     }
-    __m256i acc[4] = {c0, c1, c2, c3};
+    __m256i acc[6] = {c0, c1, c2, c3, c4, c5};
     qc__store_rows(acc, 1, c, c_stride, rows, cols);
 }
 

@@ -45,14 +45,14 @@ void qc__conv_im2col(const qc__conv_plan *plan, size_t row0, size_t rows, size_t
 static void qc__conv_ukernel_scalar(size_t nr, size_t taps, size_t pairs, const int16_t *const *ptrs,
                                     size_t a_offset, const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
                                     size_t cols) {
-    uint32_t acc[4][16];
+    uint32_t acc[QC__CONV_MR][16];
     memset(acc, 0, sizeof(acc));
     for (size_t t = 0; t < taps; t++) {
         for (size_t p = 0; p < pairs; p++) {
             const int16_t *b0 = w0 + (t * pairs + p) * 16;
             const int16_t *b1 = nr > 8 ? w1 + (t * pairs + p) * 16 : NULL;
-            for (size_t i = 0; i < 4; i++) {
-                const int16_t *a = ptrs[t * 4 + i] + a_offset + 2 * p;
+            for (size_t i = 0; i < QC__CONV_MR; i++) {
+                const int16_t *a = ptrs[t * QC__CONV_MR + i] + a_offset + 2 * p;
                 int32_t a0 = a[0], a1 = a[1];
                 for (size_t j = 0; j < 8; j++) {
                     acc[i][j] += (uint32_t)(a0 * b0[2 * j] + a1 * b0[2 * j + 1]);
@@ -72,13 +72,13 @@ static void qc__conv_ukernel_scalar(size_t nr, size_t taps, size_t pairs, const 
     }
 }
 
-void qc_s16_conv_ukernel_4x16__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+void qc_s16_conv_ukernel_6x16__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
                                       const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
                                       size_t cols) {
     qc__conv_ukernel_scalar(16, taps, pairs, ptrs, a_offset, w0, w1, c, c_stride, rows, cols);
 }
 
-void qc_s16_conv_ukernel_4x8__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+void qc_s16_conv_ukernel_6x8__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
                                      const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
                                      size_t cols) {
     qc__conv_ukernel_scalar(8, taps, pairs, ptrs, a_offset, w0, w1, c, c_stride, rows, cols);
