@@ -404,6 +404,10 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
                         for (size_t t = 0; t < taps; t++) {
                             memcpy(dst + 8 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 8 * sizeof(int16_t));
                         }
+                    } else if (cg == 16) {
+                        for (size_t t = 0; t < taps; t++) {
+                            memcpy(dst + 16 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 16 * sizeof(int16_t));
+                        }
                     } else if (cg == 4) {
                         for (size_t t = 0; t < taps; t++) {
                             memcpy(dst + 4 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 4 * sizeof(int16_t));
