@@ -35,6 +35,17 @@ GEOMETRIES = [
 
 
 @pytest.mark.parametrize("isa", ISAS)
+def test_conv_integer_large_image(isa):
+    # more (position, tap) pairs than the C pointer table holds: per-row bounds checks
+    rng = np.random.default_rng(11)
+    x = rand(rng, np.uint8, (1, 3, 100, 90))
+    w = rand(rng, np.int8, (4, 3, 3, 3))
+    attrs = {"pads": [1, 2, 1, 0], "strides": [1, 1]}
+    np.testing.assert_array_equal(_conv.conv_integer(x, w, np.uint8(9), isa=isa, **attrs),
+                                  ref.conv_integer(x, w, np.uint8(9), **attrs), strict=True)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("x_dtype, w_dtype", PAIRS)
 @pytest.mark.parametrize("geometry", range(len(GEOMETRIES)))
 def test_conv_integer_matches_reference(isa, x_dtype, w_dtype, geometry):

@@ -26,6 +26,9 @@
 /* Target bytes of one unfolded chunk (rows * K). */
 #define QC__CONV_CHUNK_BYTES (48u * 1024u)
 #define QC__CONV_MIN_ROWS 64u
+/* Convolutions with at most this many (output position, tap) pairs per image look their
+ * input row pointers up in a table made once per call instead of bounds-checking each. */
+#define QC__CONV_TAP_TABLE_MAX 65536u
 /* Groups with fewer input channels gather each row's taps into one run (flat panels). */
 #ifndef QC__CONV_FLAT_BELOW
 #define QC__CONV_FLAT_BELOW 16u
@@ -331,7 +334,7 @@ qc_status qc_conv2d_pack_weights(const qc_conv2d_shape *shape, int w_type, const
 static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weights_header *h, const int16_t *x16,
                                   const int16_t *zeros, const int16_t *panels, const int16_t *flat_panels,
                                   int16_t *flat_rows, size_t row0, size_t rows, int isa, const int16_t **ptrs,
-                                  const ptrdiff_t *offsets, int32_t *acc) {
+                                  const ptrdiff_t *offsets, const ptrdiff_t *tap_table, int32_t *acc) {
     const qc_conv2d_shape *s = &plan->shape;
     const size_t taps = s->kernel_height * s->kernel_width, pairs = (size_t)h->cg2 / 2;
     const size_t pixel = s->groups * (size_t)h->cg2; /* int16 per input pixel */
@@ -360,7 +363,13 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
             ptrdiff_t ih0 = (ptrdiff_t)(oh * s->stride_height) - (ptrdiff_t)s->pad_top;
             ptrdiff_t iw0 = (ptrdiff_t)(ow * s->stride_width) - (ptrdiff_t)s->pad_left;
             const int16_t *image = x16 + n * s->height * s->width * pixel;
-            if (ih0 >= 0 && ih0 + span_h < (ptrdiff_t)s->height && iw0 >= 0 && iw0 + span_w < (ptrdiff_t)s->width) {
+            if (tap_table != NULL) {
+                /* per output position, each tap's offset in the image or -1 (padding) */
+                const ptrdiff_t *o = tap_table + (oh * plan->out_width + ow) * taps;
+                for (size_t t = 0; t < taps; t++) {
+                    ptrs[t * QC__CONV_MR + i] = o[t] >= 0 ? image + o[t] : zeros;
+                }
+            } else if (ih0 >= 0 && ih0 + span_h < (ptrdiff_t)s->height && iw0 >= 0 && iw0 + span_w < (ptrdiff_t)s->width) {
                 const int16_t *corner = image + ((size_t)ih0 * s->width + (size_t)iw0) * pixel;
                 for (size_t t = 0; t < taps; t++) {
                     ptrs[t * QC__CONV_MR + i] = corner + offsets[t];
@@ -548,6 +557,7 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     const int16_t **ptrs = NULL;
     ptrdiff_t *offsets = NULL;
     int16_t *flat_rows = NULL;
+    ptrdiff_t *tap_table = NULL;
     int32_t *acc = NULL;
     float *work = NULL;
     if (input->type == QC_DTYPE_FLOAT32 && in_count > 0) {
@@ -592,6 +602,27 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
             status = QC_E_NO_MEMORY;
             goto done;
         }
+        if (plan.positions * taps <= QC__CONV_TAP_TABLE_MAX) {
+            tap_table = (ptrdiff_t *)malloc(plan.positions * taps * sizeof(*tap_table) + 1);
+            if (tap_table == NULL) {
+                status = QC_E_NO_MEMORY;
+                goto done;
+            }
+            for (size_t p = 0; p < plan.positions; p++) {
+                ptrdiff_t ih0 = (ptrdiff_t)((p / plan.out_width) * shape->stride_height) - (ptrdiff_t)shape->pad_top;
+                ptrdiff_t iw0 = (ptrdiff_t)((p % plan.out_width) * shape->stride_width) - (ptrdiff_t)shape->pad_left;
+                for (size_t kh = 0; kh < shape->kernel_height; kh++) {
+                    ptrdiff_t ih = ih0 + (ptrdiff_t)(kh * shape->dilation_height);
+                    for (size_t kw = 0; kw < shape->kernel_width; kw++) {
+                        ptrdiff_t iw = iw0 + (ptrdiff_t)(kw * shape->dilation_width);
+                        int inside = ih >= 0 && ih < (ptrdiff_t)shape->height && iw >= 0 && iw < (ptrdiff_t)shape->width;
+                        tap_table[p * taps + kh * shape->kernel_width + kw] =
+                            inside ? (ih * (ptrdiff_t)shape->width + iw) * (ptrdiff_t)(shape->groups * (size_t)h.cg2)
+                                   : -1;
+                    }
+                }
+            }
+        }
         if (plan.cg < QC__CONV_FLAT_BELOW) {
             flat_rows = (int16_t *)malloc(QC__CONV_MR * 2 * (size_t)h.flat_pairs * sizeof(int16_t) + 1);
             if (flat_rows == NULL) {
@@ -630,7 +661,7 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
         size_t rows = plan.rows - row0 < chunk ? plan.rows - row0 : chunk;
         if (direct) {
             qc__conv_direct_chunk(&plan, &h, x16, zeros, panels, flat_panels, flat_rows, row0, rows, isa, ptrs,
-                                  offsets, acc);
+                                  offsets, tap_table, acc);
         } else {
             for (size_t g = 0; g < shape->groups && status == QC_OK; g++) {
                 qc__conv_im2col(&plan, row0, rows, g, cols);
@@ -652,6 +683,7 @@ done:
     free(ptrs);
     free(offsets);
     free(flat_rows);
+    free(tap_table);
     free(acc);
     free(work);
     free(qwork);

@@ -257,6 +257,7 @@ static void test_sweep(uint64_t *cs_s32, uint64_t *cs_q) {
         {5, 40, 1, 1, 21, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},  /* a linear layer: 1x1 on 1x1 */
         {1, 34, 3, 4, 18, 2, 2, 2, 1, 1, 1, 1, 1, 0, 0, 1},  /* 17 channels per group */
         {0, 4, 5, 5, 4, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0},    /* empty batch */
+        {1, 2, 100, 80, 3, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* past the tap table: bounds per row */
     };
     static const int types[4][2] = {{QC_DTYPE_UINT8, QC_DTYPE_INT8}, {QC_DTYPE_INT8, QC_DTYPE_INT8},
                                     {QC_DTYPE_UINT8, QC_DTYPE_UINT8}, {QC_DTYPE_INT8, QC_DTYPE_UINT8}};
