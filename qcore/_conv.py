@@ -5,8 +5,8 @@
 validation is the reference's own. 1-D and 2-D convolutions run in C (a 1-D one as a 2-D
 one of height 1); 3-D and higher use the reference.
 
-:class:`ConvWeights` packs a convolution weight once (one packed GEMM matrix per group)
-and :class:`Conv2d` binds it to fixed attributes and an output stage, for the runtime's
+:class:`ConvWeights` packs a convolution weight once (one buffer for every ISA) and
+:class:`Conv2d` binds it to fixed attributes and an output stage, for the runtime's
 repeated calls: float32 or int8/uint8 input, NCHW or NHWC, and an output of int32, int8 /
 uint8 (QLinearConv's requantization), float32 (``acc * multiplier + bias``) or that float
 value quantized for the next layer (``qcore_conv.h``). :func:`max_pool2d` pools int8 /
@@ -145,7 +145,8 @@ class Conv2d:
     ``"requant"``: ``clamp(round_half_even(float32(acc + bias) * multiplier) + zp)``.
     """
 
-    def __init__(self, weights: ConvWeights, *, input_layout: str = "NCHW", x_dtype: str, x_zero_point: int, strides: Sequence[int] = (1, 1),
+    def __init__(self, weights: ConvWeights, *, input_layout: str = "NCHW", x_dtype: str, x_zero_point: int,
+                 strides: Sequence[int] = (1, 1),
                  dilations: Sequence[int] = (1, 1), pads: Sequence[int] = (0, 0, 0, 0), output: str = "float32",
                  output_layout: str = "NCHW", multiplier: np.ndarray | float | None = None,
                  bias: np.ndarray | None = None, output_scale: float = 1.0, output_zero_point: int = 0,

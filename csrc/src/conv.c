@@ -259,7 +259,9 @@ qc_status qc_conv2d_pack_weights(const qc_conv2d_shape *shape, int w_type, const
     }
     const uint8_t *wb = (const uint8_t *)w;
     const int is_signed = w_type == QC_DTYPE_INT8;
-#define QC__W(o, c, t) (is_signed ? (int32_t)(int8_t)wb[((o) * cg + (c)) * taps + (t)] : (int32_t)wb[((o) * cg + (c)) * taps + (t)])
+#define QC__W(o, c, t)                                                                 \
+    (is_signed ? (int32_t)(int8_t)wb[((o) * cg + (c)) * taps + (t)]                   \
+               : (int32_t)wb[((o) * cg + (c)) * taps + (t)])
 #define QC__WZP(o) (w_zero_point_count == 0 ? 0 : w_zero_point[w_zero_point_count == 1 ? 0 : (o)])
     memcpy(packed, &h, sizeof(h));
     int16_t *direct = (int16_t *)((uint8_t *)packed + h.direct_offset);
@@ -369,7 +371,8 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
                 for (size_t t = 0; t < taps; t++) {
                     ptrs[t * QC__CONV_MR + i] = o[t] >= 0 ? image + o[t] : zeros;
                 }
-            } else if (ih0 >= 0 && ih0 + span_h < (ptrdiff_t)s->height && iw0 >= 0 && iw0 + span_w < (ptrdiff_t)s->width) {
+            } else if (ih0 >= 0 && ih0 + span_h < (ptrdiff_t)s->height && iw0 >= 0 &&
+                       iw0 + span_w < (ptrdiff_t)s->width) {
                 const int16_t *corner = image + ((size_t)ih0 * s->width + (size_t)iw0) * pixel;
                 for (size_t t = 0; t < taps; t++) {
                     ptrs[t * QC__CONV_MR + i] = corner + offsets[t];
@@ -615,7 +618,8 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
                     ptrdiff_t ih = ih0 + (ptrdiff_t)(kh * shape->dilation_height);
                     for (size_t kw = 0; kw < shape->kernel_width; kw++) {
                         ptrdiff_t iw = iw0 + (ptrdiff_t)(kw * shape->dilation_width);
-                        int inside = ih >= 0 && ih < (ptrdiff_t)shape->height && iw >= 0 && iw < (ptrdiff_t)shape->width;
+                        int inside =
+                            ih >= 0 && ih < (ptrdiff_t)shape->height && iw >= 0 && iw < (ptrdiff_t)shape->width;
                         tap_table[p * taps + kh * shape->kernel_width + kw] =
                             inside ? (ih * (ptrdiff_t)shape->width + iw) * (ptrdiff_t)(shape->groups * (size_t)h.cg2)
                                    : -1;

@@ -48,21 +48,21 @@ typedef struct qc__conv_plan {
 
 /* Input row pointers of one block of QC__CONV_MR output rows: ptrs[t * QC__CONV_MR + i]
  * for tap t, row i. */
-typedef void (*qc__conv_ukernel_fn)(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset, const int16_t *w0,
-                                    const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
+typedef void (*qc__conv_ukernel_fn)(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+    const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
 
 /* 6 rows x 16 columns (two 8-column panels w0, w1; cols <= 16) or 6 x 8 (w1 unused,
  * cols <= 8) of C[i, j] = sum_t sum_p a_i,t[2p..2p+1] . w[t, p, j, 0..1] (int32, wrapping)
  * with a_i,t = ptrs[t * QC__CONV_MR + i] + a_offset; rows <= 6 are stored. */
-void qc_s16_conv_ukernel_6x16__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset, const int16_t *w0,
-                                      const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
-void qc_s16_conv_ukernel_6x8__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset, const int16_t *w0,
-                                     const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
+void qc_s16_conv_ukernel_6x16__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+    const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
+void qc_s16_conv_ukernel_6x8__scalar(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+    const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-void qc_s16_conv_ukernel_6x16__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset, const int16_t *w0,
-                                    const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
-void qc_s16_conv_ukernel_6x8__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset, const int16_t *w0,
-                                   const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
+void qc_s16_conv_ukernel_6x16__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+    const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
+void qc_s16_conv_ukernel_6x8__avx2(size_t taps, size_t pairs, const int16_t *const *ptrs, size_t a_offset,
+    const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows, size_t cols);
 #endif
 
 /* Unfold rows [row0, row0 + rows) of group g of an NHWC input into cols (row length k). */

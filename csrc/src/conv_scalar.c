@@ -43,8 +43,8 @@ void qc__conv_im2col(const qc__conv_plan *plan, size_t row0, size_t rows, size_t
 
 /* The direct microkernels' scalar twins: the same sums in uint32 (wrapping) arithmetic. */
 static void qc__conv_ukernel_scalar(size_t nr, size_t taps, size_t pairs, const int16_t *const *ptrs,
-                                    size_t a_offset, const int16_t *w0, const int16_t *w1, int32_t *c, size_t c_stride, size_t rows,
-                                    size_t cols) {
+                                    size_t a_offset, const int16_t *w0, const int16_t *w1, int32_t *c,
+                                    size_t c_stride, size_t rows, size_t cols) {
     uint32_t acc[QC__CONV_MR][16];
     memset(acc, 0, sizeof(acc));
     for (size_t t = 0; t < taps; t++) {

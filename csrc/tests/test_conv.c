@@ -329,8 +329,9 @@ static void test_maxpool(uint64_t *cs) {
                                     if (ih < 0 || ih >= 7 || iw < 0 || iw >= 6) {
                                         continue;
                                     }
-                                    size_t idx = layout == QC_CONV_NCHW ? ((n * 5 + c) * 7 + (size_t)ih) * 6 + (size_t)iw
-                                                                        : ((n * 7 + (size_t)ih) * 6 + (size_t)iw) * 5 + c;
+                                    size_t idx = layout == QC_CONV_NCHW
+                                                     ? ((n * 5 + c) * 7 + (size_t)ih) * 6 + (size_t)iw
+                                                     : ((n * 7 + (size_t)ih) * 6 + (size_t)iw) * 5 + c;
                                     int32_t v = load8(type, x + idx);
                                     best = v > best ? v : best;
                                 }

@@ -208,7 +208,8 @@ class FastPlan:
             strides, dilations, begin, end = conv_geometry((0, 0, 1, 1), kernel, attrs)
             layout = "NHWC" if int8_in else "NCHW"
             weights = _conv.ConvWeights(w.data, zp if zp.size > 1 else zp.reshape(()), group=group)
-            conv = _conv.Conv2d(weights, input_layout=layout, x_dtype=x_dtype if int8_in else "float32", x_scale=x_scale,
+            conv = _conv.Conv2d(weights, input_layout=layout, x_dtype=x_dtype if int8_in else "float32",
+                                x_scale=x_scale,
                                 x_zero_point=x_zp, quantized_dtype=x_dtype, strides=strides, dilations=dilations,
                                 pads=[begin[0], begin[1], end[0], end[1]], multiplier=multiplier, bias=bias, **out)
             channels = w.data.shape[1] * group
