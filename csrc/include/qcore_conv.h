@@ -1,14 +1,16 @@
 /*
  * qcore int8 2-D convolution and max pooling. Included by qcore.h; docs/KERNELS.md
- * ("Convolution") describes the design and docs/ARITHMETIC.md every formula.
+ * ("Convolution") describes the design, docs/ARITHMETIC.md ("ConvInteger", "QLinearConv")
+ * and docs/QUANTIZATION.md the formulas of the output stages.
  *
  * The weights are packed once (qc_conv2d_pack_weights) into one buffer that serves every
- * ISA. On x86-64 (scalar and AVX2 paths) the convolution is direct: the input is centred
+ * ISA. On the scalar and AVX2 paths the convolution is direct and runs on the calling
+ * thread: the input is centred
  * once into int16 (x - x_zero_point, NHWC, channels of each group padded to even), and a
  * microkernel accumulates int16 pairs (vpmaddwd) over the taps, reading input rows through
  * per-tap pointers (padding taps point at zeros), with no im2col matrix. On the NEON paths
  * the input is unfolded by im2col in row chunks and multiplied by the packed GEMM of
- * qcore_gemm.h (its NEON / dotprod kernels). Both compute the exact integer sum, so every
+ * qcore_gemm.h (its NEON / dotprod kernels and threads). Both compute the exact integer sum, so every
  * ISA and thread count gives identical results.
  */
 #ifndef QCORE_CONV_H
