@@ -26,7 +26,7 @@ from .reference import conv as _ref
 from .reference import matmul as _ref_matmul
 from .reference._params import as_scale
 
-__all__ = ["Conv2d", "ConvWeights", "conv_integer", "max_pool2d", "qlinear_conv"]
+__all__ = ["Conv2d", "ConvWeights", "MaxPool2d", "conv_integer", "max_pool2d", "qlinear_conv"]
 
 _DTYPE = {np.dtype(np.int8): lib.QC_DTYPE_INT8, np.dtype(np.uint8): lib.QC_DTYPE_UINT8,
           np.dtype(np.float32): lib.QC_DTYPE_FLOAT32, np.dtype(np.int32): lib.QC_DTYPE_INT32}
@@ -225,6 +225,7 @@ class Conv2d:
                 out.clamp_max = hi
         self._output = out
         self._keep = keep
+        self._sizes: dict[tuple[int, int], tuple[int, int]] = {}
         self._shape = ffi.new("qc_conv2d_shape *")
         s = self._shape
         s.out_channels = oc
@@ -270,7 +271,12 @@ class Conv2d:
             n, h, w, c = x.shape
         if c != self.in_channels:
             raise ShapeError(f"x has {c} channels, the weights expect {self.in_channels}")
-        oh, ow = self.output_size(h, w)
+        sizes = self._sizes.get((h, w))
+        if sizes is None:
+            if len(self._sizes) >= 16:
+                self._sizes.clear()
+            sizes = self._sizes[(h, w)] = self.output_size(h, w)
+        oh, ow = sizes
         shape = (n, self.out_channels, oh, ow) if self.output_layout == "NCHW" else (n, oh, ow, self.out_channels)
         y = np.empty(shape, dtype=self.out_dtype)
         if not x.flags.c_contiguous:
@@ -286,10 +292,69 @@ class Conv2d:
         return y
 
 
+class MaxPool2d:
+    """2-D max pooling of int8 / uint8 values with fixed attributes, called many times.
+
+    Parameters
+    ----------
+    kernel, strides, dilations : sequence of 2 int
+    pads : sequence of 4 int
+        ``[top, left, bottom, right]`` (ceil_mode: add the overhang to bottom / right).
+    layout : {"NCHW", "NHWC"}
+    isa : str, optional
+
+    Notes
+    -----
+    ``y = max`` over the taps inside the input; padding never wins (a window without any
+    tap inside gives the type's minimum). Max commutes with a monotonic quantization, so
+    this equals quantizing the float max pool.
+    """
+
+    def __init__(self, kernel: Sequence[int], *, strides: Sequence[int] | None = None,
+                 dilations: Sequence[int] | None = None, pads: Sequence[int] = (0, 0, 0, 0), layout: str = "NCHW",
+                 isa: str | None = None) -> None:
+        self._layout = _layout(layout)
+        self.layout = layout
+        kernel = [int(k) for k in kernel]
+        strides = [int(s) for s in (strides or kernel)]
+        dilations = [int(d) for d in (dilations or (1, 1))]
+        pads = [int(p) for p in pads]
+        if len(kernel) != 2 or len(strides) != 2 or len(dilations) != 2 or len(pads) != 4:
+            raise ShapeError("kernel, strides and dilations need 2 values, pads 4")
+        if min(kernel + strides + dilations) < 1 or min(pads) < 0:
+            raise ShapeError(f"kernel/strides/dilations must be >= 1 and pads >= 0, got {kernel}, {strides}, "
+                             f"{dilations}, {pads}")
+        s = self._shape = ffi.new("qc_conv2d_shape *")
+        s.kernel_height, s.kernel_width = kernel
+        s.stride_height, s.stride_width = strides
+        s.dilation_height, s.dilation_width = dilations
+        s.pad_top, s.pad_left, s.pad_bottom, s.pad_right = pads
+        self._sizes = ffi.new("size_t[2]")
+        self._options = make_options(isa, None)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Pool ``x`` (int8 / uint8, 4-D in ``layout``); same dtype and layout out."""
+        if x.dtype not in (np.int8, np.uint8):
+            raise DTypeError(f"x must be int8 or uint8, got {x.dtype}")
+        if x.ndim != 4:
+            raise ShapeError(f"x must be 4-D, got shape {x.shape}")
+        n, c, h, w = x.shape if self.layout == "NCHW" else (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
+        s = self._shape
+        s.batch, s.channels, s.height, s.width = n, c, h, w
+        check(lib.qc_conv2d_output_size(s, self._sizes, self._sizes + 1), "max_pool2d")
+        oh, ow = self._sizes[0], self._sizes[1]
+        y = np.empty((n, c, oh, ow) if self.layout == "NCHW" else (n, oh, ow, c), dtype=x.dtype)
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        check(lib.qc_maxpool2d_x8(s, _DTYPE[x.dtype], self._layout, ffi.from_buffer(x) if x.size else ffi.NULL,
+                                  ffi.from_buffer(y) if y.size else ffi.NULL, self._options), "max_pool2d")
+        return y
+
+
 def max_pool2d(x: np.ndarray, kernel: Sequence[int], *, strides: Sequence[int] | None = None,
                dilations: Sequence[int] | None = None, pads: Sequence[int] = (0, 0, 0, 0), layout: str = "NCHW",
                isa: str | None = None) -> np.ndarray:
-    """2-D max pooling of int8 / uint8 values on the C core.
+    """2-D max pooling of int8 / uint8 values on the C core (:class:`MaxPool2d` for one call).
 
     Parameters
     ----------
@@ -305,6 +370,11 @@ def max_pool2d(x: np.ndarray, kernel: Sequence[int], *, strides: Sequence[int] |
     numpy.ndarray
         Same dtype and layout.
 
+    Raises
+    ------
+    DTypeError, ShapeError
+        Not int8/uint8, not 4-D, bad attributes, a window larger than the padded input.
+
     Notes
     -----
     ``y = max`` over the taps inside the input; padding never wins (a window without any
@@ -312,35 +382,7 @@ def max_pool2d(x: np.ndarray, kernel: Sequence[int], *, strides: Sequence[int] |
     this equals quantizing the float max pool.
     """
     x = np.asarray(x)
-    if x.dtype not in (np.int8, np.uint8):
-        raise DTypeError(f"x must be int8 or uint8, got {x.dtype}")
-    if x.ndim != 4:
-        raise ShapeError(f"x must be 4-D, got shape {x.shape}")
-    lay = _layout(layout)
-    kernel = [int(k) for k in kernel]
-    strides = [int(s) for s in (strides or kernel)]
-    dilations = [int(d) for d in (dilations or (1, 1))]
-    pads = [int(p) for p in pads]
-    if len(kernel) != 2 or len(strides) != 2 or len(dilations) != 2 or len(pads) != 4:
-        raise ShapeError("kernel, strides and dilations need 2 values, pads 4")
-    if min(kernel + strides + dilations) < 1 or min(pads) < 0:
-        raise ShapeError(f"kernel/strides/dilations must be >= 1 and pads >= 0, got {kernel}, {strides}, "
-                         f"{dilations}, {pads}")
-    n, c, h, w = x.shape if layout == "NCHW" else (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
-    s = ffi.new("qc_conv2d_shape *")
-    s.batch, s.channels, s.height, s.width = n, c, h, w
-    s.kernel_height, s.kernel_width = kernel
-    s.stride_height, s.stride_width = strides
-    s.dilation_height, s.dilation_width = dilations
-    s.pad_top, s.pad_left, s.pad_bottom, s.pad_right = pads
-    oh, ow = ffi.new("size_t *"), ffi.new("size_t *")
-    check(lib.qc_conv2d_output_size(s, oh, ow), "max_pool2d")
-    shape = (n, c, oh[0], ow[0]) if layout == "NCHW" else (n, oh[0], ow[0], c)
-    y = np.empty(shape, dtype=x.dtype)
-    x = np.ascontiguousarray(x)
-    check(lib.qc_maxpool2d_x8(s, _DTYPE[x.dtype], lay, ffi.from_buffer(x) if x.size else ffi.NULL,
-                              ffi.from_buffer(y) if y.size else ffi.NULL, make_options(isa, None)), "max_pool2d")
-    return y
+    return MaxPool2d(kernel, strides=strides, dilations=dilations, pads=pads, layout=layout, isa=isa)(x)
 
 
 # ---------------------------------------------------------------- ONNX operators

@@ -24,7 +24,9 @@
 #include "requant.h"
 
 /* Target bytes of one unfolded chunk (rows * K). */
+#ifndef QC__CONV_CHUNK_BYTES
 #define QC__CONV_CHUNK_BYTES (48u * 1024u)
+#endif
 #define QC__CONV_MIN_ROWS 64u
 /* Convolutions with at most this many (output position, tap) pairs per image look their
  * input row pointers up in a table made once per call instead of bounds-checking each. */

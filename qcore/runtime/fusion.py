@@ -25,6 +25,7 @@ so ``C_MAX_GROUPS = 0`` turns the fast plan off and leaves the NumPy engine).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -241,10 +242,10 @@ class FastPlan:
             x = inputs[0]
             if chain is not None and chain.flatten:
                 lead: tuple = (x.shape[0],)
-                rows = x.reshape(x.shape[0], 1, 1, int(np.prod(x.shape[1:])))
+                rows = x.reshape(x.shape[0], 1, 1, math.prod(x.shape[1:]))
             else:
                 lead = x.shape[:-1]
-                rows = x.reshape(int(np.prod(lead)), 1, 1, x.shape[-1])
+                rows = x.reshape(math.prod(lead), 1, 1, x.shape[-1])
             if rows.shape[-1] != k:
                 raise ShapeError(f"input has {rows.shape[-1]} features, weight expects {k}")
             if not int8_in and rows.dtype != np.float32:
@@ -259,14 +260,21 @@ def _int8_max_pool(node: Node) -> Step:
     attrs = node.attrs
     kernel = list(attrs["kernel_shape"])
     ceil_mode = bool(attrs.get("ceil_mode", 0))
+    pools: dict[tuple, _conv.MaxPool2d] = {}  # per input height and width (auto_pad, ceil_mode)
 
     def run(inputs: list) -> list:
         x = inputs[0]  # int8 / uint8 NHWC
-        nchw = (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
-        strides, dilations, begin, end = conv_geometry(nchw, kernel, attrs)
-        extra = _pool_extra(nchw, kernel, strides, dilations, begin, end, ceil_mode)
-        pads = [begin[0], begin[1], end[0] + extra[0], end[1] + extra[1]]
-        return [_conv.max_pool2d(x, kernel, strides=strides, dilations=dilations, pads=pads, layout="NHWC")]
+        pool = pools.get(x.shape[1:3])
+        if pool is None:
+            nchw = (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
+            strides, dilations, begin, end = conv_geometry(nchw, kernel, attrs)
+            extra = _pool_extra(nchw, kernel, strides, dilations, begin, end, ceil_mode)
+            pads = [begin[0], begin[1], end[0] + extra[0], end[1] + extra[1]]
+            if len(pools) >= 16:
+                pools.clear()
+            pool = pools[x.shape[1:3]] = _conv.MaxPool2d(kernel, strides=strides, dilations=dilations, pads=pads,
+                                                         layout="NHWC")
+        return [pool(x)]
     return run
 
 
