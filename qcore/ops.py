@@ -13,7 +13,7 @@ else 1. The GIL is released during every C call.
 
 from __future__ import annotations
 
-from ._conv import Conv2d, ConvWeights, conv_integer, max_pool2d, qlinear_conv
+from ._conv import Conv2d, ConvWeights, MaxPool2d, conv_integer, max_pool2d, qlinear_conv
 from ._elementwise import (
     dequantize_linear,
     dynamic_quantize_linear,
@@ -39,6 +39,7 @@ __all__ = [
     "Conv2d",
     "ConvWeights",
     "Int4Weights",
+    "MaxPool2d",
     "PackedWeights",
     "available_isas",
     "conv_integer",
