@@ -13,6 +13,7 @@ else 1. The GIL is released during every C call.
 
 from __future__ import annotations
 
+from ._conv import Conv2d, ConvWeights, MaxPool2d, conv_integer, max_pool2d, qlinear_conv
 from ._elementwise import (
     dequantize_linear,
     dynamic_quantize_linear,
@@ -35,17 +36,23 @@ from ._gemm import (
 from ._native import available_isas, default_isa
 
 __all__ = [
+    "Conv2d",
+    "ConvWeights",
     "Int4Weights",
+    "MaxPool2d",
     "PackedWeights",
     "available_isas",
+    "conv_integer",
     "default_isa",
     "dequantize_linear",
     "dynamic_quantize_linear",
     "linear_int4",
     "linear_packed",
+    "max_pool2d",
     "matmul_integer",
     "matmul_integer_packed",
     "pack_int4",
+    "qlinear_conv",
     "qlinear_matmul",
     "qlinear_matmul_packed",
     "quantize_linear",

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import DTypeError, ModelError, QcoreError, ShapeError, UnsupportedOpError
 from ..graph.ir import Graph, Node, ValueInfo
+from . import fusion
 from .float_ops import FLOAT_OPS
 from .quant_ops import QUANT_BUILDERS
 
@@ -43,8 +44,27 @@ def _float_step(fn: Callable[[list, dict], list], attrs: dict) -> Callable[[list
     return lambda inputs: fn(inputs, attrs)
 
 
+def _lazy_step(builder: Callable[[Node, dict], Callable[[list], list]], node: Node,
+               initializers: dict) -> Callable[[list], list]:
+    """A node-by-node step built on first use (its node runs fused in the fast plan)."""
+    built: list[Callable[[list], list]] = []
+
+    def run(inputs: list) -> list:
+        if not built:
+            built.append(builder(node, initializers))
+        return built[0](inputs)
+    return run
+
+
 class Executor:
     """A prepared execution plan for one graph.
+
+    Parameters
+    ----------
+    graph : Graph
+    fuse : bool
+        Prepare the fast plan (qcore.runtime.fusion: static int8 chains stay int8 between
+        layers, same output bits); it runs whenever no intermediate value is requested.
 
     Raises
     ------
@@ -52,7 +72,7 @@ class Executor:
         At construction, naming every operator (and its nodes) the runtime cannot run.
     """
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, *, fuse: bool = True) -> None:
         graph.validate()
         self.graph = graph
         unsupported: dict[str, list[str]] = {}
@@ -82,8 +102,11 @@ class Executor:
         # are cached per input-shape signature, so a run skips them after the first.
         shape_only: set[str] = set()
         self.shape_only_steps = 0
+        fast = fusion.build(graph) if fuse else None
         for index, node in enumerate(graph.nodes):
-            if node.op in QUANT_BUILDERS:
+            if node.op in QUANT_BUILDERS and fast is not None and index in fast.replaced:
+                fn = _lazy_step(QUANT_BUILDERS[node.op], node, graph.initializers)
+            elif node.op in QUANT_BUILDERS:
                 fn = QUANT_BUILDERS[node.op](node, graph.initializers)
             else:
                 fn = _float_step(FLOAT_OPS[node.op], node.attrs)
@@ -94,6 +117,7 @@ class Executor:
                 shape_only.update(o for o in node.outputs if o)
                 self.shape_only_steps += 1
             self.steps.append((node, fn, release[index], is_shape))
+        self.fast_steps = fast.steps(self.steps) if fast is not None else None
         self._shape_cache: dict[tuple, dict[str, np.ndarray]] = {}
 
     # -- input checks ----------------------------------------------------------------
@@ -141,7 +165,8 @@ class Executor:
         if cached is not None:
             values.update(cached)
         recorded: dict[str, np.ndarray] | None = {} if cached is None and self.shape_only_steps else None
-        for node, fn, release, is_shape in self.steps:
+        plan = self.fast_steps if self.fast_steps is not None and observe is None and not keep_all else self.steps
+        for node, fn, release, is_shape in plan:
             if is_shape and cached is not None:
                 if not keep_all:
                     for name in release:

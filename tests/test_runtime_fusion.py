@@ -1,0 +1,137 @@
+"""The runtime's fast plan (qcore.runtime.fusion): int8 chains give the node-by-node bits."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import qcore.graph.quantize as q  # noqa: E402
+from qcore.runtime import Model, kernels  # noqa: E402
+from qcore.runtime.executor import Executor  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+def _init(name, array):
+    return numpy_helper.from_array(array.astype(np.float32), name)
+
+
+def chain_cnn(rng, pool_attrs, flatten=True):
+    """Conv-Relu-Conv-Relu-MaxPool-grouped Conv-Relu-Flatten-Gemm-Relu-Gemm (the digits CNN's shape)."""
+    def conv_w(oc, cin, k):
+        return rng.normal(0, 1, (oc, cin, k, k)) / np.sqrt(cin * k * k)
+    inits = [_init("w1", conv_w(8, 1, 3)), _init("b1", rng.normal(0, 0.1, 8)),
+             _init("w2", conv_w(12, 8, 3)), _init("b2", rng.normal(0, 0.1, 12)),
+             _init("w3", conv_w(12, 3, 3)), _init("b3", rng.normal(0, 0.1, 12))]
+    nodes = [
+        helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 0, 1, 2], strides=[1, 2], name="conv2"),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("MaxPool", ["r2"], ["p2"], name="pool", **pool_attrs),
+        helper.make_node("Conv", ["p2", "w3", "b3"], ["c3"], group=4, pads=[1, 1, 1, 1], name="conv3"),
+        helper.make_node("Relu", ["c3"], ["r3"], name="relu3"),
+    ]
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 9, 8])
+    graph = helper.make_graph(nodes, "chain", [x], [], inits)
+    # shapes for the Gemm after Flatten
+    inferred = onnx.shape_inference.infer_shapes(
+        helper.make_model(helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("r3", TensorProto.FLOAT,
+                                                                                           None)], inits),
+                          opset_imports=[helper.make_opsetid("", 17)]))
+    dims = [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim][1:]
+    if flatten:
+        features = int(np.prod(dims))
+        graph.initializer.extend([_init("fw", rng.normal(0, 0.3, (features, 16))), _init("fb", rng.normal(0, 0.1, 16)),
+                                  _init("gw", rng.normal(0, 0.3, (16, 10))), _init("gb", np.zeros(10))])
+        graph.node.extend([
+            helper.make_node("Flatten", ["r3"], ["flat"], axis=1, name="flatten"),
+            helper.make_node("Gemm", ["flat", "fw", "fb"], ["f1"], name="fc1"),
+            helper.make_node("Relu", ["f1"], ["rf"], name="relu_fc"),
+            helper.make_node("Gemm", ["rf", "gw", "gb"], ["logits"], name="fc2"),
+        ])
+        graph.output.extend([helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])])
+    else:
+        graph.output.extend([helper.make_tensor_value_info("r3", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+POOLS = [
+    {"kernel_shape": [2, 2], "strides": [2, 2]},
+    {"kernel_shape": [3, 3], "strides": [2, 1], "pads": [1, 1, 0, 1], "ceil_mode": 1},
+    {"kernel_shape": [2, 3], "strides": [1, 2], "dilations": [2, 1]},
+]
+
+
+@pytest.mark.parametrize("pool", range(len(POOLS)))
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("flatten", [True, False])
+def test_fast_plan_matches_node_by_node_and_numpy_engine(pool, symmetric, flatten):
+    rng = np.random.default_rng(pool)
+    model = Model.from_onnx(chain_cnn(rng, POOLS[pool], flatten))
+    calib = {"image": rng.uniform(0, 1, (40, 1, 9, 8)).astype(np.float32)}
+    qmodel = q.quantize_static(model, calib, symmetric_activations=symmetric)
+    x = rng.uniform(-0.2, 1.5, (7, 1, 9, 8)).astype(np.float32)  # beyond the calibrated range: saturation
+    x[0] = 1e6
+    fast = Executor(qmodel.graph)
+    assert fast.fast_steps is not None and len(fast.fast_steps) < len(qmodel.graph.nodes)
+    name = qmodel.output_names[0]
+    got = fast.run({"image": x})[name]
+    plain = Executor(qmodel.graph, fuse=False).run({"image": x})[name]
+    np.testing.assert_array_equal(got, plain, strict=True)
+    saved = kernels.C_MAX_GROUPS
+    try:
+        kernels.C_MAX_GROUPS = 0  # every product on the NumPy engine, no fast plan
+        numpy_engine = Executor(qmodel.graph)
+        assert numpy_engine.fast_steps is None
+        np.testing.assert_array_equal(got, numpy_engine.run({"image": x})[name], strict=True)
+    finally:
+        kernels.C_MAX_GROUPS = saved
+    # requesting an intermediate value runs the node-by-node plan: the float value is there
+    values = fast.run({"image": x}, outputs=["c2", name])
+    assert values["c2"].dtype == np.float32
+    np.testing.assert_array_equal(values[name], got, strict=True)
+    # any batch size, including empty
+    assert fast.run({"image": x[:0]})[name].shape[0] == 0
+    np.testing.assert_array_equal(fast.run({"image": x[:1]})[name], got[:1], strict=True)
+
+
+def test_profile_lists_fused_steps():
+    rng = np.random.default_rng(1)
+    model = Model.from_onnx(chain_cnn(rng, POOLS[0]))
+    qmodel = q.quantize_static(model, {"image": rng.uniform(0, 1, (20, 1, 9, 8)).astype(np.float32)})
+    qmodel.run({"image": rng.uniform(0, 1, (3, 1, 9, 8)).astype(np.float32)}, profile=True)
+    ops = [t.op for t in qmodel.last_timings]
+    assert "Relu" not in ops and "Flatten" not in ops
+    assert ops.count("QConv+int8 out") == 3 and "MaxPool(int8)" in ops and ops[-1] == "QMatMul"
+
+
+def test_static_mlp_chain_fused():
+    mb = pytest.importorskip("model_builders")
+    rng = np.random.default_rng(4)
+    model = Model.from_onnx(mb.mlp(rng))
+    qmodel = q.quantize_static(model, {"input": rng.normal(size=(50, 64)).astype(np.float32)})
+    x = rng.normal(0, 2, size=(9, 64)).astype(np.float32)
+    fast = Executor(qmodel.graph)
+    assert fast.fast_steps is not None
+    np.testing.assert_array_equal(fast.run({"input": x})["probs"],
+                                  Executor(qmodel.graph, fuse=False).run({"input": x})["probs"], strict=True)
+
+
+def test_fast_plan_reports_bad_input_like_the_plain_plan():
+    rng = np.random.default_rng(2)
+    model = Model.from_onnx(chain_cnn(rng, POOLS[0]))
+    qmodel = q.quantize_static(model, {"image": rng.uniform(0, 1, (20, 1, 9, 8)).astype(np.float32)})
+    x = rng.uniform(0, 1, (2, 1, 9, 8)).astype(np.float32)
+    x[1, 0, 3, 3] = np.nan
+    from qcore.errors import NonFiniteError
+    with pytest.raises(NonFiniteError, match="conv1"):
+        qmodel.run({"image": x})
