@@ -1,0 +1,64 @@
+/*
+ * float32 erf and GELU (qcore_activation.h): argument checks, ISA dispatch and the scalar
+ * kernels. ARM builds run the scalar kernels (armv7 NEON has no IEEE division).
+ */
+#include "internal.h"
+
+#include "activation.h"
+
+void qc__erf_f32__scalar(const float *x, size_t n, float *y) {
+    for (size_t i = 0; i < n; i++) {
+        y[i] = qc__erf_scalar(x[i]);
+    }
+}
+
+void qc__gelu_f32__scalar(const float *x, size_t n, float *y) {
+    for (size_t i = 0; i < n; i++) {
+        y[i] = qc__gelu_scalar(x[i]);
+    }
+}
+
+typedef void (*qc__activation_fn)(const float *x, size_t n, float *y);
+
+static qc_status qc__activation_run(const float *x, size_t n, float *y, const qc_options *options,
+                                    qc__activation_fn scalar, qc__activation_fn avx2) {
+    int isa = QC_ISA_SCALAR;
+    int threads = 1;
+    QC__TRY(qc_options_resolve(options, &isa, &threads));
+    if (n == 0) {
+        return QC_OK;
+    }
+    if (x == NULL || y == NULL) {
+        return QC_E_NULL_POINTER;
+    }
+    switch (isa) {
+    case QC_ISA_AVX2:
+        if (avx2 == NULL) {
+            return QC_E_UNSUPPORTED_ISA;
+        }
+        avx2(x, n, y);
+        return QC_OK;
+    case QC_ISA_NEON:
+    case QC_ISA_NEONDOT:
+    case QC_ISA_I8MM:
+    case QC_ISA_SCALAR:
+        scalar(x, n, y);
+        return QC_OK;
+    default:
+        return QC_E_UNSUPPORTED_ISA;
+    }
+}
+
+#if defined(QC__BUILD_AVX2)
+#define QC__ACT_AVX2(name) qc__##name##_f32__avx2
+#else
+#define QC__ACT_AVX2(name) NULL
+#endif
+
+qc_status qc_erf_f32(const float *x, size_t n, float *y, const qc_options *options) {
+    return qc__activation_run(x, n, y, options, qc__erf_f32__scalar, QC__ACT_AVX2(erf));
+}
+
+qc_status qc_gelu_f32(const float *x, size_t n, float *y, const qc_options *options) {
+    return qc__activation_run(x, n, y, options, qc__gelu_f32__scalar, QC__ACT_AVX2(gelu));
+}
