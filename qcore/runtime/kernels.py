@@ -207,6 +207,34 @@ class PackedLinear:
             out[g] = self._gemm.matmul_integer_packed(q[g], zp, self._packed[g])
         return out
 
+    @property
+    def fuses_dynamic_rows(self) -> bool:
+        """True when :meth:`run_dynamic_rows` runs in one C call (C engine, one group)."""
+        return self.engine == "c" and self.groups == 1
+
+    def run_dynamic_rows(self, x: np.ndarray) -> np.ndarray:
+        """``run(*dynamic_quantize(x, per_row=True))`` in one C call (:func:`qcore._linear.linear_dynamic`).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            float32 ``(M, K)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(M, N)``, bit-identical to the two-step form.
+
+        Raises
+        ------
+        NonFiniteError
+            NaN or infinity in ``x``.
+        """
+        from .. import _linear  # noqa: PLC0415
+
+        return _linear.linear_dynamic(x, self._packed[0], self.w_scale.reshape(-1),
+                                      None if self.bias is None else self.bias.reshape(-1))
+
     def run(self, q: np.ndarray, x_scale: float | np.ndarray, x_zero_point: float | np.ndarray) -> np.ndarray:
         """Integer product of quantized rows, dequantized to float32.
 
