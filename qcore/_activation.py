@@ -1,4 +1,4 @@
-"""float32 erf and GELU on the C core (csrc/include/qcore_activation.h).
+"""float32 erf, GELU and softmax on the C core (csrc/include/qcore_activation.h).
 
 Bit-identical on every ISA path and to the NumPy definition
 :mod:`qcore.reference.activation`; ``isa`` (``"scalar"``, ``"avx2"``, ...; ``None`` picks
@@ -91,3 +91,42 @@ def gelu(x: np.ndarray, *, out: np.ndarray | None = None, isa: str | None = None
     near 0 and from erfc otherwise (``g = erfc(|u|)`` for negative ``u = x / sqrt 2``).
     """
     return _run(lib.qc_gelu_f32, "gelu", x, out, isa)
+
+
+def softmax(x: np.ndarray, *, out: np.ndarray | None = None, isa: str | None = None) -> np.ndarray:
+    """Softmax of float32 ``x`` over its last axis (:func:`qcore.reference.activation.softmax`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, at least 1-D.
+    out : numpy.ndarray, optional
+        C-contiguous float32 array of ``x``'s shape to write into (may be ``x`` itself).
+    isa : str, optional
+        Instruction-set path.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape.
+
+    Raises
+    ------
+    DTypeError
+        ``x`` is not float32, is 0-d, or ``out`` does not fit.
+    UnsupportedISAError
+        ``isa`` cannot run here.
+
+    Notes
+    -----
+    ``y = exp(x - max) / sum`` with qcore's float32 exp and a fixed 8-lane summation
+    order, so every ISA gives the same bits.
+    """
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise DTypeError("softmax needs at least one axis")
+    cols = x.shape[-1]
+
+    def run(xp, n, yp, options):
+        return lib.qc_softmax_f32(xp, n // cols if cols else 0, cols, yp, options)
+    return _run(run, "softmax", x, out, isa)

@@ -116,3 +116,51 @@ def test_bad_input_raises(op):
         getattr(ref, op)(np.zeros(3, np.float16))
     with pytest.raises(DTypeError):
         fn(np.zeros(3, np.float32), out=np.zeros(4, np.float32))
+
+
+SOFTMAX_SHAPES = [(1, 1), (3, 7), (2, 8), (4, 9), (12, 128), (5, 33), (2, 3, 17), (1, 1000)]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", SOFTMAX_SHAPES)
+def test_softmax_matches_definition(isa, shape):
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * rng.choice([0.1, 3.0, 40.0])).astype(np.float32)
+    if shape[-1] > 4:
+        x[..., 1] = np.float32(-3.4e38)  # an attention mask
+        x[..., 3] = -np.inf
+    expected = ref.softmax(x)
+    y = _activation.softmax(x, isa=isa)
+    np.testing.assert_array_equal(_bits(y), _bits(expected), strict=True)
+    exact = np.exp(x.astype(np.float64) - x.max(axis=-1, keepdims=True))
+    exact /= exact.sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(y, exact, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_softmax_bad_rows_are_nan(isa):
+    x = np.zeros((5, 10), np.float32)
+    x[0, 3] = np.nan
+    x[1, :] = -np.inf
+    x[2, 4] = np.inf
+    y = _activation.softmax(x, isa=isa)
+    assert np.isnan(y[:3]).all()
+    np.testing.assert_array_equal(y[3:], np.full((2, 10), 0.1, np.float32), strict=True)
+    np.testing.assert_array_equal(_bits(y), _bits(ref.softmax(x)), strict=True)
+
+
+@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=20),
+                  elements=st.floats(-1e6, 1e6, width=32)))
+def test_softmax_any_input_matches_on_every_isa(x):
+    expected = _bits(ref.softmax(x))
+    for isa in ISAS:
+        np.testing.assert_array_equal(_bits(_activation.softmax(x, isa=isa)), expected, strict=True)
+
+
+def test_softmax_bad_input():
+    with pytest.raises(DTypeError):
+        _activation.softmax(np.float32(1.0))
+    with pytest.raises(DTypeError):
+        _activation.softmax(np.zeros(3, np.float64))
+    assert _activation.softmax(np.zeros((0, 4), np.float32)).shape == (0, 4)
+    assert _activation.softmax(np.zeros((3, 0), np.float32)).shape == (3, 0)

@@ -1,5 +1,6 @@
 /*
- * qcore float32 activation kernels: the error function and GELU. Included by qcore.h.
+ * qcore float32 activation kernels: the error function, GELU and softmax. Included by
+ * qcore.h.
  *
  * Every ISA path evaluates the same float32 operations in the same order (no FMA, no
  * reassociation; division is IEEE division), so results are bit-identical on every ISA
@@ -34,6 +35,14 @@ qc_status qc_erf_f32(const float *x, size_t n, float *y, const qc_options *optio
 
 /* y[i] = gelu(x[i]) = x[i] / 2 * (1 + erf(x[i] / sqrt(2))) (ONNX Gelu, approximate="none"). */
 qc_status qc_gelu_f32(const float *x, size_t n, float *y, const qc_options *options);
+/* Softmax over each of `rows` contiguous rows of `cols` values (the last axis):
+ *   m = max_i x[i]; e[i] = exp(x[i] - m) (the exp above; 0 when x[i] - m < -87);
+ *   s = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), lane lj = the float32 sum, in
+ *       increasing i, of e[i] over i = j (mod 8);
+ *   y[i] = e[i] / s.
+ * A row holding NaN, or whose maximum is +-inf, comes out all NaN (as exp(x - max) / sum
+ * evaluated naively). x and y may be the same buffer. rows or cols 0: nothing to do. */
+qc_status qc_softmax_f32(const float *x, size_t rows, size_t cols, float *y, const qc_options *options);
 /* cdef: end */
 
 #endif /* QCORE_ACTIVATION_H */

@@ -122,6 +122,17 @@ static inline float qc__gelu_scalar(float x) {
     return u < -QC__ERF_ZMAX ? -0.0f : (0.5f * x) * g;
 }
 
+/* Below this, exp(x - max) of softmax is taken as 0. */
+#define QC__SOFTMAX_MIN_ARG (-87.0f)
+
+static inline float qc__softmax_lane_sum(const float l[8]) {
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+void qc__softmax_f32__scalar(const float *x, size_t rows, size_t cols, float *y);
+#if defined(QC__BUILD_AVX2)
+void qc__softmax_f32__avx2(const float *x, size_t rows, size_t cols, float *y);
+#endif
 void qc__erf_f32__scalar(const float *x, size_t n, float *y);
 void qc__gelu_f32__scalar(const float *x, size_t n, float *y);
 #if defined(QC__BUILD_AVX2)

@@ -108,6 +108,70 @@ void qc__erf_f32__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP
 
 void qc__gelu_f32__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__gelu8_avx2) }
 
+void qc__softmax_f32__avx2(const float *x, size_t rows, size_t cols, float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        /* maximum and NaN check (max is exact, so lane order does not matter) */
+        __m256 vmax = _mm256_set1_ps(xr[0]);
+        __m256 vnan = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 8 <= cols; i += 8) {
+            __m256 v = _mm256_loadu_ps(xr + i);
+            vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            vmax = _mm256_max_ps(vmax, v);
+        }
+        float lanes[8];
+        _mm256_storeu_ps(lanes, vmax);
+        float m = lanes[0];
+        int nan = _mm256_movemask_ps(vnan) != 0;
+        for (int j = 1; j < 8; j++) {
+            m = lanes[j] > m ? lanes[j] : m;
+        }
+        for (; i < cols; i++) {
+            nan |= xr[i] != xr[i];
+            m = xr[i] > m ? xr[i] : m;
+        }
+        if (nan || isinf(m)) {
+            for (size_t c = 0; c < cols; c++) {
+                yr[c] = NAN;
+            }
+            continue;
+        }
+        const __m256 vm = _mm256_set1_ps(m);
+        const __m256 lo = QC__S(QC__SOFTMAX_MIN_ARG);
+        __m256 acc = _mm256_setzero_ps();
+        for (i = 0; i + 8 <= cols; i += 8) {
+            __m256 a = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
+            __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
+            acc = _mm256_add_ps(acc, e);
+            _mm256_storeu_ps(yr + i, e);
+        }
+        if (i < cols) {
+            float buf[8];
+            for (int j = 0; j < 8; j++) {
+                buf[j] = i + (size_t)j < cols ? xr[i + (size_t)j] - m : QC__SOFTMAX_MIN_ARG - 1.0f;
+            }
+            __m256 a = _mm256_loadu_ps(buf);
+            __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
+            acc = _mm256_add_ps(acc, e);
+            _mm256_storeu_ps(buf, e);
+            for (size_t j = 0; i + j < cols; j++) {
+                yr[i + j] = buf[j];
+            }
+        }
+        _mm256_storeu_ps(lanes, acc);
+        const __m256 vs = _mm256_set1_ps(qc__softmax_lane_sum(lanes));
+        for (i = 0; i + 8 <= cols; i += 8) {
+            _mm256_storeu_ps(yr + i, _mm256_div_ps(_mm256_loadu_ps(yr + i), vs));
+        }
+        const float s = qc__softmax_lane_sum(lanes);
+        for (; i < cols; i++) {
+            yr[i] = yr[i] / s;
+        }
+    }
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

@@ -1,5 +1,5 @@
 /*
- * float32 erf and GELU: every ISA path this CPU runs is compared bit for bit with the
+ * float32 erf, GELU and softmax: every ISA path this CPU runs is compared bit for bit with the
  * scalar path on random, swept and special inputs (tails of every length, +-0, +-inf, NaN,
  * subnormals, the branch points 0.5 and 9); the scalar path is checked against the C
  * library's erf / erfc in double; bad arguments return the documented statuses.
@@ -178,6 +178,74 @@ static void test_errors(void) {
     }
 }
 
+/* Softmax rows of every length 1..70 (tails), random scales, masked entries, bad rows. */
+static uint64_t test_softmax(void) {
+    const size_t max_cols = 70, rows = 6;
+    float *x = malloc(rows * max_cols * sizeof(float));
+    float *ref = malloc(rows * max_cols * sizeof(float));
+    float *out = malloc(rows * max_cols * sizeof(float));
+    qc_options scalar = {QC_ISA_SCALAR, 1};
+    uint64_t h = FNV_START;
+    for (size_t cols = 1; cols <= max_cols; cols++) {
+        for (size_t i = 0; i < rows * cols; i++) {
+            x[i] = rng_sym((i / cols) % 2 ? 30.0f : 2.0f);
+        }
+        if (cols > 3) {
+            x[1] = -3.4e38f;          /* attention mask */
+            x[cols + 2] = -INFINITY;
+            x[2 * cols + 1] = NAN;    /* a NaN row */
+            x[3 * cols] = INFINITY;   /* an infinite maximum */
+        }
+        CHECK(qc_softmax_f32(x, rows, cols, ref, &scalar) == QC_OK, "softmax scalar");
+        for (size_t r = 0; r < rows; r++) {
+            double sum = 0.0;
+            int nan = 0;
+            for (size_t c = 0; c < cols; c++) {
+                sum += ref[r * cols + c];
+                nan |= isnan(ref[r * cols + c]);
+            }
+            int bad_row = cols > 3 && (r == 2 || r == 3);
+            CHECK(bad_row ? nan : (!nan && fabs(sum - 1.0) < 1e-5), "softmax row %zu of %zu sums to %g", r, cols, sum);
+            if (!bad_row) {
+                double m = -INFINITY, s = 0.0;
+                for (size_t c = 0; c < cols; c++) {
+                    m = x[r * cols + c] > m ? x[r * cols + c] : m;
+                }
+                for (size_t c = 0; c < cols; c++) {
+                    s += exp((double)x[r * cols + c] - m);
+                }
+                for (size_t c = 0; c < cols; c++) {
+                    double want = exp((double)x[r * cols + c] - m) / s;
+                    CHECK(fabs(ref[r * cols + c] - want) <= 2e-6 * want + 1e-7, "softmax accuracy");
+                }
+            }
+        }
+        for (size_t i = 0; i < rows * cols; i++) {
+            uint32_t bits;
+            memcpy(&bits, &ref[i], sizeof bits);
+            if (isnan(ref[i])) {
+                bits = 0x7FC00000u;
+            }
+            h = fnv1a(h, &bits, sizeof bits);
+        }
+        for (int k = 0; k < g_num_isas; k++) {
+            qc_options o = {g_isas[k], 1};
+            memcpy(out, x, rows * cols * sizeof(float));
+            CHECK(qc_softmax_f32(out, rows, cols, out, &o) == QC_OK, "softmax %s", qc_isa_name(g_isas[k]));
+            for (size_t i = 0; i < rows * cols; i++) {
+                CHECK(same_bits(out[i], ref[i]) || (isnan(out[i]) && isnan(ref[i])), "softmax %s cols %zu [%zu]",
+                      qc_isa_name(g_isas[k]), cols, i);
+            }
+        }
+    }
+    CHECK(qc_softmax_f32(NULL, 0, 5, NULL, NULL) == QC_OK, "softmax empty");
+    CHECK(qc_softmax_f32(NULL, 2, 5, out, NULL) == QC_E_NULL_POINTER, "softmax null");
+    free(x);
+    free(ref);
+    free(out);
+    return h;
+}
+
 static uint64_t checksum(act_fn fn, const float *x, size_t n) {
     float *y = malloc(n * sizeof(float));
     qc_options scalar = {QC_ISA_SCALAR, 1};
@@ -206,6 +274,7 @@ int main(void) {
     test_errors();
     printf("checksum erf %016" PRIx64 "\n", checksum(qc_erf_f32, x, N_INPUT));
     printf("checksum gelu %016" PRIx64 "\n", checksum(qc_gelu_f32, x, N_INPUT));
+    printf("checksum softmax %016" PRIx64 "\n", test_softmax());
     free(x);
     printf("test_activation: %d checks, %d failures, isas:", g_checks, g_failures);
     for (int k = 0; k < g_num_isas; k++) {

@@ -1,4 +1,4 @@
-"""NumPy definition of qcore's float32 error function and GELU (the C kernels' oracle).
+"""NumPy definition of qcore's float32 error function, GELU and softmax (the C kernels' oracle).
 
 Every operation is a float32 NumPy ufunc (IEEE, correctly rounded), applied in the order
 the C kernels (csrc/include/qcore_activation.h) apply them, so C and NumPy agree bit for
@@ -142,3 +142,56 @@ def gelu(x: np.ndarray) -> np.ndarray:
         g = np.where(z < SPLIT, small, big)
         out = np.where(u < -Z_MAX, _F(-0.0), (_F(0.5) * x) * g)
     return np.where(np.isnan(x), x, out).astype(np.float32, copy=False)
+
+
+SOFTMAX_MIN_ARG = _F(-87.0)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """qcore's float32 softmax over the last axis.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, at least 1-D.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape.
+
+    Raises
+    ------
+    DTypeError
+        ``x`` is not float32.
+
+    Notes
+    -----
+    Per row: ``m = max x``; ``e = exp_f32(x - m)`` (0 where ``x - m < -87``); the sum is
+    taken in 8 lanes (lane ``j`` sums ``e[i]`` for ``i = j mod 8`` in increasing ``i``),
+    then ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``; ``y = e / sum``. A row with
+    NaN or an infinite maximum is all NaN.
+    """
+    x = _f32(x)
+    if x.ndim == 0:
+        raise DTypeError("softmax needs at least one axis")
+    shape = x.shape
+    cols = shape[-1]
+    rows = x.reshape(-1, cols) if cols else x.reshape(0, 0)
+    if rows.size == 0:
+        return np.array(x, dtype=np.float32, copy=True)
+    with np.errstate(all="ignore"):
+        m = rows.max(axis=1, keepdims=True)
+        bad = np.isnan(rows).any(axis=1) | np.isinf(m[:, 0])
+        a = rows - m
+        e = np.where(a < SOFTMAX_MIN_ARG, _F(0), exp_f32(np.maximum(a, SOFTMAX_MIN_ARG)))
+        pad = (-cols) % 8
+        blocks = np.concatenate([e, np.zeros((e.shape[0], pad), np.float32)], axis=1).reshape(e.shape[0], -1, 8)
+        lanes = np.zeros((e.shape[0], 8), np.float32)
+        for b in range(blocks.shape[1]):
+            lanes = lanes + blocks[:, b, :]
+        s = ((lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3])) + \
+            ((lanes[:, 4] + lanes[:, 5]) + (lanes[:, 6] + lanes[:, 7]))
+        y = e / s[:, None]
+    y[bad] = np.nan
+    return y.astype(np.float32, copy=False).reshape(shape)

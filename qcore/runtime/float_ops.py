@@ -200,6 +200,10 @@ def _softmax(inputs: list, attrs: dict) -> list:
         x = x.reshape(int(np.prod(shape[:axis], dtype=np.int64)), -1)
         e = np.exp(x - x.max(axis=1, keepdims=True))
         return [(e / e.sum(axis=1, keepdims=True)).reshape(shape)]
+    if x.dtype == np.float32 and x.ndim and axis % x.ndim == x.ndim - 1:
+        from .. import _activation  # noqa: PLC0415
+
+        return [_activation.softmax(x)]
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return [e / e.sum(axis=axis, keepdims=True)]
 
