@@ -35,3 +35,18 @@ def test_data_reads_the_same_after_release(tmp_path):
         np.testing.assert_array_equal(f["big"].data, big, strict=True)
         f.release_pages(10**12)  # past the end: nothing to do
     f.release_pages()  # closed: no-op
+
+
+def test_runtime_releases_packed_weights_without_changing_them(tmp_path):
+    from qcore.runtime.kernels import release_mapped_pages
+
+    rng = np.random.default_rng(12)
+    w = rng.integers(-128, 128, (1024, 64)).astype(np.int8)
+    path = tmp_path / "w.qcm"
+    save_tensors(path, {"w": QuantizedTensor(w, np.float32(0.1), np.int8(0), "int8")})
+    with load_tensors(path) as f:
+        view = f["w"].data
+        assert release_mapped_pages(view)
+        np.testing.assert_array_equal(view, w, strict=True)
+        assert release_mapped_pages(view[:1, :1]) is False  # less than a page: nothing released
+    assert release_mapped_pages(w) is False  # not a mapped array

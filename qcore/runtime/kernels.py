@@ -101,6 +101,42 @@ def dynamic_params(x: np.ndarray, per_row: bool) -> tuple[np.ndarray, np.ndarray
     return scale, zp
 
 
+def release_mapped_pages(array: np.ndarray) -> bool:
+    """Advise the kernel to drop the resident pages of ``array`` when it views a read-only mmap.
+
+    Used after weights were packed into their own buffer: the mapped originals are not
+    read again by the runtime, and if anything does read them the pages fault back in
+    from the page cache (the map is file-backed and read-only, so the values never
+    change). Only whole pages inside the array are released. Returns whether advice was
+    given (False for ordinary arrays, or where ``madvise`` is unavailable).
+    """
+    import mmap  # noqa: PLC0415
+
+    base: object = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    if base is None or not hasattr(mmap, "MADV_DONTNEED") or base.closed or not array.flags.c_contiguous:
+        return False
+    from .._native import ffi  # noqa: PLC0415
+
+    try:
+        start = int(ffi.cast("uintptr_t", ffi.from_buffer(base)))
+    except (TypeError, ValueError):
+        return False
+    offset = array.ctypes.data - start
+    if offset < 0 or offset + array.nbytes > len(base):
+        return False
+    first = -(-offset // mmap.PAGESIZE) * mmap.PAGESIZE
+    last = ((offset + array.nbytes) // mmap.PAGESIZE) * mmap.PAGESIZE
+    if last <= first:
+        return False
+    try:
+        base.madvise(mmap.MADV_DONTNEED, first, last - first)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 #: Groups up to this many run one C GEMM each; more (depthwise-like convs with tiny
 #: per-group matrices) use the batched NumPy engine.
 C_MAX_GROUPS = 4
@@ -155,6 +191,7 @@ class PackedLinear:
                                     else zp.astype(data.dtype).reshape(()))
                 for g in range(self.groups)]
             self._gemm = _gemm
+            release_mapped_pages(data)  # packed: the mapped originals need not stay resident
         else:
             centered = data.astype(np.float32) - zp_g.astype(np.float32)
             self.w_max = float(np.abs(centered).max()) if centered.size else 0.0
