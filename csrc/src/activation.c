@@ -6,13 +6,13 @@
 
 #include "activation.h"
 
-void qc__erf_f32__scalar(const float *x, size_t n, float *y) {
+void qc_f32_erf_ukernel__scalar(const float *x, size_t n, float *y) {
     for (size_t i = 0; i < n; i++) {
         y[i] = qc__erf_scalar(x[i]);
     }
 }
 
-void qc__gelu_f32__scalar(const float *x, size_t n, float *y) {
+void qc_f32_gelu_ukernel__scalar(const float *x, size_t n, float *y) {
     for (size_t i = 0; i < n; i++) {
         y[i] = qc__gelu_scalar(x[i]);
     }
@@ -30,7 +30,7 @@ static int qc__softmax_row_max(const float *x, size_t cols, float *max_out) {
     return nan || isinf(m);
 }
 
-void qc__softmax_f32__scalar(const float *x, size_t rows, size_t cols, float *y) {
+void qc_f32_softmax_ukernel__scalar(const float *x, size_t rows, size_t cols, float *y) {
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
@@ -87,7 +87,7 @@ static qc_status qc__activation_run(const float *x, size_t n, float *y, const qc
 }
 
 #if defined(QC__BUILD_AVX2)
-#define QC__ACT_AVX2(name) qc__##name##_f32__avx2
+#define QC__ACT_AVX2(name) qc_f32_##name##_ukernel__avx2
 #else
 #define QC__ACT_AVX2(name) NULL
 #endif
@@ -108,21 +108,21 @@ qc_status qc_softmax_f32(const float *x, size_t rows, size_t cols, float *y, con
     }
 #if defined(QC__BUILD_AVX2)
     if (isa == QC_ISA_AVX2) {
-        qc__softmax_f32__avx2(x, rows, cols, y);
+        qc_f32_softmax_ukernel__avx2(x, rows, cols, y);
         return QC_OK;
     }
 #endif
     if (isa != QC_ISA_SCALAR && isa != QC_ISA_NEON && isa != QC_ISA_NEONDOT && isa != QC_ISA_I8MM) {
         return QC_E_UNSUPPORTED_ISA;
     }
-    qc__softmax_f32__scalar(x, rows, cols, y);
+    qc_f32_softmax_ukernel__scalar(x, rows, cols, y);
     return QC_OK;
 }
 
 qc_status qc_erf_f32(const float *x, size_t n, float *y, const qc_options *options) {
-    return qc__activation_run(x, n, y, options, qc__erf_f32__scalar, QC__ACT_AVX2(erf));
+    return qc__activation_run(x, n, y, options, qc_f32_erf_ukernel__scalar, QC__ACT_AVX2(erf));
 }
 
 qc_status qc_gelu_f32(const float *x, size_t n, float *y, const qc_options *options) {
-    return qc__activation_run(x, n, y, options, qc__gelu_f32__scalar, QC__ACT_AVX2(gelu));
+    return qc__activation_run(x, n, y, options, qc_f32_gelu_ukernel__scalar, QC__ACT_AVX2(gelu));
 }

@@ -129,15 +129,15 @@ static inline float qc__softmax_lane_sum(const float l[8]) {
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
-void qc__softmax_f32__scalar(const float *x, size_t rows, size_t cols, float *y);
+void qc_f32_softmax_ukernel__scalar(const float *x, size_t rows, size_t cols, float *y);
 #if defined(QC__BUILD_AVX2)
-void qc__softmax_f32__avx2(const float *x, size_t rows, size_t cols, float *y);
+void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, float *y);
 #endif
-void qc__erf_f32__scalar(const float *x, size_t n, float *y);
-void qc__gelu_f32__scalar(const float *x, size_t n, float *y);
+void qc_f32_erf_ukernel__scalar(const float *x, size_t n, float *y);
+void qc_f32_gelu_ukernel__scalar(const float *x, size_t n, float *y);
 #if defined(QC__BUILD_AVX2)
-void qc__erf_f32__avx2(const float *x, size_t n, float *y);
-void qc__gelu_f32__avx2(const float *x, size_t n, float *y);
+void qc_f32_erf_ukernel__avx2(const float *x, size_t n, float *y);
+void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y);
 #endif
 
 #endif /* QCORE_ACTIVATION_INTERNAL_H */

@@ -104,11 +104,11 @@ static inline __m256 qc__gelu8_avx2(__m256 x) {
         memcpy(y + i, buf, (n - i) * sizeof(float));     \
     }
 
-void qc__erf_f32__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__erf8_avx2) }
+void qc_f32_erf_ukernel__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__erf8_avx2) }
 
-void qc__gelu_f32__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__gelu8_avx2) }
+void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__gelu8_avx2) }
 
-void qc__softmax_f32__avx2(const float *x, size_t rows, size_t cols, float *y) {
+void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, float *y) {
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
