@@ -46,7 +46,8 @@ def test_matches_definition_bit_for_bit(isa, op):
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 15, 16, 17, 33])
 def test_tails_match(isa, op, n):
-    x = _inputs()[:n] * np.float32(1.1)
+    with np.errstate(over="ignore"):  # 3.4e38 * 1.1 = inf: one more special value
+        x = _inputs()[:n] * np.float32(1.1)
     np.testing.assert_array_equal(_bits(getattr(_activation, op)(x, isa=isa)), _bits(getattr(ref, op)(x)),
                                   strict=True)
 

@@ -25,7 +25,8 @@ def definition(x: np.ndarray, w: np.ndarray, zw: np.ndarray, w_scale: np.ndarray
     q = np.clip(np.rint(x / s) + z, 0, 255).astype(np.int64)
     acc = (q - z.astype(np.int64)) @ (w.astype(np.int64) - zw.astype(np.int64).reshape(1, -1))
     acc = acc.astype(np.int32).astype(np.float32)
-    y = acc * (s * w_scale.reshape(1, -1)).astype(np.float32)
+    with np.errstate(over="ignore"):  # huge rows overflow to inf, in C as here
+        y = acc * (s * w_scale.reshape(1, -1)).astype(np.float32)
     return y if bias is None else y + bias
 
 
