@@ -74,5 +74,8 @@ def load(path: str | os.PathLike, *, verify: bool = True) -> Any:
         raise ModelError(f"file not found: {os.fspath(path)}")
     qcm = load_tensors(path, verify=verify)
     if has_graph(qcm.metadata):
-        return Model(graph_from_file(qcm))
+        model = Model(graph_from_file(qcm))
+        # the runtime has packed its weights; the mapped originals need not stay resident
+        qcm.release_pages()
+        return model
     return qcm

@@ -120,6 +120,8 @@ qc_status qc_options_resolve(const qc_options *options, int *isa_out, int *num_t
 #include "qcore_gemm.h"
 #include "qcore_conv.h"
 #include "qcore_format.h"
+#include "qcore_activation.h"
+#include "qcore_linear.h"
 
 #ifdef __cplusplus
 }

@@ -198,6 +198,26 @@ class QcmFile(Mapping):
         count = math.prod(info.shape)
         return np.frombuffer(self._map, etype.numpy, count, info.offset).reshape(info.shape)
 
+    def release_pages(self, offset: int = 0, size: int | None = None) -> None:
+        """Let the kernel drop the resident pages of ``[offset, offset + size)`` of the map.
+
+        The map is read-only and file-backed, so this never changes what is read: a later
+        access faults the pages back in from the page cache. It lowers the resident set
+        (and its peak) after the data has been read once, e.g. by :meth:`verify` or by a
+        runtime that keeps its own packed copy of some tensors. Whole pages only; a no-op
+        where ``madvise(MADV_DONTNEED)`` is unavailable or the file is closed.
+        """
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        length = len(self._map)
+        start = (offset // mmap.PAGESIZE) * mmap.PAGESIZE
+        end = length if size is None else min(length, offset + size)
+        if end > start:
+            try:
+                self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
+            except (OSError, ValueError):
+                pass  # advice only
+
     # -- value-level rules ---------------------------------------------------------------
 
     def verify(self) -> None:
@@ -230,6 +250,7 @@ class QcmFile(Mapping):
                 pad = self._map[end:-(-end // L.ALIGNMENT) * L.ALIGNMENT]
                 if pad.count(0) != len(pad) or (used_bits[i] and self._map[end - 1] >> used_bits[i]):
                     self._padding_error(i, codes[i], end)
+                self.release_pages(offset, size)  # checked once: no need to keep it resident
         finally:
             base = None  # release the buffer export before any close()
         self._verify_all_params()

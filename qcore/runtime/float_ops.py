@@ -164,7 +164,16 @@ def erf(x: Array) -> Array:
     return (np.sign(x) * (1.0 - erfc)).astype(x.dtype, copy=False)
 
 
-_unary("Erf", erf)
+def _erf_op(x: Array) -> Array:
+    """Erf: float32 on the C kernel (:func:`qcore._activation.erf`), other dtypes :func:`erf`."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float32:
+        from .. import _activation  # noqa: PLC0415
+
+        return _activation.erf(x)
+    return erf(x)
+
+
+_unary("Erf", _erf_op)
 
 
 @_op("Gelu")
@@ -173,6 +182,10 @@ def _gelu(inputs: list, attrs: dict) -> list:
     if attrs.get("approximate", "none") == "tanh":
         c = np.sqrt(2.0 / np.pi)
         y = 0.5 * x * (1.0 + np.tanh(c * (x + 0.044715 * x ** 3)))
+    elif x.dtype == np.float32:
+        from .. import _activation  # noqa: PLC0415
+
+        return [_activation.gelu(x)]
     else:
         y = 0.5 * x * (1.0 + erf((x / np.sqrt(2.0)).astype(x.dtype)))
     return [y.astype(x.dtype, copy=False)]
@@ -187,6 +200,10 @@ def _softmax(inputs: list, attrs: dict) -> list:
         x = x.reshape(int(np.prod(shape[:axis], dtype=np.int64)), -1)
         e = np.exp(x - x.max(axis=1, keepdims=True))
         return [(e / e.sum(axis=1, keepdims=True)).reshape(shape)]
+    if x.dtype == np.float32 and x.ndim and axis % x.ndim == x.ndim - 1:
+        from .. import _activation  # noqa: PLC0415
+
+        return [_activation.softmax(x)]
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return [e / e.sum(axis=axis, keepdims=True)]
 

@@ -101,6 +101,42 @@ def dynamic_params(x: np.ndarray, per_row: bool) -> tuple[np.ndarray, np.ndarray
     return scale, zp
 
 
+def release_mapped_pages(array: np.ndarray) -> bool:
+    """Advise the kernel to drop the resident pages of ``array`` when it views a read-only mmap.
+
+    Used after weights were packed into their own buffer: the mapped originals are not
+    read again by the runtime, and if anything does read them the pages fault back in
+    from the page cache (the map is file-backed and read-only, so the values never
+    change). Only whole pages inside the array are released. Returns whether advice was
+    given (False for ordinary arrays, or where ``madvise`` is unavailable).
+    """
+    import mmap  # noqa: PLC0415
+
+    base: object = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    if base is None or not hasattr(mmap, "MADV_DONTNEED") or base.closed or not array.flags.c_contiguous:
+        return False
+    from .._native import ffi  # noqa: PLC0415
+
+    try:
+        start = int(ffi.cast("uintptr_t", ffi.from_buffer(base)))
+    except (TypeError, ValueError):
+        return False
+    offset = array.ctypes.data - start
+    if offset < 0 or offset + array.nbytes > len(base):
+        return False
+    first = -(-offset // mmap.PAGESIZE) * mmap.PAGESIZE
+    last = ((offset + array.nbytes) // mmap.PAGESIZE) * mmap.PAGESIZE
+    if last <= first:
+        return False
+    try:
+        base.madvise(mmap.MADV_DONTNEED, first, last - first)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 #: Groups up to this many run one C GEMM each; more (depthwise-like convs with tiny
 #: per-group matrices) use the batched NumPy engine.
 C_MAX_GROUPS = 4
@@ -155,6 +191,7 @@ class PackedLinear:
                                     else zp.astype(data.dtype).reshape(()))
                 for g in range(self.groups)]
             self._gemm = _gemm
+            release_mapped_pages(data)  # packed: the mapped originals need not stay resident
         else:
             centered = data.astype(np.float32) - zp_g.astype(np.float32)
             self.w_max = float(np.abs(centered).max()) if centered.size else 0.0
@@ -206,6 +243,34 @@ class PackedLinear:
         for g in range(self.groups):
             out[g] = self._gemm.matmul_integer_packed(q[g], zp, self._packed[g])
         return out
+
+    @property
+    def fuses_dynamic_rows(self) -> bool:
+        """True when :meth:`run_dynamic_rows` runs in one C call (C engine, one group)."""
+        return self.engine == "c" and self.groups == 1
+
+    def run_dynamic_rows(self, x: np.ndarray) -> np.ndarray:
+        """``run(*dynamic_quantize(x, per_row=True))`` in one C call (:func:`qcore._linear.linear_dynamic`).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            float32 ``(M, K)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(M, N)``, bit-identical to the two-step form.
+
+        Raises
+        ------
+        NonFiniteError
+            NaN or infinity in ``x``.
+        """
+        from .. import _linear  # noqa: PLC0415
+
+        return _linear.linear_dynamic(x, self._packed[0], self.w_scale.reshape(-1),
+                                      None if self.bias is None else self.bias.reshape(-1))
 
     def run(self, q: np.ndarray, x_scale: float | np.ndarray, x_zero_point: float | np.ndarray) -> np.ndarray:
         """Integer product of quantized rows, dequantized to float32.

@@ -71,12 +71,16 @@ def build_qmatmul(node: Node, initializers: dict) -> Step:
     packed = kernels.PackedLinear.from_matmul(w, _bias(node, initializers))
     quantize = _activation_quantizer(node)
     k, n = packed.k, packed.n
+    fused = (node.attrs.get("activation", "dynamic") == "dynamic" and bool(node.attrs.get("per_row", 0))
+             and packed.fuses_dynamic_rows)
 
     def run(inputs: list) -> list:
         x = inputs[0]
         if x.shape[-1] != k:
             raise ShapeError(f"node {node.name!r}: input has {x.shape[-1]} features, weight expects {k}")
         x2 = x.reshape(-1, k)
+        if fused and x2.dtype == np.float32:  # quantize rows + GEMM + epilogue in one C call
+            return [packed.run_dynamic_rows(x2).reshape(x.shape[:-1] + (n,))]
         q, scale, zp = quantize(x2)
         y = packed.run(q, scale, zp)
         return [y.reshape(x.shape[:-1] + (n,))]

@@ -1,0 +1,181 @@
+/*
+ * AVX2 erf and GELU, bit-identical to the scalar twins in activation.h: the same float32
+ * operations in the same order on 8 lanes (both branches evaluated, then blended), IEEE
+ * vdivps, no FMA. Tails run the same vector code on a zero-padded block.
+ */
+#include "internal.h"
+
+#if defined(QC__BUILD_AVX2)
+
+#if defined(__clang__)
+#include <immintrin.h>
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#include <immintrin.h>
+#endif
+
+#include "activation.h"
+
+#define QC__S(c) _mm256_set1_ps(c)
+
+static inline __m256 qc__exp8_avx2(__m256 a) {
+    __m256 kf = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(a, QC__S(QC__EXP_LOG2E)), QC__S(QC__EXP_ROUND)),
+                              QC__S(QC__EXP_ROUND));
+    __m256 r = _mm256_sub_ps(_mm256_sub_ps(a, _mm256_mul_ps(kf, QC__S(QC__EXP_LN2_HI))),
+                             _mm256_mul_ps(kf, QC__S(QC__EXP_LN2_LO)));
+    __m256 p = QC__S(QC__EXP_C7);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C6));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C5));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C4));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C3));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C2));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(1.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(1.0f));
+    __m256i k = _mm256_cvttps_epi32(kf);
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(p, scale);
+}
+
+static inline __m256 qc__erf_series8_avx2(__m256 z) {
+    __m256 z2 = _mm256_mul_ps(z, z);
+    __m256 s = QC__S(QC__ERF_S6);
+    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S5));
+    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S4));
+    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S3));
+    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S2));
+    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S1));
+    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S0));
+    return _mm256_mul_ps(z, s);
+}
+
+static inline __m256 qc__erfc_big8_avx2(__m256 z) {
+    /* min(z, 9): z when z < 9, else 9 (also for NaN, which the caller blends away). */
+    __m256 zc = _mm256_min_ps(z, QC__S(QC__ERF_ZMAX));
+    __m256 t = _mm256_div_ps(QC__S(1.0f), _mm256_add_ps(QC__S(1.0f), _mm256_mul_ps(QC__S(0.5f), zc)));
+    __m256 p = QC__S(QC__ERFC_P9);
+    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P8));
+    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P7));
+    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P6));
+    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P5));
+    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P4));
+    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P3));
+    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P2));
+    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P1));
+    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P0));
+    __m256 e = _mm256_mul_ps(t, qc__exp8_avx2(_mm256_sub_ps(p, _mm256_mul_ps(zc, zc))));
+    return _mm256_andnot_ps(_mm256_cmp_ps(z, QC__S(QC__ERF_ZMAX), _CMP_GT_OQ), e);
+}
+
+static inline __m256 qc__erf8_avx2(__m256 x) {
+    const __m256 sign = QC__S(-0.0f);
+    __m256 z = _mm256_andnot_ps(sign, x);
+    __m256 small = qc__erf_series8_avx2(z);
+    __m256 big = _mm256_sub_ps(QC__S(1.0f), qc__erfc_big8_avx2(z));
+    __m256 v = _mm256_blendv_ps(big, small, _mm256_cmp_ps(z, QC__S(QC__ERF_SPLIT), _CMP_LT_OQ));
+    v = _mm256_or_ps(v, _mm256_and_ps(sign, x));
+    return _mm256_blendv_ps(v, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+static inline __m256 qc__gelu8_avx2(__m256 x) {
+    const __m256 sign = QC__S(-0.0f);
+    __m256 u = _mm256_div_ps(x, QC__S(QC__SQRT2));
+    __m256 z = _mm256_andnot_ps(sign, u);
+    __m256 small = _mm256_add_ps(QC__S(1.0f), _mm256_or_ps(qc__erf_series8_avx2(z), _mm256_and_ps(sign, u)));
+    __m256 erfc = qc__erfc_big8_avx2(z);
+    __m256 big = _mm256_blendv_ps(erfc, _mm256_sub_ps(QC__S(2.0f), erfc), _mm256_cmp_ps(u, _mm256_setzero_ps(),
+                                                                                        _CMP_GT_OQ));
+    __m256 g = _mm256_blendv_ps(big, small, _mm256_cmp_ps(z, QC__S(QC__ERF_SPLIT), _CMP_LT_OQ));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(QC__S(0.5f), x), g);
+    y = _mm256_blendv_ps(y, sign, _mm256_cmp_ps(u, QC__S(-QC__ERF_ZMAX), _CMP_LT_OQ));
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+#define QC__ACTIVATION_LOOP(fn8)                         \
+    size_t i = 0;                                        \
+    for (; i + 8 <= n; i += 8) {                         \
+        _mm256_storeu_ps(y + i, fn8(_mm256_loadu_ps(x + i))); \
+    }                                                    \
+    if (i < n) {                                         \
+        float buf[8] = {0};                              \
+        memcpy(buf, x + i, (n - i) * sizeof(float));     \
+        _mm256_storeu_ps(buf, fn8(_mm256_loadu_ps(buf))); \
+        memcpy(y + i, buf, (n - i) * sizeof(float));     \
+    }
+
+void qc_f32_erf_ukernel__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__erf8_avx2) }
+
+void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__gelu8_avx2) }
+
+void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        /* maximum and NaN check (max is exact, so lane order does not matter) */
+        __m256 vmax = _mm256_set1_ps(xr[0]);
+        __m256 vnan = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 8 <= cols; i += 8) {
+            __m256 v = _mm256_loadu_ps(xr + i);
+            vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            vmax = _mm256_max_ps(vmax, v);
+        }
+        float lanes[8];
+        _mm256_storeu_ps(lanes, vmax);
+        float m = lanes[0];
+        int nan = _mm256_movemask_ps(vnan) != 0;
+        for (int j = 1; j < 8; j++) {
+            m = lanes[j] > m ? lanes[j] : m;
+        }
+        for (; i < cols; i++) {
+            nan |= xr[i] != xr[i];
+            m = xr[i] > m ? xr[i] : m;
+        }
+        if (nan || isinf(m)) {
+            for (size_t c = 0; c < cols; c++) {
+                yr[c] = NAN;
+            }
+            continue;
+        }
+        const __m256 vm = _mm256_set1_ps(m);
+        const __m256 lo = QC__S(QC__SOFTMAX_MIN_ARG);
+        __m256 acc = _mm256_setzero_ps();
+        for (i = 0; i + 8 <= cols; i += 8) {
+            __m256 a = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
+            __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
+            acc = _mm256_add_ps(acc, e);
+            _mm256_storeu_ps(yr + i, e);
+        }
+        if (i < cols) {
+            float buf[8];
+            for (int j = 0; j < 8; j++) {
+                buf[j] = i + (size_t)j < cols ? xr[i + (size_t)j] - m : QC__SOFTMAX_MIN_ARG - 1.0f;
+            }
+            __m256 a = _mm256_loadu_ps(buf);
+            __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
+            acc = _mm256_add_ps(acc, e);
+            _mm256_storeu_ps(buf, e);
+            for (size_t j = 0; i + j < cols; j++) {
+                yr[i + j] = buf[j];
+            }
+        }
+        _mm256_storeu_ps(lanes, acc);
+        const __m256 vs = _mm256_set1_ps(qc__softmax_lane_sum(lanes));
+        for (i = 0; i + 8 <= cols; i += 8) {
+            _mm256_storeu_ps(yr + i, _mm256_div_ps(_mm256_loadu_ps(yr + i), vs));
+        }
+        const float s = qc__softmax_lane_sum(lanes);
+        for (; i < cols; i++) {
+            yr[i] = yr[i] / s;
+        }
+    }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#endif /* QC__BUILD_AVX2 */

@@ -1,0 +1,108 @@
+"""qcore._linear.linear_dynamic (one C call) against the NumPy definition, bit for bit, on every ISA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qcore import _gemm, _linear, _native
+from qcore.errors import DTypeError, NonFiniteError, ShapeError
+from qcore.reference.tensor import QuantizedTensor
+from qcore.runtime import kernels
+
+ISAS = _native.available_isas()
+
+
+def definition(x: np.ndarray, w: np.ndarray, zw: np.ndarray, w_scale: np.ndarray, bias: np.ndarray | None):
+    """NumPy only: per-row dynamic uint8 quantization, int64 product, float32 epilogue."""
+    lo = np.minimum(x.min(axis=1, keepdims=True), np.float32(0))
+    hi = np.maximum(x.max(axis=1, keepdims=True), np.float32(0))
+    s = ((hi - lo) / np.float32(255)).astype(np.float32)
+    s = np.where(s == 0, np.float32(1), s).astype(np.float32)
+    z = np.clip(np.rint(-lo / s), 0, 255).astype(np.float32)
+    q = np.clip(np.rint(x / s) + z, 0, 255).astype(np.int64)
+    acc = (q - z.astype(np.int64)) @ (w.astype(np.int64) - zw.astype(np.int64).reshape(1, -1))
+    acc = acc.astype(np.int32).astype(np.float32)
+    with np.errstate(over="ignore"):  # huge rows overflow to inf, in C as here
+        y = acc * (s * w_scale.reshape(1, -1)).astype(np.float32)
+    return y if bias is None else y + bias
+
+
+def case(seed: int, m: int, k: int, n: int, per_column: bool = True, with_bias: bool = True, wtype=np.int8):
+    rng = np.random.default_rng(seed)
+    lo, hi = (-128, 128) if wtype == np.int8 else (0, 256)
+    w = rng.integers(lo, hi, (k, n)).astype(wtype)
+    zw = rng.integers(lo, hi, n if per_column else 1).astype(wtype)
+    ws = (rng.random(n if per_column else 1) * 0.02 + 1e-4).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
+    x = (rng.standard_normal((m, k)) * rng.choice([1e-3, 1.0, 50.0], (m, 1))).astype(np.float32)
+    if m > 3:
+        x[1] = 0                       # all-zero row: s = 1, z = 0
+        x[2] = np.abs(x[2])            # no negative values: z = 0
+        x[3] = np.float32(1e-44)       # range / 255 underflows: s = 1, everything rounds to 0
+    return x, w, zw, ws, bias
+
+
+def _check(x, w, zw, ws, bias):
+    packed = _gemm.PackedWeights(w, zw if zw.size > 1 else zw.reshape(()))
+    expected = definition(x, w, zw, ws, bias)
+    for isa in ISAS:
+        y = _linear.linear_dynamic(x, packed, ws, bias, isa=isa)
+        np.testing.assert_array_equal(y.view(np.uint32), expected.view(np.uint32), strict=True)
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (5, 7, 13), (128, 384, 384), (17, 1536, 40), (6, 33, 9)])
+@pytest.mark.parametrize("per_column", [True, False])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_matches_definition(m, k, n, per_column, with_bias):
+    _check(*case(m * 1000 + k + n, m, k, n, per_column, with_bias))
+
+
+def test_uint8_weights_and_extremes():
+    x, w, zw, ws, bias = case(7, 9, 64, 24, wtype=np.uint8)
+    x[4] = np.float32(3e38)
+    x[4, ::2] = np.float32(-3e38)  # range overflows float32
+    with pytest.raises(NonFiniteError):
+        _linear.linear_dynamic(x, _gemm.PackedWeights(w, zw), ws, bias)
+    x[4] = np.float32(1e38)
+    x[5, :] = np.float32(-7.5)
+    _check(x, w, zw, ws, bias)
+
+
+@given(st.integers(1, 12), st.integers(1, 40), st.integers(1, 20), st.integers(0, 2**31))
+def test_random_shapes(m, k, n, seed):
+    _check(*case(seed, m, k, n))
+
+
+def test_same_as_runtime_two_step_form():
+    x, w, _, ws, bias = case(3, 32, 96, 48)
+    qt = QuantizedTensor(w, ws, np.zeros(48, np.int8), "int8", axis=1)
+    packed = kernels.PackedLinear.from_matmul(qt, bias)
+    two_step = packed.run(*kernels.dynamic_quantize(x, True))
+    np.testing.assert_array_equal(packed.run_dynamic_rows(x), two_step, strict=True)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_nan_raises(isa):
+    x, w, zw, ws, bias = case(4, 6, 20, 10)
+    x[2, 19] = np.nan
+    with pytest.raises(NonFiniteError):
+        _linear.linear_dynamic(x, _gemm.PackedWeights(w, zw), ws, bias, isa=isa)
+
+
+def test_empty_and_bad_arguments():
+    x, w, zw, ws, bias = case(5, 4, 8, 6)
+    packed = _gemm.PackedWeights(w, zw)
+    assert _linear.linear_dynamic(np.zeros((0, 8), np.float32), packed, ws, bias).shape == (0, 6)
+    with pytest.raises(DTypeError):
+        _linear.linear_dynamic(x.astype(np.float64), packed, ws, bias)
+    with pytest.raises(DTypeError):
+        _linear.linear_dynamic(x, w, ws, bias)
+    with pytest.raises(ShapeError):
+        _linear.linear_dynamic(x[:, :7], packed, ws, bias)
+    with pytest.raises(ShapeError):
+        _linear.linear_dynamic(x, packed, ws[:2], bias)
+    with pytest.raises(ShapeError):
+        _linear.linear_dynamic(x, packed, ws, bias[:5])
