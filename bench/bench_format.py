@@ -2,7 +2,7 @@
 
 Two ways to run it:
 
-    PYTHONPATH=$PWD python bench/bench_format.py [--gb 1] [--out bench/RESULTS-format.md]
+    PYTHONPATH=$PWD python bench/bench_format.py [--gb 1] [--out bench/results/format.md]
         every figure against its target, each measurement that involves resident memory
         in a fresh subprocess (RSS from /proc/self/status); writes the markdown report.
 
@@ -322,7 +322,7 @@ def report(size: dict, large: dict, many: dict, gb: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="qcore .qcm benchmarks")
     parser.add_argument("--gb", type=float, default=float(os.environ.get("QCORE_BENCH_GB", "1")))
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS-format.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "format.md")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=os.environ.get("QCORE_BENCH_TMP")) as tmp:
         size = measure_size(Path(tmp))

@@ -120,7 +120,7 @@ def test_int4_weight_only_accuracy(float_graph, feeds, torch_embeddings, tmp_pat
 
     Issue 6 asks for a mean cosine >= 0.99; this recipe reaches about 0.980 (worst
     sentence about 0.90) on these sentences, so the test pins what is achieved and the
-    gap is reported in bench/RESULTS-minilm.md.
+    gap is reported in bench/results/minilm.md.
     """
     from qcore.api import save
     from qcore.graph.transformer import quantize_transformer
