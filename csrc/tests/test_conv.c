@@ -22,6 +22,8 @@
 #include "qcore.h"
 #include "requant.h"
 
+#include "test_support.h"
+
 static int failures = 0;
 static long checks = 0;
 
@@ -38,24 +40,6 @@ static long checks = 0;
         }                                                   \
     } while (0)
 
-static uint64_t rng_state = 1;
-static void rng_seed(uint64_t seed) { rng_state = seed * 0x9E3779B97F4A7C15ull + 1; }
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static int32_t rng_range(int32_t lo, int32_t hi) { return lo + (int32_t)(rng_next() % (uint64_t)(hi - lo + 1)); }
-
-static uint64_t fnv(uint64_t h, const void *data, size_t size) {
-    const uint8_t *p = (const uint8_t *)data;
-    for (size_t i = 0; i < size; i++) {
-        h = (h ^ p[i]) * 0x100000001B3ull;
-    }
-    return h;
-}
-#define FNV_INIT 0xCBF29CE484222325ull
 
 static int32_t lo_of(int t) { return t == QC_DTYPE_UINT8 ? 0 : -128; }
 static int32_t hi_of(int t) { return t == QC_DTYPE_UINT8 ? 255 : 127; }
