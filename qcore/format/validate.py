@@ -287,7 +287,7 @@ def _check_records_exact(table, pool: bytes, names_length: int, dir_offset: int,
 
 # ---- rules 25 (scales, zero points), 28..30 ---------------------------------------------
 
-def _scale_shape_ok(shape, scheme: int, axis: int, block: int, scale_shape) -> bool:
+def scale_shape_ok(shape, scheme: int, axis: int, block: int, scale_shape) -> bool:
     """Rule scale-count for one data record."""
     if scheme == L.SCHEME_PER_TENSOR:
         return all(d == 1 for d in scale_shape)
@@ -378,7 +378,7 @@ def _check_references_exact(table: np.ndarray, names: list[str], start: int) -> 
                 raise E.QuantTypeError(
                     f"zero point element type {L.ELEMENT_TYPES[int(zp['element_type'])].name}, must be "
                     f"{L.ELEMENT_TYPES[etype.zero_point_code].name}", tensor=name)
-            if not _scale_shape_ok(shape(i), scheme, int(rec["axis"]), int(rec["block_size"]), shape(scale_index)):
+            if not scale_shape_ok(shape(i), scheme, int(rec["axis"]), int(rec["block_size"]), shape(scale_index)):
                 raise E.ScaleCountError(
                     f"scale shape {shape(scale_index)} does not fit {SCHEME_NAMES[scheme]} quantization of "
                     f"{shape(i)} (axis {int(rec['axis'])}, block size {int(rec['block_size'])})", tensor=name)

@@ -23,6 +23,7 @@ from ..reference.tensor import QuantizedTensor
 from . import errors as E
 from . import layout as L
 from .metadata import check_key, encode_metadata, encode_value
+from .validate import scale_shape_ok
 
 _ZEROS = bytes(L.ALIGNMENT)
 _PACK_CHUNK = 1 << 20  # sub-byte tensors are packed and written 1 Mi elements at a time
@@ -294,7 +295,7 @@ class QcmWriter:
             raise E.QuantTypeError(f"scale dtype is {scale.dtype}, must be float32", tensor=name)
         if zero_point.dtype != zp_type.numpy:
             raise E.QuantTypeError(f"zero point dtype is {zero_point.dtype}, must be {zp_type.name}", tensor=name)
-        if not _scale_shape_ok(shape, scheme, axis, block, scale.shape):
+        if not scale_shape_ok(shape, scheme, axis, block, scale.shape):
             raise E.ScaleCountError(
                 f"scale shape {scale.shape} does not match {_SCHEME_NAMES[scheme]} quantization of shape "
                 f"{shape} (axis {axis}, block size {block})", tensor=name)
@@ -367,17 +368,6 @@ class QcmWriter:
 _SCHEME_NAMES = {L.SCHEME_PER_TENSOR: "per-tensor", L.SCHEME_PER_AXIS: "per-axis", L.SCHEME_BLOCKED: "blocked"}
 
 
-def _scale_shape_ok(shape, scheme, axis, block, scale_shape) -> bool:
-    """Rule scale-count: does the scale shape fit the scheme?"""
-    if scheme == L.SCHEME_PER_TENSOR:
-        return all(d == 1 for d in scale_shape)
-    if scheme == L.SCHEME_PER_AXIS:
-        return len(scale_shape) == 1 and scale_shape[0] == shape[axis]
-    if len(scale_shape) != len(shape):
-        return False
-    want = list(shape)
-    want[axis] = -(-shape[axis] // block)
-    return list(scale_shape) == want
 
 
 def _fsync_directory(directory: Path) -> None:
