@@ -143,8 +143,9 @@ def test_passes_store_half_scales_and_no_zero_points_by_default(tmp_path):
     model = Model.from_onnx(path)
     for make in (lambda m, **k: q.quantize_dynamic(m, **k), lambda m, **k: q.quantize_weight_only(m, bits=4,
                                                                                                    block_size=32, **k)):
-        make(model).save(tmp_path / "half.qcm")
-        make(model, scale_dtype="float32").save(tmp_path / "wide.qcm")
+        # no pack (docs/GRAPH.md): every quantized weight is a file tensor with its records
+        make(model).save(tmp_path / "half.qcm", pack_limit=0)
+        make(model, scale_dtype="float32").save(tmp_path / "wide.qcm", pack_limit=0)
         with load_tensors(tmp_path / "half.qcm") as half, load_tensors(tmp_path / "wide.qcm") as wide:
             h = [i for i in half.infos() if i.role == "scale"]
             assert h and all(i.element_type == "float16" for i in h)
