@@ -7,6 +7,8 @@ version 1, byte for byte what a version-1 writer produced.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -121,3 +123,51 @@ def test_half_to_float_is_exact_for_every_half():
     nan = np.isnan(bits.view(np.float16))
     assert np.isnan(got[nan].view(np.float32)).all()
     assert (got[np.isinf(bits.view(np.float16))] & 0x7FFFFFFF == 0x7F800000).all()
+
+
+# -- a file written before version 2 -----------------------------------------------------
+
+GOLDEN = Path(__file__).with_name("data") / "format_v1_model.qcm"
+
+
+def _golden_graph():
+    """The content of tests/data/format_v1_model.qcm, which the qcore of commit f564d87
+    wrote (format version 1, graph schema 1: float32 scales, every zero-point record,
+    the structure base64 in the metadata) from exactly this graph."""
+    from qcore.graph.ir import Graph, Node, ValueInfo
+    from qcore.reference.quantize import quantize_tensor
+
+    rng = np.random.default_rng(2026)
+    w8 = quantize_tensor(rng.standard_normal((16, 8)).astype(np.float32), "int8", granularity="per_channel", axis=1)
+    w4 = quantize_tensor(rng.standard_normal((8, 4)).astype(np.float32), "int4", granularity="per_block", axis=0,
+                         block_size=4, symmetric=False)
+    b = rng.standard_normal(8).astype(np.float32)
+    nodes = [Node("WMatMul", ["x", "w8"], ["h"], {}, "m0"), Node("Add", ["h", "b"], ["h1"], {}, "a0"),
+             Node("WMatMul", ["h1", "w4"], ["y"], {}, "m1")]
+    return Graph(nodes, [ValueInfo("x", "float32", ["n", 16])], [ValueInfo("y", "float32", None)],
+                 {"w8": w8, "w4": w4, "b": b})
+
+
+def test_files_written_before_version_2_still_open(tmp_path):
+    import qcore.api as api
+    from qcore.graph.serialize import save_graph
+
+    data = GOLDEN.read_bytes()
+    CReader(data)
+    with load_tensors(GOLDEN) as f:
+        assert f.version == 1 and f.info("w8::zero_point").role == "zero_point"
+        assert f.info("w8::scale").element_type == "float32"
+    want = _golden_graph()
+    old = api.load(GOLDEN)
+    for name, tensor in want.initializers.items():
+        got = old.graph.initializers[name]
+        if isinstance(tensor, np.ndarray):
+            np.testing.assert_array_equal(got, tensor, strict=True)
+        else:
+            for field in ("data", "scale", "zero_point"):
+                np.testing.assert_array_equal(getattr(got, field), getattr(tensor, field), strict=True)
+    # and the old file computes what the same graph written today computes
+    save_graph(want, tmp_path / "again.qcm", pack_limit=0)
+    x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
+    np.testing.assert_array_equal(api.load(tmp_path / "again.qcm").run({"x": x})["y"], old.run({"x": x})["y"],
+                                  strict=True)
