@@ -145,7 +145,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                                           symmetric_activations=args.symmetric_activations,
                                           exclude_nodes=nodes, exclude_op_types=ops,
                                           batch_size=args.batch_size, progress=bar,
-                                          weight_progress=weight_progress)
+                                          weight_progress=weight_progress, scale_dtype=args.scale_dtype)
         finally:
             bar.close()
             weights_bar.close()
@@ -155,10 +155,12 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             if mode == "dynamic":
                 quantized = q.quantize_dynamic(model, per_channel=per_channel, per_row=args.per_row,
                                                exclude_nodes=nodes, exclude_op_types=ops,
-                                               op_types=("MatMul", "Conv"), progress=weights_bar)
+                                               op_types=("MatMul", "Conv"), progress=weights_bar,
+                                               scale_dtype=args.scale_dtype)
             else:
                 quantized = q.quantize_weight_only(model, bits=args.weight_bits, block_size=args.block_size,
-                                                   exclude_nodes=nodes, exclude_op_types=ops, progress=weights_bar)
+                                                   exclude_nodes=nodes, exclude_op_types=ops, progress=weights_bar,
+                                                   scale_dtype=args.scale_dtype)
         finally:
             weights_bar.close()
     quantized.save(args.output)
@@ -307,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-row", action="store_true", help="dynamic: one activation scale per row (token)")
     p.add_argument("--symmetric-activations", action="store_true", help="static: int8 activations, zero point 0")
     p.add_argument("--batch-size", type=int, default=64, help="calibration batch size")
+    p.add_argument("--scale-dtype", choices=["float16", "float32"], default="float16",
+                   help="how weight scales are stored (float16: rounded up, half the size; default)")
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("run", help="run a model on .npy/.npz inputs, write the outputs to .npz")

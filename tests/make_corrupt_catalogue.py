@@ -59,10 +59,31 @@ def base_metadata() -> dict:
     }
 
 
-def write_bytes(tensors: dict, metadata: dict | None) -> bytes:
+def v2_tensors() -> dict:
+    """Content that needs format version 2: an omitted zero-point record (u1, u3) and
+    float16 scales (u2, u3)."""
+    rng = np.random.default_rng(20261127)
+    return {
+        "u1": QuantizedTensor(rng.integers(-127, 128, (4, 6)).astype(np.int8),
+                              np.linspace(0.1, 0.5, 4, dtype=np.float32), np.zeros(4, np.int8), "int8", axis=0),
+        "u2": QuantizedTensor(rng.integers(-8, 8, (3, 9)).astype(np.int8),
+                              np.array([[0.125, 0.25, 0.5], [1.0, 2.0, 0.0625], [3.0, 0.375, 1.5]], np.float32),
+                              np.array([[0, 1, -1], [2, 0, 0], [7, -8, 3]], np.int8), "int4", axis=1, block_size=4),
+        "u3": QuantizedTensor(rng.integers(0, 256, (5,)).astype(np.uint8), np.array(0.0625, np.float32),
+                              np.array(0, np.uint8), "uint8", convention="tflite"),
+    }
+
+
+# Table indices of the version-2 base file's records.
+U1, U1_SCALE, U2, U2_SCALE, U2_ZP, U3, U3_SCALE = range(7)
+
+
+def write_bytes(tensors: dict, metadata: dict | None, version: int | None = 1) -> bytes:
+    """The bytes of a file; version 1 unless asked (the corruptions of the version-1
+    rules keep the version-1 base file they were made from)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "f.qcm"
-        save_tensors(path, tensors, metadata)
+        save_tensors(path, tensors, metadata, version=version)
         return path.read_bytes()
 
 
@@ -167,7 +188,8 @@ def catalogue() -> dict[str, bytes]:
     add("magic.gguf", Image(b"GGUF" + base[4:]), fix=False)
     add("byte-order.big-endian", Image(base[:8] + struct.pack(">I", L.BYTE_ORDER_MARK) + base[12:]))
     add("byte-order.garbage", new().set_pre(P_MARK, 0xDEADBEEF))
-    add("version", new().set_pre(P_VERSION, 2))
+    add("version", new().set_pre(P_VERSION, 3))
+    add("version.zero", new().set_pre(P_VERSION, 0))
     add("flags", new().set_pre(P_FLAGS, 1))
     add("alignment", new().set_pre(P_ALIGNMENT, 32))
     add("trailing-data", Image(base + bytes(64)))
@@ -218,6 +240,15 @@ def catalogue() -> dict[str, bytes]:
     add("scale-count", new().set_rec(T_INT4, F_AXIS, 1))
     add("scale-count.blocked", new().set_rec(T_BLOCKED, F_BLOCK, 5))
     add("zero-point-shape", new().set_dims(T_INT4_ZP, [1, 5]))
+    # Version-2 encodings (float16 scales, omitted zero points) in a file stamped version 1,
+    # and broken references around an omitted zero point.
+    v2 = write_bytes(v2_tensors(), None, version=None)
+    assert Image(v2).pre[P_VERSION] == 2
+    add("reference.v1-omitted-zero-point", Image(v2).set_pre(P_VERSION, 1))
+    half_only = write_bytes({"u2": v2_tensors()["u2"]}, None, version=None)
+    add("quant-type.v1-half-scale", Image(half_only).set_pre(P_VERSION, 1))
+    add("reference.dangling-zero-point", Image(v2).set_rec(U2, F_ZERO_POINT, L.NONE))
+    add("reference.omitted-zero-point-owner", Image(v2).set_rec(U2_ZP, F_OWNER, U1))
     img = new()
     img.buf[img.name_at(T_INT4) + 1] = ord("1")  # "t2" -> "t1", its neighbour in name order
     add("duplicate-name", img)
@@ -281,6 +312,16 @@ def catalogue() -> dict[str, bytes]:
     offset, _ = img.data(T_INT4_ZP)
     img.buf[offset + 2] = 9  # int4 zero point 9 (stored in int8)
     add("zero-point-range", img.fix_tensor_crc(T_INT4_ZP))
+    for variant, bits in (("half-infinity", 0x7C00), ("half-nan", 0x7E01), ("half-zero", 0x0000),
+                          ("half-negative", 0xB400), ("half-negative-zero", 0x8000)):
+        img = Image(v2)
+        offset, _ = img.data(U2_SCALE)
+        struct.pack_into("<H", img.buf, offset + 6, bits)
+        add(f"scale-value.{variant}", img.fix_tensor_crc(U2_SCALE))
+    img = Image(v2)
+    offset, _ = img.data(U2_ZP)
+    img.buf[offset + 1] = 0xF7  # int4 zero point -9
+    add("zero-point-range.v2", img.fix_tensor_crc(U2_ZP))
     return out
 
 
@@ -295,6 +336,7 @@ def valid_files() -> dict[str, bytes]:
         "valid.metadata.qcm": write_bytes({}, {"a": [1.0, float("inf")], "b": "", "c": []}),
         "valid.many.qcm": write_bytes({**{f"layer.{k}.{kind}": tensor for k in range(4)
                                           for kind, tensor in base_tensors().items()}}, base_metadata()),
+        "valid.v2.qcm": write_bytes(v2_tensors(), base_metadata(), version=None),
         "valid.int2.qcm": write_bytes({"q": QuantizedTensor(
             rng.integers(-2, 2, (3, 3)).astype(np.int8), np.array([1.0], np.float32), np.array([0], np.int8),
             "int2")}, None),

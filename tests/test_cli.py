@@ -69,6 +69,18 @@ def test_quantize_run_inspect(files, tmp_path, capsys, mode_args):
     assert "quantized layers:" in text and "tensor data:" in text and "scale[" in text
 
 
+@pytest.mark.parametrize("scale_dtype", ["float16", "float32"])
+def test_quantize_scale_dtype(files, tmp_path, capsys, scale_dtype):
+    from qcore.api import load
+
+    out = tmp_path / "m.qcm"
+    assert run_cli("quantize", files / "mlp.onnx", "-o", out, "--scale-dtype", scale_dtype) == 0
+    scales = [t.scale for t in load(out).graph.initializers.values() if hasattr(t, "scale")]
+    assert scales and all(s.dtype == np.float32 for s in scales)  # widened on load
+    exact = all(np.array_equal(s.astype(np.float16).astype(np.float32), s) for s in scales)
+    assert exact == (scale_dtype == "float16")
+
+
 def test_run_with_feeds_npz_and_profile(files, tmp_path, capsys):
     out = tmp_path / "m.qcm"
     assert run_cli("quantize", files / "mlp.onnx", "-o", out) == 0

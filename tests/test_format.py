@@ -221,7 +221,7 @@ def _model():
     return {
         "a": rng.standard_normal((16, 8)).astype(np.float32),
         "b": QuantizedTensor(rng.integers(-8, 8, (16, 9)).astype(np.int8), rng.uniform(0.1, 1, 16).astype(np.float32),
-                             np.zeros(16, np.int8), "int4", axis=0),
+                             np.arange(-8, 8, dtype=np.int8), "int4", axis=0),
     }
 
 

@@ -65,7 +65,7 @@ def test_c_reader_rejects(name):
 def test_value_rules_are_not_checked_without_verify(catalogue_dir, name):
     """verify=False opens files whose only fault is in tensor values or padding ..."""
     with load_tensors(catalogue_dir / name, verify=False) as f:
-        assert set(f) == {"t1", "t2", "t3", "t4", "t5"}
+        assert set(f) in ({"t1", "t2", "t3", "t4", "t5"}, set(catalogue_module.v2_tensors()))
         rule = catalogue_module.rule_of(name)
         if rule in ("scale-value", "zero-point-range"):
             # ... but a quantized tensor's parameters are checked when it is accessed.

@@ -22,7 +22,7 @@ def _graph() -> Graph:
 def test_saved_compressed_and_round_trips(tmp_path):
     model = Model(_graph())
     path = tmp_path / "m.qcm"
-    model.save(path)
+    model.save(path, pack_limit=0)  # no pack: the schema-1 layout
     with load_tensors(path) as f:
         assert STRUCTURE_ZLIB_KEY in f.metadata and STRUCTURE_KEY not in f.metadata
         assert decompress_structure(f.metadata[STRUCTURE_ZLIB_KEY]) == model.graph.structure_json()

@@ -20,9 +20,12 @@
 #define QCORE_FORMAT_H
 
 /* cdef: begin */
-/* Fixed sizes and hard caps of format version 1. */
+/* Fixed sizes and hard caps. QC_QCM_VERSION is the newest version read (and written
+ * when a file uses a version-2 feature: float16 scales or omitted zero points);
+ * QC_QCM_VERSION_MIN the oldest. */
 enum {
-    QC_QCM_VERSION = 1,
+    QC_QCM_VERSION = 2,
+    QC_QCM_VERSION_MIN = 1,
     QC_QCM_PREAMBLE_SIZE = 64,
     QC_QCM_RECORD_SIZE = 128,
     QC_QCM_ALIGNMENT = 64,
@@ -75,6 +78,7 @@ typedef struct qc_qcm_reader {
     uint32_t metadata_count;
     uint32_t names_length;
     uint32_t is_open;          /* 1 after a successful qc_qcm_open_memory, else 0 */
+    uint32_t version;          /* format_version of the open file (1 or 2) */
     int64_t error_tensor;      /* table index of the offending tensor, or -1 */
     int64_t error_entry;       /* index of the offending metadata entry, or -1 */
     uint64_t error_value;      /* the offending value (field, offset, checksum, ...) */
@@ -99,7 +103,8 @@ typedef struct qc_qcm_tensor {
     uint32_t axis;
     uint32_t block_size;
     uint32_t scale_index;      /* table index, or 0xFFFFFFFF */
-    uint32_t zero_point_index;
+    uint32_t zero_point_index; /* 0xFFFFFFFF for quantized data too when the zero points
+                                  are omitted (version 2): they are all 0 */
     uint32_t owner_index;
 } qc_qcm_tensor;
 
@@ -140,6 +145,8 @@ qc_status qc_qcm_verify(qc_qcm_reader *reader);
 /* Metadata: iterate with *cursor = 0 until QC_E_FORMAT_NOT_FOUND, or look up one key. */
 qc_status qc_qcm_metadata_next(const qc_qcm_reader *reader, uint64_t *cursor, qc_qcm_metadata *out);
 qc_status qc_qcm_find_metadata(const qc_qcm_reader *reader, const char *key, qc_qcm_metadata *out);
+/* Exact widening of an IEEE binary16 value (a float16 scale) to binary32. */
+float qc_qcm_half_to_float(uint16_t bits);
 /* Element `index` of a string array (O(index)); *string_out is NUL-terminated. */
 qc_status qc_qcm_metadata_array_string(const qc_qcm_metadata *entry, uint64_t index,
                                        const char **string_out, uint64_t *length_out);

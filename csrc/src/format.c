@@ -357,27 +357,33 @@ static qc_status qc__check_references(qc_qcm_reader *r) {
             if (scale[QC__R_ROLE] != QC_QCM_ROLE_SCALE || qc__rd32(scale + QC__R_OWNER_INDEX) != i) {
                 return qc__fail(r, QC_E_FORMAT_REFERENCE, t, scale_index, 0);
             }
-            if (zp_index >= n) {
-                return qc__fail(r, QC_E_FORMAT_REFERENCE, t, zp_index, n);
-            }
-            const uint8_t *zp = qc__record(r, zp_index);
-            if (zp[QC__R_ROLE] != QC_QCM_ROLE_ZERO_POINT || qc__rd32(zp + QC__R_OWNER_INDEX) != i) {
-                return qc__fail(r, QC_E_FORMAT_REFERENCE, t, zp_index, 0);
+            /* Version 2: no zero-point record (NONE) means every zero point is 0. */
+            const uint8_t *zp = NULL;
+            if (zp_index != QC__NONE || r->version < 2) {
+                if (zp_index >= n) {
+                    return qc__fail(r, QC_E_FORMAT_REFERENCE, t, zp_index, n);
+                }
+                zp = qc__record(r, zp_index);
+                if (zp[QC__R_ROLE] != QC_QCM_ROLE_ZERO_POINT || qc__rd32(zp + QC__R_OWNER_INDEX) != i) {
+                    return qc__fail(r, QC_E_FORMAT_REFERENCE, t, zp_index, 0);
+                }
             }
             uint32_t element_type = qc__rd16(rec + QC__R_ELEMENT_TYPE);
             uint32_t scale_type = qc__rd16(scale + QC__R_ELEMENT_TYPE);
-            if (scale_type != QC_QCM_FLOAT32) {
+            if (scale_type != QC_QCM_FLOAT32 && !(scale_type == QC_QCM_FLOAT16 && r->version >= 2)) {
                 return qc__fail(r, QC_E_FORMAT_QUANT_TYPE, t, scale_type, QC_QCM_FLOAT32);
             }
-            uint32_t zp_type = qc__rd16(zp + QC__R_ELEMENT_TYPE);
-            uint32_t want_zp_type = qc__etypes[element_type].zp_type;
-            if (zp_type != want_zp_type) {
-                return qc__fail(r, QC_E_FORMAT_QUANT_TYPE, t, zp_type, want_zp_type);
+            if (zp != NULL) {
+                uint32_t zp_type = qc__rd16(zp + QC__R_ELEMENT_TYPE);
+                uint32_t want_zp_type = qc__etypes[element_type].zp_type;
+                if (zp_type != want_zp_type) {
+                    return qc__fail(r, QC_E_FORMAT_QUANT_TYPE, t, zp_type, want_zp_type);
+                }
             }
             if (!qc__scale_shape_ok(rec, scale)) {
                 return qc__fail(r, QC_E_FORMAT_SCALE_COUNT, t, scale_index, 0);
             }
-            if (!qc__same_shape(scale, zp)) {
+            if (zp != NULL && !qc__same_shape(scale, zp)) {
                 return qc__fail(r, QC_E_FORMAT_ZERO_POINT_SHAPE, t, zp_index, scale_index);
             }
         } else {
@@ -630,9 +636,10 @@ qc_status qc_qcm_open_memory(const uint8_t *data, size_t size, qc_qcm_reader *ou
         return qc__fail(r, QC_E_FORMAT_BYTE_ORDER, -1, mark, 0x01020304u);
     }
     uint32_t version = qc__rd32(data + 12);
-    if (version != QC_QCM_VERSION) {
+    if (version < QC_QCM_VERSION_MIN || version > QC_QCM_VERSION) {
         return qc__fail(r, QC_E_FORMAT_VERSION, -1, version, QC_QCM_VERSION);
     }
+    r->version = version;
     uint32_t flags = qc__rd32(data + 16);
     if (flags != 0) {
         return qc__fail(r, QC_E_FORMAT_FLAGS, -1, flags, 0);
@@ -810,14 +817,28 @@ static qc_status qc__verify_params(qc_qcm_reader *r, uint32_t i) {
     }
     const uint8_t *scale = qc__record(r, qc__rd32(rec + QC__R_SCALE_INDEX));
     const uint8_t *sp = r->data + qc__rd64(scale + QC__R_DATA_OFFSET);
-    uint64_t scale_count = qc__rd64(scale + QC__R_DATA_SIZE) / 4;
-    for (uint64_t k = 0; k < scale_count; k++) {
-        uint32_t bits = qc__rd32(sp + 4 * k);
-        float value;
-        memcpy(&value, &bits, 4);
-        if (!(isfinite(value) && value > 0.0f)) {
-            return qc__fail(r, QC_E_FORMAT_SCALE_VALUE, (int64_t)i, bits, k);
+    if (qc__rd16(scale + QC__R_ELEMENT_TYPE) == QC_QCM_FLOAT16) {
+        uint64_t scale_count = qc__rd64(scale + QC__R_DATA_SIZE) / 2;
+        for (uint64_t k = 0; k < scale_count; k++) {
+            uint32_t bits = qc__rd16(sp + 2 * k);
+            /* finite (exponent not all ones), positive (sign clear) and not zero */
+            if ((bits & 0x7C00u) == 0x7C00u || (bits & 0x8000u) != 0 || bits == 0) {
+                return qc__fail(r, QC_E_FORMAT_SCALE_VALUE, (int64_t)i, bits, k);
+            }
         }
+    } else {
+        uint64_t scale_count = qc__rd64(scale + QC__R_DATA_SIZE) / 4;
+        for (uint64_t k = 0; k < scale_count; k++) {
+            uint32_t bits = qc__rd32(sp + 4 * k);
+            float value;
+            memcpy(&value, &bits, 4);
+            if (!(isfinite(value) && value > 0.0f)) {
+                return qc__fail(r, QC_E_FORMAT_SCALE_VALUE, (int64_t)i, bits, k);
+            }
+        }
+    }
+    if (qc__rd32(rec + QC__R_ZERO_POINT_INDEX) == QC__NONE) {
+        return QC_OK; /* omitted zero points are all 0 */
     }
     const qc__etype *et = &qc__etypes[qc__rd16(rec + QC__R_ELEMENT_TYPE)];
     const uint8_t *zp = qc__record(r, qc__rd32(rec + QC__R_ZERO_POINT_INDEX));
@@ -852,7 +873,10 @@ qc_status qc_qcm_verify_tensor(qc_qcm_reader *reader, uint32_t index) {
     const uint8_t *rec = qc__record(reader, index);
     if (rec[QC__R_ROLE] == QC_QCM_ROLE_DATA && rec[QC__R_SCHEME] != QC_QCM_SCHEME_NONE) {
         QC__TRY(qc__verify_bytes(reader, qc__rd32(rec + QC__R_SCALE_INDEX)));
-        QC__TRY(qc__verify_bytes(reader, qc__rd32(rec + QC__R_ZERO_POINT_INDEX)));
+        uint32_t zp_index = qc__rd32(rec + QC__R_ZERO_POINT_INDEX);
+        if (zp_index != QC__NONE) {
+            QC__TRY(qc__verify_bytes(reader, zp_index));
+        }
     }
     return qc__verify_params(reader, index);
 }
@@ -927,4 +951,29 @@ qc_status qc_qcm_metadata_array_string(const qc_qcm_metadata *entry, uint64_t in
     *length_out = qc__rd32(p);
     *string_out = (const char *)(p + 4);
     return QC_OK;
+}
+
+float qc_qcm_half_to_float(uint16_t bits) {
+    uint32_t sign = (uint32_t)(bits & 0x8000u) << 16;
+    uint32_t exponent = (bits >> 10) & 0x1Fu;
+    uint32_t mantissa = bits & 0x3FFu;
+    uint32_t out;
+    if (exponent == 0x1Fu) {
+        out = sign | 0x7F800000u | (mantissa << 13); /* infinity, NaN (payload kept) */
+    } else if (exponent != 0) {
+        out = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {
+        out = sign; /* signed zero */
+    } else {
+        /* subnormal: value = mantissa * 2^-24, normalise into binary32 */
+        uint32_t shift = 0;
+        while ((mantissa & 0x400u) == 0) {
+            mantissa <<= 1;
+            shift++;
+        }
+        out = sign | ((113u - shift) << 23) | ((mantissa & 0x3FFu) << 13);
+    }
+    float value;
+    memcpy(&value, &out, 4);
+    return value;
 }

@@ -131,10 +131,47 @@ static void test_reads_a_valid_file(void) {
     CHECK(entries == 2);
 }
 
+/* Version 2: "w::scale" rewritten as float16 [2] (0.5 = 0x3800, 0.125 = 0x3000). */
+static void to_half_scales(uint8_t *file, uint32_t version) {
+    memset(file + 192, 0, 8);
+    wr16(file + 192, 0x3800);
+    wr16(file + 194, 0x3000);
+    const uint64_t d2[1] = {2};
+    record(file, 2, 192, 4, 4, 8, QC_QCM_FLOAT16, 1, d2, QC_QCM_ROLE_SCALE, 0, 0, 0xFFFFFFFFu, 0xFFFFFFFFu, 1);
+    wr32(file + 12, version);
+    fix_header_crc(file);
+}
+
+static void test_reads_half_scales(void) {
+    static uint8_t file[FILE_SIZE];
+    build(file);
+    to_half_scales(file, 2);
+    qc_qcm_reader r;
+    CHECK(open_and_verify(file, FILE_SIZE, &r) == QC_OK && r.version == 2);
+    qc_qcm_tensor t;
+    CHECK(qc_qcm_tensor_info(&r, 2, &t) == QC_OK && t.element_type == QC_QCM_FLOAT16 && t.data_size == 4);
+    CHECK(qc_qcm_half_to_float((uint16_t)(t.data[0] | t.data[1] << 8)) == 0.5f);
+    CHECK(qc_qcm_half_to_float((uint16_t)(t.data[2] | t.data[3] << 8)) == 0.125f);
+    CHECK(qc_qcm_half_to_float(0x0001) == 0x1p-24f && qc_qcm_half_to_float(0x7BFF) == 65504.0f);
+    CHECK(qc_qcm_half_to_float(0x8000) == 0.0f && qc_qcm_half_to_float(0x03FF) == 0x3FFp-24f);
+    /* A float16 scale in a file stamped version 1 breaks rule quant-type. */
+    build(file);
+    to_half_scales(file, 1);
+    CHECK(qc_qcm_open_memory(file, FILE_SIZE, &r) == QC_E_FORMAT_QUANT_TYPE && r.error_tensor == 1);
+    /* Rule scale-value on float16 bits: infinity. */
+    build(file);
+    to_half_scales(file, 2);
+    wr16(file + 194, 0x7C00);
+    record(file, 2, 192, 4, 4, 8, QC_QCM_FLOAT16, 1, (const uint64_t[1]){2}, QC_QCM_ROLE_SCALE, 0, 0, 0xFFFFFFFFu,
+           0xFFFFFFFFu, 1);
+    fix_header_crc(file);
+    CHECK(open_and_verify(file, FILE_SIZE, &r) == QC_E_FORMAT_SCALE_VALUE && r.error_value == 0x7C00);
+}
+
 typedef void (*corrupt_fn)(uint8_t *file);
 static void c_magic(uint8_t *f) { f[1] = 'X'; }
 static void c_big_endian(uint8_t *f) { f[8] = 1; f[9] = 2; f[10] = 3; f[11] = 4; fix_header_crc(f); }
-static void c_version(uint8_t *f) { wr32(f + 12, 2); fix_header_crc(f); }
+static void c_version(uint8_t *f) { wr32(f + 12, 3); fix_header_crc(f); }
 static void c_header_crc(uint8_t *f) { f[META + 6] ^= 1; }
 static void c_misaligned(uint8_t *f) { wr64(f + DIR + 128, 130); fix_header_crc(f); }
 static void c_overlap(uint8_t *f) { wr64(f + DIR + 128, 64); fix_header_crc(f); }
@@ -230,6 +267,7 @@ static void test_crc_paths_agree(void) {
 
 int main(void) {
     test_reads_a_valid_file();
+    test_reads_half_scales();
     test_rejects_corruptions();
     test_crc_paths_agree();
     if (failures) {

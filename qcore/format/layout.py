@@ -15,7 +15,11 @@ from .._native import ffi, lib
 
 MAGIC = b"\x89QCM\r\n\x1a\n"
 BYTE_ORDER_MARK = 0x01020304
-VERSION = 1
+#: The newest format version written and read; version 2 adds float16 scales and
+#: omitted (all-zero) zero points. The writer stamps a file 2 only when it uses one of
+#: those, so every other file stays byte-identical to (and readable as) version 1.
+VERSION = 2
+VERSION_MIN = 1
 ALIGNMENT = 64
 PREAMBLE_SIZE = 64
 RECORD_SIZE = 128
@@ -119,6 +123,7 @@ ELEMENT_TYPES: dict[int, ElementType] = {
 }
 ELEMENT_TYPES_BY_NAME: dict[str, ElementType] = {t.name: t for t in ELEMENT_TYPES.values()}
 FLOAT32 = ELEMENT_TYPES_BY_NAME["float32"]
+FLOAT16 = ELEMENT_TYPES_BY_NAME["float16"]
 
 #: NumPy dtypes a plain (unquantized) array may have, by dtype name.
 PLAIN_TYPES: dict[str, ElementType] = {

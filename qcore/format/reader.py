@@ -120,6 +120,7 @@ class QcmFile(Mapping):
         try:
             directory = parse(self._map, size)
             self.metadata = directory.metadata
+            self.version = directory.version
             self._table = directory.table
             self._names = directory.names
             self._infos: list[TensorInfo | None] = [None] * len(self._names)
@@ -153,8 +154,13 @@ class QcmFile(Mapping):
             self._verify_params(info)
             self._params_checked.add(info.index)
         scale = self._view(self._info(info.scale_index))
-        zero_point = self._view(self._info(info.zero_point_index))
+        if scale.dtype != np.float32:
+            scale = scale.astype(np.float32)  # float16 scales widen exactly (docs/ARITHMETIC.md)
         etype = L.ELEMENT_TYPES_BY_NAME[info.element_type]
+        if info.zero_point_index is None:  # omitted: every zero point is 0
+            zero_point = np.zeros(scale.shape, L.ELEMENT_TYPES[etype.zero_point_code].numpy)
+        else:
+            zero_point = self._view(self._info(info.zero_point_index))
         data = self._view(info)
         if etype.packed:
             data = L.unpack_subbyte(data, math.prod(info.shape), etype.bits, etype.qrange[0] < 0).reshape(info.shape)
@@ -275,14 +281,20 @@ class QcmFile(Mapping):
             return running[bounds[1:]] > running[bounds[:-1]]
 
         scale_index = table["scale_index"][quantized]
-        counts = (table["data_size"][scale_index] // 4).tolist()
-        scales = np.concatenate([np.frombuffer(self._map, "<f4", count, offset) for count, offset in
-                                 zip(counts, table["data_offset"][scale_index].tolist())])
+        scale_types = [L.ELEMENT_TYPES[c].numpy for c in table["element_type"][scale_index].tolist()]
+        counts = [size // t.itemsize for t, size in zip(scale_types, table["data_size"][scale_index].tolist())]
+        scales = np.concatenate([np.frombuffer(self._map, t, count, offset).astype(np.float32) for t, count, offset
+                                 in zip(scale_types, counts, table["data_offset"][scale_index].tolist())])
         flagged = per_tensor(~(np.isfinite(scales) & (scales > 0)), bounds_of(counts))
 
-        zp_index = table["zero_point_index"][quantized]
+        with_zp = table["zero_point_index"][quantized] != L.NONE
+        if not with_zp.any():
+            if flagged.any():
+                self._verify_params(self._info(int(quantized[np.argmax(flagged)])))
+            return
+        zp_index = table["zero_point_index"][quantized[with_zp]]
         zp_types = [L.ELEMENT_TYPES[c] for c in table["element_type"][zp_index].tolist()]
-        data_types = [L.ELEMENT_TYPES[c] for c in table["element_type"][quantized].tolist()]
+        data_types = [L.ELEMENT_TYPES[c] for c in table["element_type"][quantized[with_zp]].tolist()]
         offsets = table["data_offset"][zp_index].tolist()
         sizes = table["data_size"][zp_index].tolist()
         parts = [np.frombuffer(self._map, t.numpy, size // t.numpy.itemsize, offset).astype(np.int64)
@@ -291,7 +303,7 @@ class QcmFile(Mapping):
         values = np.concatenate(parts)
         low = np.repeat([t.qrange[0] for t in data_types], counts)
         high = np.repeat([t.qrange[1] for t in data_types], counts)
-        flagged |= per_tensor((values < low) | (values > high), bounds_of(counts))
+        flagged[with_zp] |= per_tensor((values < low) | (values > high), bounds_of(counts))
         if flagged.any():
             self._verify_params(self._info(int(quantized[np.argmax(flagged)])))
 
@@ -316,6 +328,8 @@ class QcmFile(Mapping):
         if bad.any():
             k = int(np.argmax(bad))
             raise E.BadScaleError(f"scale[{k}] = {float(scale[k])} is not finite and positive", tensor=info.name)
+        if info.zero_point_index is None:
+            return
         zero_point = self._view(self._info(info.zero_point_index)).reshape(-1)
         qmin, qmax = L.ELEMENT_TYPES_BY_NAME[info.element_type].qrange
         bad = (zero_point < qmin) | (zero_point > qmax)

@@ -54,6 +54,7 @@ class Directory:
     names: list[str]
     metadata: dict[str, MetadataValue]
     directory_offset: int
+    version: int = L.VERSION_MIN
 
 
 def parse(buf, size: int) -> Directory:
@@ -72,11 +73,12 @@ def parse(buf, size: int) -> Directory:
         raise E.BadMagicError(f"first bytes are {bytes(magic)!r}, expected {L.MAGIC!r}")
     if mark != L.BYTE_ORDER_MARK:
         what = "a big-endian file" if mark == 0x04030201 else "not a byte-order mark"
-        raise E.ByteOrderError(f"byte-order mark reads 0x{mark:08x} ({what}); version 1 files are little-endian")
-    if version != L.VERSION:
-        raise E.UnsupportedVersionError(f"format version {version}; this reader reads version {L.VERSION}")
+        raise E.ByteOrderError(f"byte-order mark reads 0x{mark:08x} ({what}); versions 1 and 2 are little-endian")
+    if not L.VERSION_MIN <= version <= L.VERSION:
+        raise E.UnsupportedVersionError(
+            f"format version {version}; this reader reads versions {L.VERSION_MIN}..{L.VERSION}")
     if flags != 0:
-        raise E.UnsupportedFlagsError(f"preamble flags 0x{flags:08x}; version 1 defines none")
+        raise E.UnsupportedFlagsError(f"preamble flags 0x{flags:08x}; versions 1 and 2 define none")
     if alignment != L.ALIGNMENT:
         raise E.UnsupportedAlignmentError(f"alignment field {alignment}, must be {L.ALIGNMENT}")
     if size < file_size:
@@ -115,10 +117,10 @@ def parse(buf, size: int) -> Directory:
         view.release()
 
     names = _check_records(table, pool, names_length, dir_offset)
-    _check_references(table, names)
+    _check_references(table, names, version)
     _check_name_index(index, names)
     metadata = decode_metadata(metadata_bytes, metadata_count)
-    return Directory(table, names, metadata, dir_offset)
+    return Directory(table, names, metadata, dir_offset, version)
 
 
 # ---- rules 13..27 -----------------------------------------------------------------------
@@ -300,7 +302,7 @@ def scale_shape_ok(shape, scheme: int, axis: int, block: int, scale_shape) -> bo
     return list(scale_shape) == want
 
 
-def _check_references(table: np.ndarray, names: list[str]) -> None:
+def _check_references(table: np.ndarray, names: list[str], version: int = L.VERSION_MIN) -> None:
     n = len(table)
     if n == 0:
         return
@@ -329,19 +331,24 @@ def _check_references(table: np.ndarray, names: list[str]) -> None:
     same_shape = (rank[z_c] == s_rank) & ((z_dims == s_dims) | (slot >= s_rank[:, None])).all(axis=1)
     back = np.where(role == L.ROLE_SCALE, s_i[o_c], z_i[o_c])
     bad_data_plain = data & ~quantized & ((o_i != none) | (s_i != none) | (z_i != none))
+    # Version 2: a quantized record may omit its zero points (index NONE: all 0) and
+    # store its scales as float16.
+    v2 = version >= 2
+    has_zp = (z_i != none) | (not v2)
+    scale_type_ok = (code[s_c] == L.FLOAT32.code) | (v2 & (code[s_c] == L.FLOAT16.code))
     bad_data_quant = data & quantized & (
         (o_i != none) | (s_i >= n) | (role[s_c] != L.ROLE_SCALE) | (o_i[s_c] != idx)
-        | (z_i >= n) | (role[z_c] != L.ROLE_ZERO_POINT) | (o_i[z_c] != idx)
-        | (code[s_c] != L.FLOAT32.code) | (code[z_c] != _ZP_CODE[np.minimum(code, 255)])
-        | ~scale_ok | ~same_shape)
+        | (has_zp & ((z_i >= n) | (role[z_c] != L.ROLE_ZERO_POINT) | (o_i[z_c] != idx)))
+        | ~scale_type_ok | (has_zp & (code[z_c] != _ZP_CODE[np.minimum(code, 255)]))
+        | ~scale_ok | (has_zp & ~same_shape))
     bad_aux = ~data & (quantized | (s_i != none) | (z_i != none) | (o_i >= n) | (role[o_c] != L.ROLE_DATA)
                        | (back != idx))
     bad = bad_data_plain | bad_data_quant | bad_aux
     if bad.any():
-        _check_references_exact(table, names, int(np.argmax(bad)))
+        _check_references_exact(table, names, int(np.argmax(bad)), version)
 
 
-def _check_references_exact(table: np.ndarray, names: list[str], start: int) -> None:
+def _check_references_exact(table: np.ndarray, names: list[str], start: int, version: int) -> None:
     n = len(table)
 
     def shape(k):
@@ -364,17 +371,20 @@ def _check_references_exact(table: np.ndarray, names: list[str], start: int) -> 
             scale = table[scale_index]
             if scale["role"] != L.ROLE_SCALE or scale["owner_index"] != i:
                 raise E.BadReferenceError(f"tensor #{scale_index} is not a scale owned by #{i}", tensor=name)
-            if zp_index >= n:
-                raise E.BadReferenceError(f"zero-point index {zp_index} out of range ({n} tensors)", tensor=name)
-            zp = table[zp_index]
-            if zp["role"] != L.ROLE_ZERO_POINT or zp["owner_index"] != i:
-                raise E.BadReferenceError(f"tensor #{zp_index} is not a zero point owned by #{i}", tensor=name)
-            if scale["element_type"] != L.FLOAT32.code:
+            has_zp = zp_index != L.NONE or version < 2
+            if has_zp:
+                if zp_index >= n:
+                    raise E.BadReferenceError(f"zero-point index {zp_index} out of range ({n} tensors)", tensor=name)
+                zp = table[zp_index]
+                if zp["role"] != L.ROLE_ZERO_POINT or zp["owner_index"] != i:
+                    raise E.BadReferenceError(f"tensor #{zp_index} is not a zero point owned by #{i}", tensor=name)
+            if scale["element_type"] != L.FLOAT32.code and not (version >= 2 and scale["element_type"] == L.FLOAT16.code):
+                allowed = "float32 or float16" if version >= 2 else "float32 (float16 needs format version 2)"
                 raise E.QuantTypeError(
-                    f"scale element type {L.ELEMENT_TYPES[int(scale['element_type'])].name}, must be float32",
+                    f"scale element type {L.ELEMENT_TYPES[int(scale['element_type'])].name}, must be {allowed}",
                     tensor=name)
             etype = L.ELEMENT_TYPES[int(rec["element_type"])]
-            if zp["element_type"] != etype.zero_point_code:
+            if has_zp and zp["element_type"] != etype.zero_point_code:
                 raise E.QuantTypeError(
                     f"zero point element type {L.ELEMENT_TYPES[int(zp['element_type'])].name}, must be "
                     f"{L.ELEMENT_TYPES[etype.zero_point_code].name}", tensor=name)
@@ -382,7 +392,7 @@ def _check_references_exact(table: np.ndarray, names: list[str], start: int) -> 
                 raise E.ScaleCountError(
                     f"scale shape {shape(scale_index)} does not fit {SCHEME_NAMES[scheme]} quantization of "
                     f"{shape(i)} (axis {int(rec['axis'])}, block size {int(rec['block_size'])})", tensor=name)
-            if shape(zp_index) != shape(scale_index):
+            if has_zp and shape(zp_index) != shape(scale_index):
                 raise E.ZeroPointShapeError(
                     f"zero point shape {shape(zp_index)} != scale shape {shape(scale_index)}", tensor=name)
         else:

@@ -88,9 +88,18 @@ class QcmWriter:
     metadata : Mapping, optional
         Initial metadata; more can be added with :meth:`set_metadata` before the file is
         completed.
+    version : int, optional
+        None (default): the most compact encoding, version 2 only if the content uses it
+        (float16 scales, omitted zero points), else version 1. ``1``: always version 1
+        (float32 scales, every zero-point record written), for readers older than
+        version 2.
 
     Notes
     -----
+    Scales that float16 represents exactly (every value ``s`` with
+    ``float32(float16(s)) == s``) are stored as float16, and the zero-point record of a
+    quantized tensor whose zero points are all 0 is omitted (format version 2). Both are
+    lossless: the reader gives back the same float32 scales and zero points.
     Resident memory is bounded by the largest tensor: :meth:`add_tensor` writes the
     array's bytes straight from its buffer (a copy is made only to make it contiguous and
     little-endian; int4/int2 data is packed and written 1 Mi elements at a time) and keeps
@@ -106,8 +115,13 @@ class QcmWriter:
     ...     writer.set_metadata("qcore.graph.schema_version", 1)
     """
 
-    def __init__(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None, *,
+                 version: int | None = None) -> None:
+        if version not in (None, L.VERSION_MIN, L.VERSION):
+            raise ValueError(f"version must be None, {L.VERSION_MIN} or {L.VERSION}, got {version!r}")
         self.path = Path(path)
+        self._compact = version != L.VERSION_MIN
+        self._version = L.VERSION_MIN
         self._metadata: dict[str, Any] = {}
         self._records: list[_Record] = []
         self._names: dict[bytes, int] = {}
@@ -313,6 +327,16 @@ class QcmWriter:
                 f"zero point {zero_point.reshape(-1)[np.argmax(zp_bad.reshape(-1))]} outside [{qmin}, {qmax}] "
                 f"of {etype.name}", tensor=name)
 
+        # Version 2 encodings, both lossless: float16 scales when float16 holds every
+        # scale exactly, no zero-point record when every zero point is 0.
+        half = False
+        omit_zp = False
+        if self._compact:
+            with np.errstate(over="ignore"):
+                half = bool(np.array_equal(scale.astype(np.float16).astype(np.float32), scale))
+            omit_zp = not zero_point.any()
+        if half:
+            scale_record.etype = L.FLOAT16
         data = qt.data
         if etype.packed:
             if data.size and (int(data.min()) < qmin or int(data.max()) > qmax):
@@ -323,11 +347,14 @@ class QcmWriter:
         else:
             chunks = iter([self._little_endian(data, etype.numpy)])
         index = len(self._records)
-        record.scale_index, record.zero_point_index = index + 1, index + 2
+        record.scale_index, record.zero_point_index = index + 1, (L.NONE if omit_zp else index + 2)
         scale_record.owner_index = zp_record.owner_index = index
         self._commit(record, chunks)
-        self._commit(scale_record, [self._little_endian(scale, L.FLOAT32.numpy)])
-        self._commit(zp_record, [self._little_endian(zero_point, zp_type.numpy)])
+        self._commit(scale_record, [self._little_endian(scale, scale_record.etype.numpy)])
+        if not omit_zp:
+            self._commit(zp_record, [self._little_endian(zero_point, zp_type.numpy)])
+        if half or omit_zp:
+            self._version = L.VERSION
 
     # -- completion ----------------------------------------------------------------------
 
@@ -348,7 +375,7 @@ class QcmWriter:
             raise E.HeaderTooLargeError(f"directory of {len(directory)} bytes is over the {L.MAX_DIRECTORY} cap")
         directory_offset = self._offset
         file_size = directory_offset + len(directory)
-        head = L.PREAMBLE.pack(L.MAGIC, L.BYTE_ORDER_MARK, L.VERSION, 0, L.ALIGNMENT, file_size,
+        head = L.PREAMBLE.pack(L.MAGIC, L.BYTE_ORDER_MARK, self._version, 0, L.ALIGNMENT, file_size,
                                directory_offset, len(directory), len(self._records), meta_count,
                                len(names), 0)[:60]
         crc = L.crc32c(directory, L.crc32c(head))
@@ -388,6 +415,8 @@ def save_tensors(
     path: str | os.PathLike,
     tensors: Mapping[str, np.ndarray | QuantizedTensor],
     metadata: Mapping[str, Any] | None = None,
+    *,
+    version: int | None = None,
 ) -> None:
     """Write a mapping of tensors and optional metadata to a .qcm file, atomically.
 
@@ -399,6 +428,8 @@ def save_tensors(
         Written in the mapping's iteration order.
     metadata : Mapping[str, str | int | float | bool | list], optional
         Typed key-value metadata (docs/FORMAT.md, "Metadata").
+    version : int, optional
+        None: the compact encoding (see :class:`QcmWriter`); 1: a version-1 file.
 
     Raises
     ------
@@ -410,6 +441,6 @@ def save_tensors(
     Deterministic: the same tensors in the same order with the same metadata give the
     same bytes.
     """
-    with QcmWriter(path, metadata) as writer:
+    with QcmWriter(path, metadata, version=version) as writer:
         for name, tensor in tensors.items():
             writer.add_tensor(name, tensor)

@@ -200,11 +200,13 @@ class Graph:
         if not isinstance(doc, dict):
             raise ModelError("graph structure must be a JSON object")
         version = doc.get("schema_version")
-        if version != GRAPH_SCHEMA_VERSION:
+        if version not in (GRAPH_SCHEMA_VERSION, 2):
             raise ModelError(
-                f"graph schema version {version!r} is not supported (this qcore reads {GRAPH_SCHEMA_VERSION})")
+                f"graph schema version {version!r} is not supported (this qcore reads {GRAPH_SCHEMA_VERSION} and 2)")
         try:
             names = [str(n) for n in doc["initializers"]]
+            if version == 2:  # the initializers packed into the pack tensor (docs/GRAPH.md)
+                names += [str(entry[0]) for entry in doc["packed"]]
             missing = [n for n in names if n not in tensors]
             if missing:
                 raise ModelError(f"graph initializers missing from the file: {', '.join(missing[:5])}")

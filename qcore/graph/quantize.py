@@ -37,6 +37,12 @@ def _quantize_tensor(*args: Any, **kwargs: Any) -> QuantizedTensor:
     return quantize_tensor(*args, **kwargs)
 
 
+def _check_scale_dtype(scale_dtype: str) -> None:
+    from ..reference.params import check_scale_dtype  # noqa: PLC0415
+
+    check_scale_dtype(scale_dtype)
+
+
 def _choose_qparams(*args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
     from ..reference.params import choose_qparams  # noqa: PLC0415
 
@@ -138,18 +144,21 @@ def find_embedding_sites(graph: Graph, *, exclude_nodes: Sequence[str] = (),
     return sites
 
 
-def _quantize_embedding(site: _Site, dtype: str, block_size: int = 0) -> QuantizedTensor:
+def _quantize_embedding(site: _Site, dtype: str, block_size: int = 0, scale_dtype: str = "float16") -> QuantizedTensor:
     """One scale per table row (or per block of a row), symmetric."""
     if block_size:
-        return _quantize_tensor(site.weight, dtype, granularity="per_block", axis=1, block_size=block_size)
-    return _quantize_tensor(site.weight, dtype, granularity="per_channel", axis=0)
+        return _quantize_tensor(site.weight, dtype, granularity="per_block", axis=1, block_size=block_size,
+                                scale_dtype=scale_dtype)
+    return _quantize_tensor(site.weight, dtype, granularity="per_channel", axis=0, scale_dtype=scale_dtype)
 
 
-def _quantize_weight(site: _Site, per_channel: bool, symmetric: bool) -> QuantizedTensor:
+def _quantize_weight(site: _Site, per_channel: bool, symmetric: bool, scale_dtype: str = "float16") -> QuantizedTensor:
     axis = 1 if site.node.op == "MatMul" else 0
     if per_channel:
-        return _quantize_tensor(site.weight, "int8", granularity="per_channel", axis=axis, symmetric=symmetric)
-    return _quantize_tensor(site.weight, "int8", granularity="per_tensor", symmetric=symmetric)
+        return _quantize_tensor(site.weight, "int8", granularity="per_channel", axis=axis, symmetric=symmetric,
+                                scale_dtype=scale_dtype)
+    return _quantize_tensor(site.weight, "int8", granularity="per_tensor", symmetric=symmetric,
+                            scale_dtype=scale_dtype)
 
 
 def _rewrite(graph: Graph, sites: list[_Site], make: Callable[[_Site], tuple[str, QuantizedTensor, dict]],
@@ -202,7 +211,7 @@ def _model(graph: Graph) -> Any:
 def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = False,
                      exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
                      op_types: Sequence[str] = ("MatMul",), embeddings: bool = True,
-                     progress: Progress | None = None) -> Any:
+                     progress: Progress | None = None, scale_dtype: str = "float16") -> Any:
     """Dynamic quantization: int8 weights now, activation parameters computed per run.
 
     Parameters
@@ -223,6 +232,11 @@ def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = Fa
         (``QGather``); looked-up rows are dequantized to float.
     progress : callable, optional
         Called as ``progress(layers_done, layers_total)`` while weights are quantized.
+    scale_dtype : {"float16", "float32"}
+        How weight scales are stored: ``"float16"`` (default) rounds each scale up to a
+        float16 value before quantizing with it (half the bytes per scale, a relative
+        scale change below 2**-10; docs/ARITHMETIC.md, "Stored float16 scales");
+        ``"float32"`` keeps the float32 scale.
 
     Returns
     -------
@@ -234,6 +248,7 @@ def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = Fa
     0. Activations per run: ONNX DynamicQuantizeLinear (uint8 affine) over the tensor or
     each row; ``y = float32(acc) * (s_x * s_w) + b`` (docs/QUANTIZATION.md).
     """
+    _check_scale_dtype(scale_dtype)
     graph = _as_graph(model)
     sites = find_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types, op_types=op_types)
 
@@ -242,14 +257,15 @@ def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = Fa
 
     def make(site: _Site) -> tuple[str, QuantizedTensor, dict]:
         if site.node.op == "Gather":
-            return "QGather", _quantize_embedding(site, "int8"), {}
+            return "QGather", _quantize_embedding(site, "int8", scale_dtype=scale_dtype), {}
         op = "QMatMul" if site.node.op == "MatMul" else "QConv"
         attrs: dict[str, Any] = {"activation": "dynamic", "x_dtype": "uint8"}
         if per_row and op == "QMatMul":
             attrs["per_row"] = 1
-        return op, _quantize_weight(site, per_channel, True), attrs
+        return op, _quantize_weight(site, per_channel, True, scale_dtype), attrs
 
     meta = {"mode": "dynamic", "per_channel": per_channel, "per_row": per_row, "embeddings": embeddings,
+            "scale_dtype": scale_dtype,
             "exclude_nodes": list(exclude_nodes), "exclude_op_types": list(exclude_op_types)}
     return _model(_rewrite(graph, sites, make, meta, progress))
 
@@ -257,7 +273,7 @@ def quantize_dynamic(model: Any, *, per_channel: bool = True, per_row: bool = Fa
 def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symmetric: bool = True,
                          exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
                          op_types: Sequence[str] = QUANTIZABLE_OPS, embeddings: bool = True,
-                         progress: Progress | None = None) -> Any:
+                         progress: Progress | None = None, scale_dtype: str = "float16") -> Any:
     """Weight-only quantization: int8 or int4 weights, float activations.
 
     Parameters
@@ -274,6 +290,11 @@ def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symm
         ``block_size`` columns of a row).
     progress : callable, optional
         Called as ``progress(layers_done, layers_total)`` while weights are quantized.
+    scale_dtype : {"float16", "float32"}
+        How weight scales are stored: ``"float16"`` (default) rounds each scale up to a
+        float16 value before quantizing with it (half the bytes per scale, a relative
+        scale change below 2**-10; docs/ARITHMETIC.md, "Stored float16 scales");
+        ``"float32"`` keeps the float32 scale.
 
     Returns
     -------
@@ -288,6 +309,7 @@ def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symm
         raise QuantParamError(f"weight bits must be 4 or 8, got {bits}")
     if block_size < 0:
         raise QuantParamError(f"block size must be >= 0, got {block_size}")
+    _check_scale_dtype(scale_dtype)
     dtype = "int8" if bits == 8 else "int4"
     graph = _as_graph(model)
     sites = find_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types, op_types=op_types)
@@ -297,20 +319,20 @@ def quantize_weight_only(model: Any, *, bits: int = 8, block_size: int = 0, symm
 
     def make(site: _Site) -> tuple[str, QuantizedTensor, dict]:
         if site.node.op == "Gather":
-            return "QGather", _quantize_embedding(site, dtype, block_size), {}
+            return "QGather", _quantize_embedding(site, dtype, block_size, scale_dtype), {}
         is_matmul = site.node.op == "MatMul"
         op = "WMatMul" if is_matmul else "WConv"
         if block_size:
             axis = 0 if is_matmul else 1
             qw = _quantize_tensor(site.weight, dtype, granularity="per_block", axis=axis,
-                                  block_size=block_size, symmetric=symmetric)
+                                  block_size=block_size, symmetric=symmetric, scale_dtype=scale_dtype)
         else:
             qw = _quantize_tensor(site.weight, dtype, granularity="per_channel", axis=1 if is_matmul else 0,
-                                  symmetric=symmetric)
+                                  symmetric=symmetric, scale_dtype=scale_dtype)
         return op, qw, {}
 
     meta = {"mode": "weight-only", "bits": bits, "block_size": block_size, "symmetric": symmetric,
-            "embeddings": embeddings,
+            "embeddings": embeddings, "scale_dtype": scale_dtype,
             "exclude_nodes": list(exclude_nodes), "exclude_op_types": list(exclude_op_types)}
     return _model(_rewrite(graph, sites, make, meta, progress))
 
@@ -428,7 +450,7 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
                     exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
                     batch_size: int = 64, observer_options: Mapping[str, Any] | None = None,
                     progress: Progress | None = None, embeddings: bool = True,
-                    weight_progress: Progress | None = None) -> Any:
+                    weight_progress: Progress | None = None, scale_dtype: str = "float16") -> Any:
     """Static quantization: int8 weights and activation parameters fixed by calibration.
 
     Parameters
@@ -454,6 +476,11 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
         Also store Gather tables as int8 with one scale per row (``QGather``).
     weight_progress : callable, optional
         Called as ``progress(layers_done, layers_total)`` while weights are quantized.
+    scale_dtype : {"float16", "float32"}
+        How weight scales are stored: ``"float16"`` (default) rounds each scale up to a
+        float16 value before quantizing with it (half the bytes per scale, a relative
+        scale change below 2**-10; docs/ARITHMETIC.md, "Stored float16 scales");
+        ``"float32"`` keeps the float32 scale.
 
     Returns
     -------
@@ -470,6 +497,7 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
     per quantized node input; at run time ``q = QuantizeLinear(x, scale, zp)`` and
     ``y = float32(acc) * (scale * s_w) + b`` (docs/QUANTIZATION.md).
     """
+    _check_scale_dtype(scale_dtype)
     graph = _as_graph(model)
     sites = find_sites(graph, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types, op_types=op_types)
     wanted = sorted({s.node.inputs[0] for s in sites})
@@ -486,15 +514,15 @@ def quantize_static(model: Any, calibration_data: Any, *, method: str = "minmax"
 
     def make(site: _Site) -> tuple[str, QuantizedTensor, dict]:
         if site.node.op == "Gather":
-            return "QGather", _quantize_embedding(site, "int8"), {}
+            return "QGather", _quantize_embedding(site, "int8", scale_dtype=scale_dtype), {}
         lo, hi = ranges[site.node.inputs[0]]
         scale, zp = _choose_qparams(lo, hi, x_dtype, symmetric=symmetric_activations)
         attrs = {"activation": "static", "x_dtype": x_dtype, "x_scale": float(np.float32(scale)),
                  "x_zero_point": int(zp)}
         op = "QMatMul" if site.node.op == "MatMul" else "QConv"
-        return op, _quantize_weight(site, per_channel, True), attrs
+        return op, _quantize_weight(site, per_channel, True, scale_dtype), attrs
 
-    meta = {"mode": "static", "method": method, "per_channel": per_channel,
+    meta = {"mode": "static", "method": method, "per_channel": per_channel, "scale_dtype": scale_dtype,
             "symmetric_activations": symmetric_activations, "embeddings": embeddings,
             "exclude_nodes": list(exclude_nodes), "exclude_op_types": list(exclude_op_types)}
     return _model(_rewrite(graph, sites, make, meta, weight_progress))

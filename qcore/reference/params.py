@@ -250,3 +250,49 @@ def _pytorch_qparams(rmin, rmax, qmin, qmax, symmetric, itype):
     scale = np.maximum((rmax - rmin) / np.float32(qmax - qmin), eps)
     zp = qmin - np.round(rmin / scale).astype(np.int64)
     return scale, np.clip(zp, qmin, qmax)
+
+
+#: Smallest normal and largest finite float16 values: the range of scales stored as
+#: float16 (below 2**-14 float16 is subnormal and loses relative precision).
+FLOAT16_SCALE_MIN = 2.0 ** -14
+FLOAT16_SCALE_MAX = 65504.0
+
+#: How a quantizer may store the scales it chooses.
+SCALE_DTYPE_NAMES = ("float32", "float16")
+
+
+def float16_scale(scale: ArrayLike) -> np.ndarray | None:
+    """Round scales up to float16 values, for storage as float16 (docs/ARITHMETIC.md).
+
+    Parameters
+    ----------
+    scale : array_like of float
+        Positive, finite scales (float32 or float64).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        float32, same shape: for each scale ``s`` the smallest float16 value ``h >= s``,
+        widened exactly to float32. None when some scale lies outside
+        ``[2**-14, 65504]`` (float16's normal range): such a tensor keeps float32 scales.
+
+    Notes
+    -----
+    Rounding up, not to nearest, keeps every real value the float32 scale could represent
+    inside the quantized range: ``|x| <= qmax * s <= qmax * h``, so a symmetric range is
+    never clipped. The relative change is below ``2**-10``. The quantizer then quantizes
+    with ``h`` itself, so the stored data and the stored scale agree exactly.
+    """
+    s = np.asarray(scale, dtype=np.float64)
+    if s.size == 0 or not np.all(np.isfinite(s)) or s.min() < FLOAT16_SCALE_MIN or s.max() > FLOAT16_SCALE_MAX:
+        return None
+    h = s.astype(np.float16)  # round to nearest even; may fall below s
+    low = h.astype(np.float64) < s
+    h[low] = np.nextafter(h[low], np.float16(np.inf))
+    return h.astype(np.float32)
+
+
+def check_scale_dtype(scale_dtype: str) -> None:
+    """Raise QuantParamError unless ``scale_dtype`` is ``"float32"`` or ``"float16"``."""
+    if scale_dtype not in SCALE_DTYPE_NAMES:
+        raise QuantParamError(f"scale_dtype must be one of {', '.join(SCALE_DTYPE_NAMES)}, got {scale_dtype!r}")

@@ -17,7 +17,7 @@ from ..errors import DTypeError, NonFiniteError, QuantParamError, ShapeError
 from . import pytorch as _pytorch
 from . import tflite as _tflite
 from .dtypes import IntType
-from .params import _quantizable, check_convention, choose_qparams
+from .params import _quantizable, check_convention, check_scale_dtype, choose_qparams, float16_scale
 from .tensor import QuantizedTensor, expand_to
 
 GRANULARITIES = ("per_tensor", "per_channel", "per_block")
@@ -72,6 +72,7 @@ def quantize_tensor(
     convention: str = "onnx",
     reduce_range: bool = False,
     observer: Any = None,
+    scale_dtype: str = "float32",
 ) -> QuantizedTensor:
     """Quantize a float array, choosing scale and zero point from its range.
 
@@ -97,6 +98,12 @@ def quantize_tensor(
         A calibrated observer (:mod:`qcore.reference.observers`); its ``compute_range()``
         replaces the range of ``x``. Per-tensor observers for per_tensor, observers with the
         same ``axis`` for per_channel; not supported for per_block.
+    scale_dtype : {"float32", "float16"}
+        ``"float16"``: round each chosen scale up to a float16 value
+        (:func:`qcore.reference.params.float16_scale`) and quantize with that scale, so
+        that a file stores the scales in two bytes without changing any value. Kept
+        float32 when a scale is outside float16's normal range. Not with the tflite
+        convention's symmetric formula, which does not divide by the scale.
 
     Returns
     -------
@@ -160,9 +167,16 @@ def quantize_tensor(
                 raise QuantParamError("observers give per-tensor or per-channel ranges, not per-block")
             block = int(block_size)
             lo, hi = _block_ranges(xs, q_axis, block)
+    check_scale_dtype(scale_dtype)
+    if scale_dtype == "float16" and convention == "tflite" and symmetric:
+        raise QuantParamError("float16 scales are not available with the tflite symmetric formula")
     scale, zero_point = choose_qparams(
         lo, hi, itype, symmetric=symmetric, convention=convention, reduce_range=reduce_range
     )
+    if scale_dtype == "float16":
+        half = float16_scale(scale)
+        if half is not None:
+            scale = half.reshape(np.shape(scale))
     full_scale = expand_to(scale, xs.shape, q_axis, block)
     full_zp = expand_to(zero_point.astype(np.int64), xs.shape, q_axis, block)
     if convention == "onnx":

@@ -106,11 +106,16 @@ class Model:
         return sorted(((op, int(c), s) for op, (c, s) in totals.items()), key=lambda r: -r[2])
 
     # -- files -----------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model to a .qcm file (graph in the metadata, docs/GRAPH.md)."""
-        from ..graph.serialize import save_graph  # noqa: PLC0415
+    def save(self, path: str | os.PathLike, *, pack_limit: int | None = None) -> None:
+        """Write the model to a .qcm file (docs/GRAPH.md).
 
-        save_graph(self.graph, path)
+        ``pack_limit``: initializers of at most this many stored bytes are packed into one
+        file tensor with the structure (default ``qcore.graph.serialize.PACK_LIMIT``,
+        64 KiB); 0 stores every initializer as its own file tensor.
+        """
+        from ..graph.serialize import PACK_LIMIT, save_graph  # noqa: PLC0415
+
+        save_graph(self.graph, path, pack_limit=PACK_LIMIT if pack_limit is None else pack_limit)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, verify: bool = True) -> Model:
