@@ -210,7 +210,7 @@ qc_status qc_gemm_pack_b(size_t k, size_t n, int b_type, int b_layout, const voi
 /* ------------------------------------------------------------------------ dispatch */
 
 static qc__gemm_ukernel qc__select_ukernel(int isa) {
-    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1, NULL, NULL, NULL};
+    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1, NULL, NULL, NULL, NULL};
     switch (isa) {
 #if defined(QC__BUILD_AVX2)
     case QC_ISA_AVX2:
@@ -220,6 +220,7 @@ static qc__gemm_ukernel qc__select_ukernel(int isa) {
         uk.finish_s32 = qc__gemm_finish_s32__avx2;
         uk.finish_requant = qc__gemm_finish_requant__avx2;
         uk.store = qc__s8_gemm_6x8c4_store__avx2;
+        uk.pack_a_centered = qc__gemm_pack_a_s16__avx2;
         break;
 #endif
 #if defined(QC__BUILD_NEON)
@@ -607,7 +608,10 @@ static qc_status qc__gemm_packed(size_t m, int a_type, const void *a, size_t a_s
             break;
         }
     }
-    if (k > 0) {
+    if (k > 0 && job.a_centered && job.uk.pack_a_centered != NULL) {
+        job.uk.pack_a_centered(m, k, job.kp, (const uint8_t *)a, a_stride, flip, za_eff, job.uk.mr,
+                               (int16_t *)(void *)scratch, rowsum);
+    } else if (k > 0) {
         qc__pack_a(m, k, job.kp, (const uint8_t *)a, a_stride, flip, job.a_centered ? za_eff : NULL, &job.uk,
                    scratch, rowsum);
     } else {

@@ -166,6 +166,55 @@ void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
     qc__s8_gemm_6x8c4_store__avx2(rows, kgroups, a_packed, b_panel, tile, QC__GEMM_NR);
 }
 
+/* A packed for the 6x8 kernel, centred: 16 values of a row at a time are flipped to signed
+ * bytes, widened, reduced by the row's za' (A - za, in [-255, 255]: no int16 overflow) and
+ * stored as four groups of 4 (48 bytes apart in a 6-row block); vpmaddwd with ones adds
+ * them into the row sum (int32 lanes, wrapping like the scalar uint32 sum). */
+void qc__gemm_pack_a_s16__avx2(size_t m, size_t k, size_t kp, const uint8_t *a, size_t a_stride, uint8_t flip,
+                               const int32_t *center, size_t mr, int16_t *out, int32_t *rowsum) {
+    const size_t blocks = (m + mr - 1) / mr, step = mr * QC__GEMM_KG, k16 = k / 16 * 16;
+    const __m128i flip8 = _mm_set1_epi8((char)flip);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t blk = 0; blk < blocks; blk++) {
+        for (size_t r = 0; r < mr; r++) {
+            const size_t row = blk * mr + r;
+            int16_t *dst = out + blk * mr * kp + r * QC__GEMM_KG;
+            if (row >= m) {
+                for (size_t g = 0; g < kp / QC__GEMM_KG; g++) {
+                    memset(dst + g * step, 0, QC__GEMM_KG * sizeof(int16_t));
+                }
+                continue;
+            }
+            const uint8_t *src = a + row * a_stride;
+            const int32_t zc = center[row];
+            const __m256i zc16 = _mm256_set1_epi16((short)zc);
+            __m256i sums = _mm256_setzero_si256();
+            size_t kk = 0;
+            for (; kk < k16; kk += 16) {
+                const __m128i bytes = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + kk)), flip8);
+                const __m256i v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(bytes), zc16);
+                sums = _mm256_add_epi32(sums, _mm256_madd_epi16(v, ones));
+                const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+                int16_t *d = dst + (kk / QC__GEMM_KG) * step;
+                _mm_storel_epi64((__m128i *)d, lo);
+                _mm_storeh_pd((double *)(void *)(d + step), _mm_castsi128_pd(lo));
+                _mm_storel_epi64((__m128i *)(d + 2 * step), hi);
+                _mm_storeh_pd((double *)(void *)(d + 3 * step), _mm_castsi128_pd(hi));
+            }
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+            uint32_t sum = (uint32_t)_mm_cvtsi128_si32(s4);
+            for (; kk < kp; kk++) {
+                int32_t v = kk < k ? (int32_t)(int8_t)(src[kk] ^ flip) - zc : 0;
+                dst[(kk / QC__GEMM_KG) * step + kk % QC__GEMM_KG] = (int16_t)v;
+                sum += (uint32_t)v;
+            }
+            rowsum[row] = (int32_t)sum;
+        }
+    }
+}
+
 void qc__gemm_finish_s32__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
                                uint32_t za, int32_t *c, size_t cols) {
     const __m256i v = _mm256_sub_epi32(
