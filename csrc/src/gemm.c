@@ -409,12 +409,14 @@ static void qc__gemm_range(const qc__gemm_job *job, size_t mb0, size_t mb1, size
             size_t cols = job->n - col0 < QC__GEMM_NR ? job->n - col0 : QC__GEMM_NR;
             /* C = raw exactly: the kernel writes its tile straight into C. */
             const int direct = job->rq == NULL && job->a_centered && job->zb_all_zero && cols == QC__GEMM_NR;
+            /* at least 4 row blocks per panel of at most 16 KB: the panel stays in L1 */
+            const int b_resident = mc_end - mc >= 4 && job->kp * QC__GEMM_NR <= 16384;
             for (size_t mb = mc; mb < mc_end; mb++) {
                 size_t row0 = mb * mr;
                 size_t rows = job->m - row0 < mr ? job->m - row0 : mr;
                 if (direct) {
                     job->uk.store(rows, kgroups, job->a_packed + mb * a_block_bytes, panel,
-                                  job->c + row0 * job->c_stride + col0, job->c_stride);
+                                  job->c + row0 * job->c_stride + col0, job->c_stride, b_resident);
                     continue;
                 }
                 job->uk.fn(rows, kgroups, job->a_packed + mb * a_block_bytes, panel, tile);

@@ -54,9 +54,10 @@ typedef void (*qc__gemm_finish_requant_fn)(const int32_t *raw, const int32_t *zb
                                            size_t row, size_t col0, size_t cols, void *y);
 
 /* A kernel that writes its `rows` x NR tile of raw sums straight into C (row stride
- * c_stride int32 values), for when no correction is left to apply. */
+ * c_stride int32 values), for when no correction is left to apply. b_resident: the panel
+ * is reused by several row blocks and stays in L1 (no software prefetch needed). */
 typedef void (*qc__gemm_store_fn)(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
-                                  int32_t *c, size_t c_stride);
+                                  int32_t *c, size_t c_stride, int b_resident);
 
 /* Packs A for an int16 kernel, centred: rows [0, m) of A' - center[row] into blocks of mr
  * rows (layout above, rows past m zero), with each row's sum of the packed values. */
@@ -83,7 +84,7 @@ void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
 void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
 void qc__s8_gemm_6x8c4_store__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
-                                   int32_t *c, size_t c_stride);
+                                   int32_t *c, size_t c_stride, int b_resident);
 void qc__gemm_pack_a_s16__avx2(size_t m, size_t k, size_t kp, const uint8_t *a, size_t a_stride, uint8_t flip,
                                const int32_t *center, size_t mr, int16_t *out, int32_t *rowsum);
 void qc__gemm_finish_s32__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
