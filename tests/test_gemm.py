@@ -240,6 +240,35 @@ def test_packed_matches_unpacked(isa, b_dtype):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("b_dtype", DTYPES)
+def test_packed_symmetric_weights_match_reference(isa, b_dtype):
+    """Weights with zero point 0 (int8) or 128 (uint8), the form qcore's recipes write: the
+    AVX2 kernel stores C directly (A centred, no correction). M = 128 as in MiniLM (21 blocks
+    of 6 rows and a remainder), partial 8-column panels, per-row A zero points from extreme
+    to extreme, random and all-extreme operands."""
+    rng = np.random.default_rng(9)
+    info_b = np.iinfo(b_dtype)
+    b_zp = np.array(0 if b_dtype == np.int8 else 128, dtype=b_dtype)
+    for m, k, n in [(128, 384, 40), (13, 37, 20), (7, 1, 8)]:
+        for fill in ("random", "a_max_b_min", "a_min_b_max"):
+            for a_dtype in DTYPES:
+                info_a = np.iinfo(a_dtype)
+                if fill == "random":
+                    a, b = _random(rng, (m, k), a_dtype), _random(rng, (k, n), b_dtype)
+                else:
+                    a_value = info_a.max if fill == "a_max_b_min" else info_a.min
+                    b_value = info_b.min if fill == "a_max_b_min" else info_b.max
+                    a = np.full((m, k), a_value, dtype=a_dtype)
+                    b = np.full((k, n), b_value, dtype=b_dtype)
+                a_zp = _random(rng, (m,), a_dtype)
+                a_zp[0::3] = info_a.min
+                a_zp[1::3] = info_a.max
+                packed = _gemm.PackedWeights(b, b_zp)
+                _equal(_gemm.matmul_integer_packed(a, a_zp, packed, isa=isa),
+                       ref.matmul_integer(a, b, a_zp, b_zp))
+
+
+@pytest.mark.parametrize("isa", ISAS)
 def test_qlinear_matmul_packed_matches_reference(isa):
     rng = np.random.default_rng(7)
     k, n = 64, 19

@@ -210,7 +210,7 @@ qc_status qc_gemm_pack_b(size_t k, size_t n, int b_type, int b_layout, const voi
 /* ------------------------------------------------------------------------ dispatch */
 
 static qc__gemm_ukernel qc__select_ukernel(int isa) {
-    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1, NULL, NULL};
+    qc__gemm_ukernel uk = {qc_s8_gemm_ukernel_4x8c4__scalar, 4, 1, NULL, NULL, NULL, NULL};
     switch (isa) {
 #if defined(QC__BUILD_AVX2)
     case QC_ISA_AVX2:
@@ -219,6 +219,8 @@ static qc__gemm_ukernel qc__select_ukernel(int isa) {
         uk.a_elem_size = 2;
         uk.finish_s32 = qc__gemm_finish_s32__avx2;
         uk.finish_requant = qc__gemm_finish_requant__avx2;
+        uk.store = qc__s8_gemm_6x8c4_store__avx2;
+        uk.pack_a_centered = qc__gemm_pack_a_s16__avx2;
         break;
 #endif
 #if defined(QC__BUILD_NEON)
@@ -260,6 +262,8 @@ typedef struct qc__gemm_job {
     const int32_t *colsum;     /* np values */
     const int32_t *zb_eff;     /* np values */
     const int8_t *panels;
+    int a_centered;            /* A packed as A - za (uk.store kernels): no colsum term */
+    int zb_all_zero;           /* every zb' is 0: with a_centered, C = raw */
     /* output: int32, or requantized bytes */
     int32_t *c;
     size_t c_stride;
@@ -269,27 +273,30 @@ typedef struct qc__gemm_job {
 } qc__gemm_job;
 
 /* Packs rows of A into the kernel's layout (A' = A ^ flip as signed bytes, widened to the
- * kernel's element size) and records each row's sum of A' (wrapping). */
+ * kernel's element size) and records each row's sum of the packed values (wrapping). With
+ * `center` (int16 layouts only), row r is packed as A' - center[r] (A - za, in [-255, 255]),
+ * so the product needs no column-sum correction (docs/KERNELS.md). */
 #define QC__PACK_A_ROW(T)                                                                    \
     do {                                                                                     \
         T *dst = (T *)out + blk * block_elems + r * QC__GEMM_KG;                             \
         const size_t step = mr * QC__GEMM_KG;                                                \
         if (row < m) {                                                                       \
             const uint8_t *src = a + row * a_stride;                                         \
+            const int32_t zc = center != NULL ? center[row] : 0;                             \
             size_t full = k / QC__GEMM_KG, g;                                                \
             for (g = 0; g < full; g++) {                                                     \
                 for (size_t j = 0; j < QC__GEMM_KG; j++) {                                   \
-                    int8_t v = (int8_t)(src[g * QC__GEMM_KG + j] ^ flip);                    \
-                    dst[g * step + j] = v;                                                   \
-                    sum += (uint32_t)(int32_t)v;                                             \
+                    int32_t v = (int32_t)(int8_t)(src[g * QC__GEMM_KG + j] ^ flip) - zc;     \
+                    dst[g * step + j] = (T)v;                                                \
+                    sum += (uint32_t)v;                                                      \
                 }                                                                            \
             }                                                                                \
             if (g < kp / QC__GEMM_KG) {                                                      \
                 for (size_t j = 0; j < QC__GEMM_KG; j++) {                                   \
                     size_t kk = g * QC__GEMM_KG + j;                                         \
-                    int8_t v = kk < k ? (int8_t)(src[kk] ^ flip) : 0;                        \
-                    dst[g * step + j] = v;                                                   \
-                    sum += (uint32_t)(int32_t)v;                                             \
+                    int32_t v = kk < k ? (int32_t)(int8_t)(src[kk] ^ flip) - zc : 0;         \
+                    dst[g * step + j] = (T)v;                                                \
+                    sum += (uint32_t)v;                                                      \
                 }                                                                            \
             }                                                                                \
             rowsum[row] = (int32_t)sum;                                                      \
@@ -303,7 +310,7 @@ typedef struct qc__gemm_job {
     } while (0)
 
 static void qc__pack_a(size_t m, size_t k, size_t kp, const uint8_t *a, size_t a_stride, uint8_t flip,
-                       const qc__gemm_ukernel *uk, void *out, int32_t *rowsum) {
+                       const int32_t *center, const qc__gemm_ukernel *uk, void *out, int32_t *rowsum) {
     size_t mr = uk->mr;
     size_t blocks = (m + mr - 1) / mr;
     size_t block_elems = mr * kp;
@@ -332,6 +339,9 @@ static void qc__gemm_finish_tile(const qc__gemm_job *job, const int32_t *tile, s
         size_t row = row0 + r;
         uint32_t za = (uint32_t)(job->a_zp == NULL ? job->a_zp_single
                                                    : job->a_zp[job->a_zp_count == 1 ? 0 : row]);
+        if (job->a_centered) {
+            za = 0; /* A was packed as A - za: rowsum is already sum(A - za) */
+        }
         uint32_t rs = (uint32_t)job->rowsum[row] - kk * za;
         if (job->rq == NULL && job->uk.finish_s32 != NULL) {
             job->uk.finish_s32(tile + r * raw_stride, (const int32_t *)zb, (const int32_t *)cs, rs, za,
@@ -397,9 +407,18 @@ static void qc__gemm_range(const qc__gemm_job *job, size_t mb0, size_t mb1, size
             const int8_t *panel = job->panels + p * job->kp * QC__GEMM_NR;
             size_t col0 = p * QC__GEMM_NR;
             size_t cols = job->n - col0 < QC__GEMM_NR ? job->n - col0 : QC__GEMM_NR;
+            /* C = raw exactly: the kernel writes its tile straight into C. */
+            const int direct = job->rq == NULL && job->a_centered && job->zb_all_zero && cols == QC__GEMM_NR;
+            /* at least 4 row blocks per panel of at most 16 KB: the panel stays in L1 */
+            const int b_resident = mc_end - mc >= 4 && job->kp * QC__GEMM_NR <= 16384;
             for (size_t mb = mc; mb < mc_end; mb++) {
                 size_t row0 = mb * mr;
                 size_t rows = job->m - row0 < mr ? job->m - row0 : mr;
+                if (direct) {
+                    job->uk.store(rows, kgroups, job->a_packed + mb * a_block_bytes, panel,
+                                  job->c + row0 * job->c_stride + col0, job->c_stride, b_resident);
+                    continue;
+                }
                 job->uk.fn(rows, kgroups, job->a_packed + mb * a_block_bytes, panel, tile);
                 qc__gemm_finish_tile(job, tile, QC__GEMM_NR, row0, rows, col0, cols);
             }
@@ -577,19 +596,28 @@ static qc_status qc__gemm_packed(size_t m, int a_type, const void *a, size_t a_s
     int32_t *za_eff = rowsum + m;
     uint8_t flip = a_type == QC_GEMM_U8 ? 0x80 : 0x00;
     int32_t offset = a_type == QC_GEMM_U8 ? 128 : 0;
-    if (k > 0) {
-        qc__pack_a(m, k, job.kp, (const uint8_t *)a, a_stride, flip, &job.uk, scratch, rowsum);
+    for (size_t i = 0; i < m; i++) {
+        za_eff[i] = (a_zero_point_count == 0 ? 0 : a_zero_point[a_zero_point_count == 1 ? 0 : i]) - offset;
+    }
+    job.a_zp = za_eff;
+    job.a_zp_count = m;
+    /* Kernels with a direct store take A centred (A - za in int16): C = raw - zb' * rowsum. */
+    job.a_centered = job.uk.store != NULL;
+    job.zb_all_zero = 1;
+    for (size_t j = 0; j < n; j++) {
+        if (job.zb_eff[j] != 0) {
+            job.zb_all_zero = 0;
+            break;
+        }
+    }
+    if (k > 0 && job.a_centered && job.uk.pack_a_centered != NULL) {
+        job.uk.pack_a_centered(m, k, job.kp, (const uint8_t *)a, a_stride, flip, za_eff, job.uk.mr,
+                               (int16_t *)(void *)scratch, rowsum);
+    } else if (k > 0) {
+        qc__pack_a(m, k, job.kp, (const uint8_t *)a, a_stride, flip, job.a_centered ? za_eff : NULL, &job.uk,
+                   scratch, rowsum);
     } else {
         memset(rowsum, 0, m * sizeof(int32_t));
-    }
-    if (a_zero_point_count > 1) {
-        for (size_t i = 0; i < m; i++) {
-            za_eff[i] = a_zero_point[i] - offset;
-        }
-        job.a_zp = za_eff;
-        job.a_zp_count = m;
-    } else {
-        job.a_zp_single = (a_zero_point_count == 1 ? a_zero_point[0] : 0) - offset;
     }
     job.a_packed = scratch;
     job.rowsum = rowsum;

@@ -53,12 +53,27 @@ typedef void (*qc__gemm_finish_requant_fn)(const int32_t *raw, const int32_t *zb
                                            uint32_t rs, uint32_t za, const qc_gemm_requant_params *rq,
                                            size_t row, size_t col0, size_t cols, void *y);
 
+/* A kernel that writes its `rows` x NR tile of raw sums straight into C (row stride
+ * c_stride int32 values), for when no correction is left to apply. b_resident: the panel
+ * is reused by several row blocks and stays in L1 (no software prefetch needed). */
+typedef void (*qc__gemm_store_fn)(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                  int32_t *c, size_t c_stride, int b_resident);
+
+/* Packs A for an int16 kernel, centred: rows [0, m) of A' - center[row] into blocks of mr
+ * rows (layout above, rows past m zero), with each row's sum of the packed values. */
+typedef void (*qc__gemm_pack_a_fn)(size_t m, size_t k, size_t kp, const uint8_t *a, size_t a_stride, uint8_t flip,
+                                   const int32_t *center, size_t mr, int16_t *out, int32_t *rowsum);
+
 typedef struct qc__gemm_ukernel {
     qc__gemm_ukernel_fn fn;
     unsigned mr;
     unsigned a_elem_size;
     qc__gemm_finish_fn finish_s32;
     qc__gemm_finish_requant_fn finish_requant;
+    /* Non-NULL: the kernel takes A centred (A' - za' = A - za, int16 in [-255, 255]) and
+     * may store directly; gemm.c then drops the column-sum term of the correction. */
+    qc__gemm_store_fn store;
+    qc__gemm_pack_a_fn pack_a_centered; /* NULL: the generic C loop */
 } qc__gemm_ukernel;
 
 void qc_s8_gemm_ukernel_4x8c4__scalar(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
@@ -68,6 +83,10 @@ void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
                                     int32_t *tile);
 void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                     int32_t *tile);
+void qc__s8_gemm_6x8c4_store__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
+                                   int32_t *c, size_t c_stride, int b_resident);
+void qc__gemm_pack_a_s16__avx2(size_t m, size_t k, size_t kp, const uint8_t *a, size_t a_stride, uint8_t flip,
+                               const int32_t *center, size_t mr, int16_t *out, int32_t *rowsum);
 void qc__gemm_finish_s32__avx2(const int32_t *raw, const int32_t *zb, const int32_t *colsum, uint32_t rs,
                                uint32_t za, int32_t *c, size_t cols);
 /* Small-M product on an unpacked K x N B (no packing): acc[r][j] = sum_k a16[r][k] * B'[k][j]

@@ -321,6 +321,53 @@ static void test_wraparound(void) {
     free_case(&g);
 }
 
+/* The path where the AVX2 kernel stores straight into C (A centred by its zero points,
+ * every zb' = 0: s8 B with zero point 0, or u8 B with 128), the MiniLM configuration:
+ * u8 A with per-row zero points, from extreme to extreme, full and partial 8-column
+ * panels, 6-row blocks plus a remainder, strided C, and all-extreme operands. */
+static void test_direct_store(void) {
+    static const size_t ms[] = {6, 13, 128};
+    static const size_t ns[] = {8, 20, 24};
+    static const size_t ks[] = {1, 5, 384};
+    rng_seed(13);
+    int variant = 0;
+    for (size_t mi = 0; mi < 3; mi++) {
+        for (size_t ni = 0; ni < 3; ni++) {
+            for (size_t ki = 0; ki < 3; ki++) {
+                for (int fill = 0; fill < 3; fill++) {
+                    gemm_case g = {0};
+                    g.m = ms[mi];
+                    g.n = ns[ni];
+                    g.k = ks[ki];
+                    g.a_type = variant % 4 == 3 ? QC_GEMM_S8 : QC_GEMM_U8;
+                    g.b_type = variant % 3 == 2 ? QC_GEMM_U8 : QC_GEMM_S8;
+                    g.b_layout = variant % 2 ? QC_GEMM_B_NK : QC_GEMM_B_KN;
+                    g.a_stride = g.k + variant % 3;
+                    g.b_stride = (g.b_layout == QC_GEMM_B_KN ? g.n : g.k) + variant % 2;
+                    g.c_stride = g.n + (variant % 5 == 4 ? 3 : 0);
+                    /* fill 0: random; 1: A at its maximum, B at its minimum; 2: the reverse */
+                    fill_case(&g, fill == 0 ? 0 : (fill == 1 ? 2 : 1), fill == 0 ? 0 : (fill == 1 ? 1 : 2));
+                    set_zero_points(&g, 1);
+                    for (size_t i = 0; i < g.m; i++) {
+                        int32_t pick = (int32_t)(i % 3);
+                        g.a_zp[i] = pick == 0 ? type_lo(g.a_type) : (pick == 1 ? type_hi(g.a_type) : g.a_zp[i]);
+                    }
+                    int32_t zb = g.b_type == QC_GEMM_U8 ? 128 : 0;
+                    for (size_t j = 0; j < g.n; j++) {
+                        g.b_zp[j] = zb;
+                    }
+                    if (variant % 2) {
+                        g.b_zp_count = 0; /* no B zero point: the same for s8; u8 then has zb' = -128 */
+                    }
+                    run_all_isas(&g, "direct-store", NULL);
+                    free_case(&g);
+                    variant++;
+                }
+            }
+        }
+    }
+}
+
 static void test_threads(void) {
     gemm_case g = {0};
     rng_seed(11);
@@ -610,6 +657,7 @@ int main(void) {
     test_sweep(&sum_s32);
     test_extremes();
     test_wraparound();
+    test_direct_store();
     test_threads();
     test_requant(&sum_requant);
     test_int4(&sum_w4);
