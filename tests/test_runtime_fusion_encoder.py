@@ -141,7 +141,10 @@ def test_pool_hands_out_only_unreferenced_buffers():
     c = pool.get((200, 100))
     assert not np.shares_memory(c, view)  # a view keeps its buffer in use
     del view, c
-    assert pool.get((200, 100)) is not None
+    d = pool.get((100, 200))  # the same size, another shape: a kept buffer comes back
+    assert d.shape == (100, 200) and d.flags.c_contiguous
+    e = pool.get((100, 200))
+    assert not np.shares_memory(d, e) and not np.shares_memory(d, b) and not np.shares_memory(e, b)
     small = pool.get((3, 4))
     assert small.shape == (3, 4) and pool.get((3, 4)) is not small  # small arrays are not pooled
 

@@ -360,13 +360,14 @@ class BufferPool:
     running plan, no view of it, no array a caller still holds): its reference count says
     so. Reuse therefore never overwrites a value anyone can still see, whichever thread
     runs the plan; what it saves is the allocation and the page faults of a fresh large
-    array on every run.
+    array on every run. Buffers are kept flat, per byte size and dtype, and handed out as
+    a view of the requested shape (arrays of different shapes but the same size share).
     """
 
-    #: Buffers kept per shape (more live at once are allocated and not kept).
-    PER_SHAPE = 8
-    #: Shapes kept (beyond that the pool starts again: the input sizes keep changing).
-    SHAPES = 64
+    #: Buffers kept per size (more live at once are allocated and not kept).
+    PER_SIZE = 8
+    #: Sizes kept (beyond that the pool starts again: the input sizes keep changing).
+    SIZES = 32
     #: Arrays smaller than this are not pooled (bytes).
     MIN_BYTES = 64 * 1024
 
@@ -379,23 +380,24 @@ class BufferPool:
 
     def get(self, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
         """An uninitialised C-contiguous array of ``shape`` that nobody else refers to."""
-        size = math.prod(shape) * np.dtype(dtype).itemsize
-        if size < self.MIN_BYTES:
+        count = math.prod(shape)
+        dtype = np.dtype(dtype)
+        if count * dtype.itemsize < self.MIN_BYTES:
             return np.empty(shape, dtype)
-        key = (shape, dtype)
+        key = (count, dtype)
         with self._lock:
             kept = self._buffers.get(key)
             if kept is None:
-                if len(self._buffers) >= self.SHAPES:
+                if len(self._buffers) >= self.SIZES:
                     self._buffers.clear()
                 kept = self._buffers[key] = []
-            for array in kept:
-                if sys.getrefcount(array) == self._free_refs:
-                    return array
-            array = np.empty(shape, dtype)
-            if len(kept) < self.PER_SHAPE:
-                kept.append(array)
-            return array
+            for flat in kept:
+                if sys.getrefcount(flat) == self._free_refs:
+                    return flat.reshape(shape)
+            flat = np.empty(count, dtype)
+            if len(kept) < self.PER_SIZE:
+                kept.append(flat)
+            return flat.reshape(shape)
 
 
 Fallback = list[tuple[Node, Step]]
