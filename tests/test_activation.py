@@ -243,3 +243,19 @@ def test_layer_norm_in_place_shapes_and_bad_input():
     for eps in (-1.0, float("nan"), float("inf")):
         with pytest.raises(QuantParamError):
             _activation.layer_norm(x, g, b, eps)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("valid", [1, 5, 8, 19, 64, 127])
+def test_softmax_attention_mask_padding(isa, valid):
+    """Rows whose tail is masked with -3.4e38 (whole 8-lane blocks of zeros): same bits."""
+    rng = np.random.default_rng(valid)
+    x = rng.normal(0, 3, (4, 3, 128)).astype(np.float32)
+    x[..., valid:] += np.float32(-3.4028235e38)
+    x[1, 2, :] = np.float32(-3.4028235e38)  # a fully masked row: uniform
+    got = _activation.softmax(x, isa=isa)
+    np.testing.assert_array_equal(_bits(got), _bits(ref.softmax(x)), strict=True)
+    padded = np.ones((4, 3), bool)
+    padded[1, 2] = False
+    assert np.all(got[padded][:, valid:] == 0)
+    np.testing.assert_allclose(got[1, 2], np.full(128, 1 / 128, np.float32))

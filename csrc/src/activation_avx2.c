@@ -155,7 +155,10 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
         __m256 acc = _mm256_setzero_ps();
         for (i = 0; i + 8 <= cols; i += 8) {
             __m256 a = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
-            __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
+            __m256 below = _mm256_cmp_ps(a, lo, _CMP_LT_OQ);
+            /* eight masked-out entries (an attention mask's padding): every e is +0 anyway */
+            __m256 e = _mm256_movemask_ps(below) == 0xFF ? _mm256_setzero_ps()
+                                                          : _mm256_andnot_ps(below, qc__exp8_avx2(_mm256_max_ps(a, lo)));
             acc = _mm256_add_ps(acc, e);
             _mm256_storeu_ps(yr + i, e);
         }
@@ -175,7 +178,10 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
         _mm256_storeu_ps(lanes, acc);
         const __m256 vs = _mm256_set1_ps(qc__softmax_lane_sum(lanes));
         for (i = 0; i + 8 <= cols; i += 8) {
-            _mm256_storeu_ps(yr + i, _mm256_div_ps(_mm256_loadu_ps(yr + i), vs));
+            __m256 e = _mm256_loadu_ps(yr + i);
+            if (_mm256_movemask_ps(_mm256_cmp_ps(e, _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0) { /* 0 / s = +0 */
+                _mm256_storeu_ps(yr + i, _mm256_div_ps(e, vs));
+            }
         }
         const float s = qc__softmax_lane_sum(lanes);
         for (; i < cols; i++) {
