@@ -176,3 +176,16 @@ def test_intermediate_values_run_node_by_node():
     assert values[name].shape == (1, 6, eb.FFN)
     np.testing.assert_array_equal(values["hidden"], Executor(model.graph, fuse=False).run(feeds)["hidden"],
                                   strict=True)
+
+
+def test_malformed_attribute_leaves_the_node_to_the_plain_step():
+    from qcore.errors import ModelError
+
+    rng = np.random.default_rng(10)
+    model = Model.from_onnx(eb.encoder(rng, layers=1))
+    node = next(n for n in model.graph.nodes if n.op == "LayerNormalization")
+    node.attrs["epsilon"] = "tiny"
+    fast = Executor(model.graph)  # planning does not fail; the node is not rewritten
+    assert _ops(fast).count("LayerNorm") + _ops(fast).count("Add+LayerNorm") == 2
+    with pytest.raises(ModelError, match=node.name):
+        fast.run(eb.feeds(rng, 1, 4))

@@ -179,35 +179,32 @@ class FastPlan:
             r = readers.get(value, [])
             return r[0] if len(r) == 1 and value not in outputs else None
 
-        def producer_of() -> dict[str, int]:
-            return {o: i for i, n in enumerate(nodes) for o in n.outputs if o}
+        producers = {o: i for i, n in enumerate(nodes) for o in n.outputs if o}
 
-        producers = producer_of()
-
-        def add(rewrite: _Rewrite) -> None:
-            if any(i in claimed for i in rewrite.nodes):
+        def add(rewrite: _Rewrite | None) -> None:
+            if rewrite is None or any(i in claimed for i in rewrite.nodes):
                 return
             claimed.update(rewrite.nodes)
             self.rewrites[max(rewrite.nodes)] = rewrite
 
+        def match(matcher: Callable[..., _Rewrite | None], *args: object) -> _Rewrite | None:
+            try:
+                return matcher(*args)
+            except (KeyError, ValueError, TypeError, IndexError, AttributeError):
+                return None  # malformed attributes: the node-by-node step reports them when it runs
+
         for index, node in enumerate(nodes):
             if node.op == "Mul" and index not in claimed:
-                found = _match_smoothing(index, node, nodes, inits, only_reader)
-                if found is not None:
-                    add(found)
+                add(match(_match_smoothing, index, node, nodes, inits, only_reader))
         for index, node in enumerate(nodes):
-            if node.op == "Erf" and index not in claimed:
-                found = _match_gelu(index, nodes, inits, only_reader, producers)
-                if found is not None:
-                    add(found)
-            elif node.op == "LayerNormalization" and index not in claimed:
-                found = _match_layer_norm(index, node, nodes, inits, only_reader, producers, claimed)
-                if found is not None:
-                    add(found)
-            elif node.op == "Softmax" and index not in claimed:
-                found = _match_attention_scores(index, node, nodes, inits, only_reader, producers)
-                if found is not None:
-                    add(found)
+            if index in claimed:
+                continue
+            if node.op == "Erf":
+                add(match(_match_gelu, index, nodes, inits, only_reader, producers))
+            elif node.op == "LayerNormalization":
+                add(match(_match_layer_norm, index, node, nodes, inits, only_reader, producers, claimed))
+            elif node.op == "Softmax":
+                add(match(_match_attention_scores, index, node, nodes, inits, only_reader, producers))
         for index, node in enumerate(nodes):  # the remaining C-fused dynamic linear layers
             if node.op == "QMatMul" and index not in claimed and _dynamic_rows(node, inits):
                 add(_Rewrite("QMatMul", [index], list(node.inputs[:1]), list(node.outputs),
