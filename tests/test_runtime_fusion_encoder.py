@@ -189,3 +189,14 @@ def test_malformed_attribute_leaves_the_node_to_the_plain_step():
     assert _ops(fast).count("LayerNorm") + _ops(fast).count("Add+LayerNorm") == 2
     with pytest.raises(ModelError, match=node.name):
         fast.run(eb.feeds(rng, 1, 4))
+
+
+def test_pool_bounded_for_changing_sizes():
+    pool = BufferPool()
+    pool.MAX_BYTES = 1 << 20
+    held = [pool.get((64, 1024)) for _ in range(6)]  # 256 KiB each: four are kept
+    assert pool.kept_bytes == 1 << 20 and all(h.shape == (64, 1024) for h in held)
+    del held
+    for rows in range(40):  # more sizes than SIZES: the pool starts again
+        pool.get((100 + rows, 200))
+    assert pool.kept_bytes <= pool.MAX_BYTES

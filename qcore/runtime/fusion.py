@@ -367,9 +367,12 @@ class BufferPool:
     SIZES = 32
     #: Arrays smaller than this are not pooled (bytes).
     MIN_BYTES = 64 * 1024
+    #: Bytes kept at most (inputs of changing sizes would otherwise keep a set per size).
+    MAX_BYTES = 128 * 1024 * 1024
 
     def __init__(self) -> None:
         self._buffers: dict[tuple, list[np.ndarray]] = {}
+        self._kept_bytes = 0
         self._lock = threading.Lock()
         # references of a free buffer inside ``get``: the list, the loop variable, the call
         probe = [np.empty(0)]
@@ -387,14 +390,21 @@ class BufferPool:
             if kept is None:
                 if len(self._buffers) >= self.SIZES:
                     self._buffers.clear()
+                    self._kept_bytes = 0
                 kept = self._buffers[key] = []
             for flat in kept:
                 if sys.getrefcount(flat) == self._free_refs:
                     return flat.reshape(shape)
             flat = np.empty(count, dtype)
-            if len(kept) < self.PER_SIZE:
+            if len(kept) < self.PER_SIZE and self._kept_bytes + flat.nbytes <= self.MAX_BYTES:
                 kept.append(flat)
+                self._kept_bytes += flat.nbytes
             return flat.reshape(shape)
+
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes of the buffers the pool holds."""
+        return self._kept_bytes
 
 
 Fallback = list[tuple[Node, Step]]
