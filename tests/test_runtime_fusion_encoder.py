@@ -200,3 +200,18 @@ def test_pool_bounded_for_changing_sizes():
     for rows in range(40):  # more sizes than SIZES: the pool starts again
         pool.get((100 + rows, 200))
     assert pool.kept_bytes <= pool.MAX_BYTES
+
+
+def test_smoothing_mul_with_the_constant_first():
+    rng = np.random.default_rng(11)
+    model = quantize_transformer(Model.from_onnx(eb.encoder(rng, gelu_half=0.25)),
+                                 [eb.feeds(rng, 4, 12) for _ in range(3)], weight_bits=8, alpha=0.5,
+                                 rounding="nearest")
+    for node in model.graph.nodes:
+        if node.op == "Mul" and node.inputs[1] in model.graph.initializers:
+            node.inputs.reverse()  # Mul(s, x): same values
+    fast = Executor(model.graph)
+    assert _ops(fast).count("QMatMul+smoothing") == 12
+    feeds = eb.feeds(rng, 2, 9)
+    np.testing.assert_array_equal(fast.run(feeds)["hidden"], Executor(model.graph, fuse=False).run(feeds)["hidden"],
+                                  strict=True)

@@ -208,7 +208,7 @@ class FastPlan:
         for index, node in enumerate(nodes):  # the remaining C-fused dynamic linear layers
             if node.op == "QMatMul" and index not in claimed and _dynamic_rows(node, inits):
                 add(_Rewrite("QMatMul", [index], list(node.inputs[:1]), list(node.outputs),
-                             _linear_step(node, inits, None)))
+                             _linear_step(node, inits, None, node.inputs[0])))
 
     # ------------------------------------------------------------------ building steps
     def steps(self, plain: list[tuple[Node, Step, list[str], bool]]) -> list[tuple[Node, Step, list[str], bool]]:
@@ -458,7 +458,9 @@ def _dynamic_rows(node: Node, inits: dict) -> bool:
     return len(node.inputs) < 3 or not node.inputs[2] or isinstance(inits.get(node.inputs[2]), np.ndarray)
 
 
-def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None) -> Callable[[BufferPool, Fallback], Step]:
+def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None,
+                 x_name: str) -> Callable[[BufferPool, Fallback], Step]:
+    """The dynamic per-row QMatMul ``node`` (after the smoothing Mul by ``smoothing``) on input ``x_name``."""
     def make(pool: BufferPool, fallback: Fallback) -> Step:
         w: QuantizedTensor = inits[node.inputs[1]]
         bias = None
@@ -466,7 +468,7 @@ def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None) -> Calla
             bias = np.asarray(inits[node.inputs[2]], dtype=np.float32)
         packed = kernels.PackedLinear.from_matmul(w, bias)
         k, n = packed.k, packed.n
-        names = [fallback[0][0].inputs[0]]
+        names = [x_name]
         outputs = [fallback[-1][0].outputs[0]]
 
         def run(inputs: list) -> list:
@@ -501,17 +503,16 @@ def _match_smoothing(index: int, node: Node, nodes: list[Node], inits: dict,
         if vector.ndim < 1:
             continue
         smoothing = np.ascontiguousarray(vector.reshape(-1))
-        make = _linear_step(linear, inits, smoothing)
+        make = _linear_step(linear, inits, smoothing, x)
         rank = vector.ndim
 
-        def guarded(pool: BufferPool, fallback: Fallback, make=make, rank=rank) -> Step:
+        def guarded(pool: BufferPool, fallback: Fallback, make=make, rank=rank, x=x) -> Step:
             fused = make(pool, fallback)
-            names = [x for x in fallback[0][0].inputs if x not in inits]
 
             def run(inputs: list) -> list:
                 # a rank-r vector broadcasts an input of lower rank to rank r: node by node
                 if not isinstance(inputs[0], np.ndarray) or inputs[0].ndim < rank:
-                    return _run_nodes(fallback, names, inputs, [fallback[-1][0].outputs[0]], inits)
+                    return _run_nodes(fallback, [x], inputs, [fallback[-1][0].outputs[0]], inits)
                 return fused(inputs)
             return run
         return _Rewrite("QMatMul+smoothing", [index, reader], [x], list(linear.outputs), guarded)
