@@ -1,4 +1,4 @@
-"""float32 erf, GELU and softmax on the C core (csrc/include/qcore_activation.h).
+"""float32 erf, GELU, softmax and layer norm on the C core (csrc/include/qcore_activation.h).
 
 Bit-identical on every ISA path and to the NumPy definition
 :mod:`qcore.reference.activation`; ``isa`` (``"scalar"``, ``"avx2"``, ...; ``None`` picks
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._native import check, ffi, lib, make_options
-from .errors import DTypeError
+from .errors import DTypeError, QuantParamError, ShapeError
 
 
 def _run(fn, name: str, x: np.ndarray, out: np.ndarray | None, isa: str | None) -> np.ndarray:
@@ -130,3 +130,91 @@ def softmax(x: np.ndarray, *, out: np.ndarray | None = None, isa: str | None = N
     def run(xp, n, yp, options):
         return lib.qc_softmax_f32(xp, n // cols if cols else 0, cols, yp, options)
     return _run(run, "softmax", x, out, isa)
+
+
+def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, epsilon: float, *,
+               residual: np.ndarray | None = None, out: np.ndarray | None = None, isa: str | None = None) -> np.ndarray:
+    """Layer normalization of float32 ``x`` (or ``x + residual``) over its last axis.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, at least 1-D.
+    gamma : numpy.ndarray
+        float32 scale, one value per element of the last axis.
+    beta : numpy.ndarray or None
+        float32 shift, the same size, or None.
+    epsilon : float
+        Added to the variance, finite and >= 0 (rounded to float32).
+    residual : numpy.ndarray, optional
+        float32 of ``x``'s shape, added to ``x`` first (the fused residual Add).
+    out : numpy.ndarray, optional
+        C-contiguous float32 array of ``x``'s shape to write into (may be ``x`` or
+        ``residual``).
+    isa : str, optional
+        Instruction-set path.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape.
+
+    Raises
+    ------
+    DTypeError
+        An operand is not float32, ``x`` is 0-d, or ``out`` does not fit.
+    ShapeError
+        ``gamma`` / ``beta`` not one value per column, or ``residual`` not ``x``'s shape.
+    QuantParamError
+        ``epsilon`` negative or not finite.
+
+    Notes
+    -----
+    :func:`qcore.reference.activation.layer_norm`: per row ``mean = S(v) / n``,
+    ``c = v - mean``, ``y = (c / sqrt(S(c * c) / n + eps)) * gamma + beta`` with ``S`` an
+    8-lane float32 sum in a fixed order, so every ISA gives the same bits.
+    """
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        raise DTypeError(f"layer_norm: expected float32 input, got {x.dtype}")
+    if x.ndim == 0:
+        raise DTypeError("layer_norm needs at least one axis")
+    cols = x.shape[-1]
+    if not (np.isfinite(epsilon) and epsilon >= 0):
+        raise QuantParamError(f"layer_norm: epsilon must be finite and >= 0, got {epsilon}")
+    params = []
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        if p is None:
+            params.append(None)
+            continue
+        p = np.asarray(p)
+        if p.dtype != np.float32:
+            raise DTypeError(f"layer_norm: {name} must be float32, got {p.dtype}")
+        if p.size != cols:
+            raise ShapeError(f"layer_norm: {name} has {p.size} values, x has {cols} columns")
+        params.append(np.ascontiguousarray(p).reshape(-1))
+    g, b = params
+    if g is None:
+        raise DTypeError("layer_norm: gamma is required")
+    src = np.ascontiguousarray(x)
+    res = None
+    if residual is not None:
+        res = np.asarray(residual)
+        if res.dtype != np.float32:
+            raise DTypeError(f"layer_norm: residual must be float32, got {res.dtype}")
+        if res.shape != x.shape:
+            raise ShapeError(f"layer_norm: residual has shape {res.shape}, x has {x.shape}")
+        res = np.ascontiguousarray(res)
+    if out is None:
+        out = np.empty(src.shape, dtype=np.float32)
+    elif out.shape != src.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise DTypeError(f"layer_norm: out must be a C-contiguous float32 array of shape {src.shape}")
+    if src.size:
+        status = lib.qc_layer_norm_f32(
+            ffi.cast("const float *", ffi.from_buffer(src)),
+            ffi.NULL if res is None else ffi.cast("const float *", ffi.from_buffer(res)),
+            src.size // cols, cols, ffi.cast("const float *", ffi.from_buffer(g)),
+            ffi.NULL if b is None else ffi.cast("const float *", ffi.from_buffer(b)), float(epsilon),
+            ffi.cast("float *", ffi.from_buffer(out)), make_options(isa, None))
+        check(status, "layer_norm")
+    return out

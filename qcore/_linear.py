@@ -17,6 +17,7 @@ from .errors import DTypeError, ShapeError
 
 
 def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bias: np.ndarray | None = None, *,
+                   x_mul: np.ndarray | None = None, out: np.ndarray | None = None,
                    isa: str | None = None, num_threads: int | None = None) -> np.ndarray:
     """``y = dequantize(dynamic_quantize_rows(x)) @ dequantize(W) + bias``, exactly as the runtime defines it.
 
@@ -30,6 +31,11 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
         float32 weight scales: one, or one per output column ``(N,)``.
     bias : numpy.ndarray, optional
         float32 ``(N,)``.
+    x_mul : numpy.ndarray, optional
+        float32 ``(K,)``: the layer runs on ``x * x_mul`` (a SmoothQuant smoothing Mul),
+        formed row by row during quantization, bit-identical to multiplying first.
+    out : numpy.ndarray, optional
+        C-contiguous float32 ``(M, N)`` to write into (must not overlap ``x``).
     isa, num_threads
         Instruction-set path and GEMM threads (results are identical for all).
 
@@ -43,9 +49,10 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
     DTypeError
         ``x`` not float32 or ``packed`` not a PackedWeights.
     ShapeError
-        ``x`` not ``(M, K)``, or a scale / bias of the wrong size.
+        ``x`` not ``(M, K)``, a scale / bias / ``x_mul`` of the wrong size, or an ``out``
+        that does not fit.
     NonFiniteError
-        NaN or infinity in ``x``.
+        NaN or infinity in ``x`` (or in ``x * x_mul``).
 
     Notes
     -----
@@ -53,6 +60,7 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
     (1 when that is 0), ``z = round_half_even(clip(-lo / s, 0, 255))``,
     ``q = saturate(round_half_even(x / s) + z)``; then
     ``acc = sum_k (q - z)(w - zw)`` in int32 and ``y = float32(acc) * float32(s * s_w[n]) + b[n]``.
+    With ``x_mul`` the row is ``x[m, k] * x_mul[k]`` (float32) before all of this.
     """
     if not isinstance(packed, PackedWeights):
         raise DTypeError(f"packed must be a PackedWeights, got {type(packed).__name__}")
@@ -70,11 +78,29 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
         b = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
         if b.size != packed.n:
             raise ShapeError(f"bias has {b.size} values; it must have {packed.n}")
-    y = np.empty((x.shape[0], packed.n), dtype=np.float32)
-    status = lib.qc_linear_dynamic_u8_f32(
-        x.shape[0], ffi.cast("const float *", ffi.from_buffer(x)) if x.size else ffi.NULL, packed._ptr(),
-        ffi.cast("const float *", ffi.from_buffer(ws)), ws.size,
-        ffi.NULL if b is None else ffi.cast("const float *", ffi.from_buffer(b)),
-        ffi.cast("float *", ffi.from_buffer(y)) if y.size else ffi.NULL, make_options(isa, num_threads))
+    if out is None:
+        y = np.empty((x.shape[0], packed.n), dtype=np.float32)
+    elif (not isinstance(out, np.ndarray) or out.shape != (x.shape[0], packed.n) or out.dtype != np.float32
+          or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {(x.shape[0], packed.n)}")
+    else:
+        y = out
+    x_ptr = ffi.cast("const float *", ffi.from_buffer(x)) if x.size else ffi.NULL
+    w_ptr = ffi.cast("const float *", ffi.from_buffer(ws))
+    b_ptr = ffi.NULL if b is None else ffi.cast("const float *", ffi.from_buffer(b))
+    y_ptr = ffi.cast("float *", ffi.from_buffer(y)) if y.size else ffi.NULL
+    if x_mul is None:
+        status = lib.qc_linear_dynamic_u8_f32(x.shape[0], x_ptr, packed._ptr(), w_ptr, ws.size, b_ptr, y_ptr,
+                                              make_options(isa, num_threads))
+    else:
+        s = np.asarray(x_mul)
+        if s.dtype != np.float32:
+            raise DTypeError(f"x_mul must be float32, got {s.dtype}")
+        if s.size != packed.k:
+            raise ShapeError(f"x_mul has {s.size} values; it must have {packed.k}")
+        s = np.ascontiguousarray(s).reshape(-1)
+        status = lib.qc_linear_dynamic_smoothed_u8_f32(x.shape[0], x_ptr, ffi.cast("const float *", ffi.from_buffer(s)),
+                                                       packed._ptr(), w_ptr, ws.size, b_ptr, y_ptr,
+                                                       make_options(isa, num_threads))
     check(status, "linear_dynamic")
     return y

@@ -165,3 +165,97 @@ def test_softmax_bad_input():
         _activation.softmax(np.zeros(3, np.float64))
     assert _activation.softmax(np.zeros((0, 4), np.float32)).shape == (0, 4)
     assert _activation.softmax(np.zeros((3, 0), np.float32)).shape == (3, 0)
+
+
+LAYER_NORM_COLS = [1, 7, 8, 9, 16, 23, 384]
+
+
+def _ln_case(seed: int, rows: int, cols: int):
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(0, 3, (rows, cols)) * rng.choice([1e-3, 1.0, 1e4], (rows, 1))).astype(np.float32)
+    r = rng.normal(0, 3, (rows, cols)).astype(np.float32)
+    g = rng.normal(1, 0.3, cols).astype(np.float32)
+    b = rng.normal(0, 0.3, cols).astype(np.float32)
+    return x, r, g, b
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("cols", LAYER_NORM_COLS)
+@pytest.mark.parametrize("with_residual", [False, True])
+@pytest.mark.parametrize("with_beta", [False, True])
+def test_layer_norm_matches_definition(isa, cols, with_residual, with_beta):
+    x, r, g, b = _ln_case(cols, 11, cols)
+    x[3] = 0  # zero variance: (0 / sqrt(eps)) * gamma + beta
+    residual = r if with_residual else None
+    beta = b if with_beta else None
+    expected = ref.layer_norm(x, g, beta, 1e-12, residual=residual)
+    got = _activation.layer_norm(x, g, beta, 1e-12, residual=residual, isa=isa)
+    np.testing.assert_array_equal(_bits(got), _bits(expected), strict=True)
+    # float64 layer norm: the float32 kernel is within a few ulp of it
+    v = x.astype(np.float64) + (0 if residual is None else r)
+    c = v - v.mean(axis=-1, keepdims=True)
+    exact = c / np.sqrt((c * c).mean(axis=-1, keepdims=True) + 1e-12) * g + (0 if beta is None else b)
+    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5)
+
+
+@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=20),
+                  elements=st.floats(width=32, allow_nan=True)), st.booleans())
+def test_layer_norm_any_input_matches_on_every_isa(x, residual):
+    cols = x.shape[-1]
+    g = np.linspace(-2, 2, cols, dtype=np.float32)
+    b = np.linspace(1, -1, cols, dtype=np.float32)
+    res = x[::-1].copy() if residual else None
+    with np.errstate(all="ignore"):
+        expected = ref.layer_norm(x, g, b, 1e-5, residual=res)
+    for isa in ISAS:
+        got = _activation.layer_norm(x, g, b, 1e-5, residual=res, isa=isa)
+        np.testing.assert_array_equal(_bits(got), _bits(expected), strict=True)
+
+
+def test_layer_norm_in_place_shapes_and_bad_input():
+    from qcore.errors import QuantParamError, ShapeError
+
+    x, r, g, b = _ln_case(5, 6, 24)
+    x3 = x.reshape(2, 3, 24)
+    expected = ref.layer_norm(x3, g, b, 1e-5, residual=r.reshape(2, 3, 24))
+    inplace = x3.copy()
+    got = _activation.layer_norm(inplace, g, b, 1e-5, residual=r.reshape(2, 3, 24), out=inplace)
+    assert got is inplace
+    np.testing.assert_array_equal(_bits(got), _bits(expected), strict=True)
+    res = r.reshape(2, 3, 24).copy()
+    got = _activation.layer_norm(x3, g, b, 1e-5, residual=res, out=res)  # written over the residual
+    np.testing.assert_array_equal(_bits(got), _bits(expected), strict=True)
+    x[2, 5] = np.nan
+    assert np.isnan(_activation.layer_norm(x, g, b, 1e-5)[2]).all()
+    assert _activation.layer_norm(np.zeros((0, 24), np.float32), g, b, 1e-5).shape == (0, 24)
+    with pytest.raises(DTypeError):
+        _activation.layer_norm(x.astype(np.float64), g, b, 1e-5)
+    with pytest.raises(DTypeError):
+        _activation.layer_norm(np.float32(1), g[:1], None, 1e-5)
+    with pytest.raises(DTypeError):
+        _activation.layer_norm(x, g.astype(np.float64), b, 1e-5)
+    with pytest.raises(ShapeError):
+        _activation.layer_norm(x, g[:5], b, 1e-5)
+    with pytest.raises(ShapeError):
+        _activation.layer_norm(x, g, b, 1e-5, residual=r[:3])
+    with pytest.raises(DTypeError):
+        _activation.layer_norm(x, g, b, 1e-5, out=np.empty((6, 23), np.float32))
+    for eps in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(QuantParamError):
+            _activation.layer_norm(x, g, b, eps)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("valid", [1, 5, 8, 19, 64, 127])
+def test_softmax_attention_mask_padding(isa, valid):
+    """Rows whose tail is masked with -3.4e38 (whole 8-lane blocks of zeros): same bits."""
+    rng = np.random.default_rng(valid)
+    x = rng.normal(0, 3, (4, 3, 128)).astype(np.float32)
+    x[..., valid:] += np.float32(-3.4028235e38)
+    x[1, 2, :] = np.float32(-3.4028235e38)  # a fully masked row: uniform
+    got = _activation.softmax(x, isa=isa)
+    np.testing.assert_array_equal(_bits(got), _bits(ref.softmax(x)), strict=True)
+    padded = np.ones((4, 3), bool)
+    padded[1, 2] = False
+    assert np.all(got[padded][:, valid:] == 0)
+    np.testing.assert_allclose(got[1, 2], np.full(128, 1 / 128, np.float32))

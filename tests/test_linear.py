@@ -106,3 +106,37 @@ def test_empty_and_bad_arguments():
         _linear.linear_dynamic(x, packed, ws[:2], bias)
     with pytest.raises(ShapeError):
         _linear.linear_dynamic(x, packed, ws, bias[:5])
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (5, 7, 13), (128, 384, 384), (17, 1536, 40)])
+def test_smoothed_equals_mul_then_linear(m, k, n):
+    """x_mul: the smoothing Mul folded into the row quantization gives the two-step bits."""
+    x, w, zw, ws, bias = case(m + 7 * k + n, m, k, n)
+    rng = np.random.default_rng(k)
+    smooth = np.exp(rng.normal(0, 1.5, k)).astype(np.float32)
+    smooth[0] = 0.0  # a channel multiplied away entirely
+    packed = _gemm.PackedWeights(w, zw)
+    expected = definition(x * smooth, w, zw, ws, bias)
+    for isa in ISAS:
+        y = _linear.linear_dynamic(x, packed, ws, bias, x_mul=smooth, isa=isa)
+        np.testing.assert_array_equal(y.view(np.uint32), expected.view(np.uint32), strict=True)
+        out = np.full((m, n), np.nan, np.float32)
+        assert _linear.linear_dynamic(x, packed, ws, bias, x_mul=smooth, out=out, isa=isa) is out
+        np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32), strict=True)
+        assert not np.array_equal(_linear.linear_dynamic(x, packed, ws, bias, isa=isa), out)
+
+
+def test_smoothed_overflow_and_bad_arguments():
+    x, w, zw, ws, bias = case(9, 4, 8, 6)
+    packed = _gemm.PackedWeights(w, zw)
+    big = np.full(8, 3e38, np.float32)
+    with pytest.raises(NonFiniteError):  # x * x_mul overflows to inf, as the NumPy Mul would
+        _linear.linear_dynamic(x * 0 + 2, packed, ws, bias, x_mul=big)
+    with pytest.raises(DTypeError):
+        _linear.linear_dynamic(x, packed, ws, bias, x_mul=np.ones(8))
+    with pytest.raises(ShapeError):
+        _linear.linear_dynamic(x, packed, ws, bias, x_mul=np.ones(7, np.float32))
+    with pytest.raises(ShapeError):
+        _linear.linear_dynamic(x, packed, ws, bias, out=np.empty((4, 5), np.float32))
+    assert _linear.linear_dynamic(np.zeros((0, 8), np.float32), packed, ws, bias,
+                                  x_mul=np.ones(8, np.float32)).shape == (0, 6)

@@ -1,6 +1,6 @@
 /*
- * qcore float32 activation kernels: the error function, GELU and softmax. Included by
- * qcore.h.
+ * qcore float32 activation kernels: the error function, GELU and softmax; and layer
+ * normalization (optionally of a residual sum). Included by qcore.h.
  *
  * Every ISA path evaluates the same float32 operations in the same order (no FMA, no
  * reassociation; division is IEEE division), so results are bit-identical on every ISA
@@ -43,6 +43,19 @@ qc_status qc_gelu_f32(const float *x, size_t n, float *y, const qc_options *opti
  * A row holding NaN, or whose maximum is +-inf, comes out all NaN (as exp(x - max) / sum
  * evaluated naively). x and y may be the same buffer. rows or cols 0: nothing to do. */
 qc_status qc_softmax_f32(const float *x, size_t rows, size_t cols, float *y, const qc_options *options);
+/* Layer normalization over each of `rows` contiguous rows of `cols` values (ONNX
+ * LayerNormalization, axis -1), of x or, when residual is not NULL, of the sum
+ * v[i] = x[i] + residual[i] (the residual Add before a transformer's layer norm):
+ *   mean = S(v) / cols;  c[i] = v[i] - mean;  var = S(c * c) / cols;
+ *   d = sqrt(var + epsilon);  y[i] = (c[i] / d) * gamma[i] + beta[i]  (no beta term when
+ *   beta is NULL);
+ * S the 8-lane float32 sum of qc_softmax_f32 (lane j sums i = j (mod 8) in increasing i;
+ * ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))); every step rounded to float32, no FMA,
+ * identical bits on every ISA. NaN or infinity in a row makes that row NaN. gamma and beta
+ * hold `cols` values. y may be x or residual (in place). epsilon negative, NaN or infinite:
+ * QC_E_INVALID_ARGUMENT; rows or cols 0: nothing to do. */
+qc_status qc_layer_norm_f32(const float *x, const float *residual, size_t rows, size_t cols, const float *gamma,
+                            const float *beta, float epsilon, float *y, const qc_options *options);
 /* cdef: end */
 
 #endif /* QCORE_ACTIVATION_H */

@@ -23,6 +23,15 @@
 /* cdef: begin */
 qc_status qc_linear_dynamic_u8_f32(size_t m, const float *x, const void *packed, const float *w_scale,
                                    size_t w_scale_count, const float *bias, float *y, const qc_options *options);
+/* The same layer applied to X * diag(x_mul): row m is quantized from the float32 products
+ * x[m, k] * x_mul[k] (one IEEE multiply each, exactly NumPy's `x * x_mul`), so the result
+ * is bit-identical to a float32 Mul by x_mul (K values) followed by
+ * qc_linear_dynamic_u8_f32. This is how a SmoothQuant smoothing Mul before a linear layer
+ * runs without its own pass. x_mul NULL: QC_E_NULL_POINTER; the same statuses otherwise
+ * (a product overflowing to infinity is QC_E_NONFINITE). */
+qc_status qc_linear_dynamic_smoothed_u8_f32(size_t m, const float *x, const float *x_mul, const void *packed,
+                                            const float *w_scale, size_t w_scale_count, const float *bias, float *y,
+                                            const qc_options *options);
 /* cdef: end */
 
 #endif /* QCORE_LINEAR_H */

@@ -92,8 +92,20 @@ static inline __m256 qc__gelu8_avx2(__m256 x) {
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
+/* Four independent vectors per iteration: their long dependency chains (Horner, exp,
+ * divisions) overlap in the out-of-order core; each lane's operations are unchanged. */
 #define QC__ACTIVATION_LOOP(fn8)                         \
     size_t i = 0;                                        \
+    for (; i + 32 <= n; i += 32) {                       \
+        __m256 a0 = fn8(_mm256_loadu_ps(x + i));         \
+        __m256 a1 = fn8(_mm256_loadu_ps(x + i + 8));     \
+        __m256 a2 = fn8(_mm256_loadu_ps(x + i + 16));    \
+        __m256 a3 = fn8(_mm256_loadu_ps(x + i + 24));    \
+        _mm256_storeu_ps(y + i, a0);                     \
+        _mm256_storeu_ps(y + i + 8, a1);                 \
+        _mm256_storeu_ps(y + i + 16, a2);                \
+        _mm256_storeu_ps(y + i + 24, a3);                \
+    }                                                    \
     for (; i + 8 <= n; i += 8) {                         \
         _mm256_storeu_ps(y + i, fn8(_mm256_loadu_ps(x + i))); \
     }                                                    \
@@ -143,7 +155,10 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
         __m256 acc = _mm256_setzero_ps();
         for (i = 0; i + 8 <= cols; i += 8) {
             __m256 a = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
-            __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
+            __m256 below = _mm256_cmp_ps(a, lo, _CMP_LT_OQ);
+            /* eight masked-out entries (an attention mask's padding): every e is +0 anyway */
+            __m256 e = _mm256_movemask_ps(below) == 0xFF ? _mm256_setzero_ps()
+                                                          : _mm256_andnot_ps(below, qc__exp8_avx2(_mm256_max_ps(a, lo)));
             acc = _mm256_add_ps(acc, e);
             _mm256_storeu_ps(yr + i, e);
         }
@@ -163,7 +178,10 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
         _mm256_storeu_ps(lanes, acc);
         const __m256 vs = _mm256_set1_ps(qc__softmax_lane_sum(lanes));
         for (i = 0; i + 8 <= cols; i += 8) {
-            _mm256_storeu_ps(yr + i, _mm256_div_ps(_mm256_loadu_ps(yr + i), vs));
+            __m256 e = _mm256_loadu_ps(yr + i);
+            if (_mm256_movemask_ps(_mm256_cmp_ps(e, _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0) { /* 0 / s = +0 */
+                _mm256_storeu_ps(yr + i, _mm256_div_ps(e, vs));
+            }
         }
         const float s = qc__softmax_lane_sum(lanes);
         for (; i < cols; i++) {

@@ -1,6 +1,6 @@
 /*
- * float32 erf, GELU and softmax: every ISA path this CPU runs is compared bit for bit with the
- * scalar path on random, swept and special inputs (tails of every length, +-0, +-inf, NaN,
+ * float32 erf, GELU, softmax and layer norm: every ISA path this CPU runs is compared bit
+ * for bit with the scalar path on random, swept and special inputs (tails of every length, +-0, +-inf, NaN,
  * subnormals, the branch points 0.5 and 9); the scalar path is checked against the C
  * library's erf / erfc in double; bad arguments return the documented statuses.
  *
@@ -246,6 +246,92 @@ static uint64_t test_softmax(void) {
     return h;
 }
 
+/* Layer norm (with and without residual and beta) on rows of 1..50 columns: every ISA gives
+ * the scalar bits, in place too, and the scalar result is close to a double evaluation. */
+static uint64_t test_layer_norm(void) {
+    const size_t max_cols = 50, rows = 5;
+    float *x = malloc(rows * max_cols * sizeof(float));
+    float *res = malloc(rows * max_cols * sizeof(float));
+    float *g = malloc(max_cols * sizeof(float));
+    float *b = malloc(max_cols * sizeof(float));
+    float *ref = malloc(rows * max_cols * sizeof(float));
+    float *out = malloc(rows * max_cols * sizeof(float));
+    qc_options scalar = {QC_ISA_SCALAR, 1};
+    uint64_t h = FNV_START;
+    for (size_t cols = 1; cols <= max_cols; cols++) {
+        for (size_t i = 0; i < rows * cols; i++) {
+            x[i] = rng_sym((i / cols) % 2 ? 300.0f : 2.0f) + 5.0f;
+            res[i] = rng_sym(1.0f);
+        }
+        for (size_t c = 0; c < cols; c++) {
+            g[c] = 1.0f + rng_sym(0.5f);
+            b[c] = rng_sym(0.5f);
+        }
+        if (cols > 3) {
+            x[2 * cols + 1] = NAN; /* a NaN row */
+        }
+        for (int variant = 0; variant < 4; variant++) {
+            const float *r = variant & 1 ? res : NULL;
+            const float *beta = variant & 2 ? b : NULL;
+            CHECK(qc_layer_norm_f32(x, r, rows, cols, g, beta, 1e-5f, ref, &scalar) == QC_OK, "layer norm scalar");
+            for (size_t row = 0; row < rows; row++) {
+                int nan_row = cols > 3 && row == 2;
+                double mean = 0.0, var = 0.0;
+                for (size_t c = 0; c < cols; c++) {
+                    mean += (double)x[row * cols + c] + (r ? (double)r[row * cols + c] : 0.0);
+                }
+                mean /= (double)cols;
+                for (size_t c = 0; c < cols; c++) {
+                    double d = (double)x[row * cols + c] + (r ? (double)r[row * cols + c] : 0.0) - mean;
+                    var += d * d;
+                }
+                var /= (double)cols;
+                for (size_t c = 0; c < cols; c++) {
+                    size_t i = row * cols + c;
+                    if (nan_row) {
+                        CHECK(isnan(ref[i]), "layer norm NaN row");
+                        continue;
+                    }
+                    double v = (double)x[i] + (r ? (double)r[i] : 0.0);
+                    double want = (v - mean) / sqrt(var + 1e-5) * g[c] + (beta ? beta[c] : 0.0);
+                    CHECK(fabs(ref[i] - want) <= 2e-5 * fabs(want) + 2e-5, "layer norm accuracy %zu: %g vs %g", cols,
+                          (double)ref[i], want);
+                }
+            }
+            for (size_t i = 0; i < rows * cols; i++) {
+                uint32_t bits;
+                memcpy(&bits, &ref[i], sizeof bits);
+                if (isnan(ref[i])) {
+                    bits = 0x7FC00000u;
+                }
+                h = fnv1a(h, &bits, sizeof bits);
+            }
+            for (int k = 0; k < g_num_isas; k++) {
+                qc_options o = {g_isas[k], 1};
+                memcpy(out, x, rows * cols * sizeof(float));
+                CHECK(qc_layer_norm_f32(out, r, rows, cols, g, beta, 1e-5f, out, &o) == QC_OK, "layer norm %s",
+                      qc_isa_name(g_isas[k]));
+                for (size_t i = 0; i < rows * cols; i++) {
+                    CHECK(same_bits(out[i], ref[i]) || (isnan(out[i]) && isnan(ref[i])), "layer norm %s cols %zu [%zu]",
+                          qc_isa_name(g_isas[k]), cols, i);
+                }
+            }
+        }
+    }
+    CHECK(qc_layer_norm_f32(NULL, NULL, 0, 5, NULL, NULL, 1e-5f, NULL, NULL) == QC_OK, "layer norm empty");
+    CHECK(qc_layer_norm_f32(x, NULL, 2, 5, NULL, NULL, 1e-5f, out, NULL) == QC_E_NULL_POINTER, "layer norm null gamma");
+    CHECK(qc_layer_norm_f32(x, NULL, 2, 5, g, NULL, -1.0f, out, NULL) == QC_E_INVALID_ARGUMENT, "negative epsilon");
+    CHECK(qc_layer_norm_f32(x, NULL, 2, 5, g, NULL, NAN, out, NULL) == QC_E_INVALID_ARGUMENT, "NaN epsilon");
+    CHECK(qc_layer_norm_f32(x, NULL, 2, 5, g, NULL, INFINITY, out, NULL) == QC_E_INVALID_ARGUMENT, "inf epsilon");
+    free(x);
+    free(res);
+    free(g);
+    free(b);
+    free(ref);
+    free(out);
+    return h;
+}
+
 static uint64_t checksum(act_fn fn, const float *x, size_t n) {
     float *y = malloc(n * sizeof(float));
     qc_options scalar = {QC_ISA_SCALAR, 1};
@@ -275,6 +361,7 @@ int main(void) {
     printf("checksum erf %016" PRIx64 "\n", checksum(qc_erf_f32, x, N_INPUT));
     printf("checksum gelu %016" PRIx64 "\n", checksum(qc_gelu_f32, x, N_INPUT));
     printf("checksum softmax %016" PRIx64 "\n", test_softmax());
+    printf("checksum layer_norm %016" PRIx64 "\n", test_layer_norm());
     free(x);
     printf("test_activation: %d checks, %d failures, isas:", g_checks, g_failures);
     for (int k = 0; k < g_num_isas; k++) {

@@ -139,6 +139,44 @@ static void run_case(size_t m, size_t k, size_t n, int per_column, int with_bias
             }
         }
     }
+    /* the smoothed form: the same as multiplying x by the smoothing vector first */
+    float *smooth = malloc((k + 1) * sizeof(float));
+    float *xs = malloc((m * k + 1) * sizeof(float));
+    float *want_s = malloc((m * n + 1) * sizeof(float));
+    for (size_t c = 0; c < k; c++) {
+        smooth[c] = c == 0 ? 0.0f : 0.05f + 4.0f * (float)(rng_next() >> 40) / 16777216.0f;
+    }
+    for (size_t i = 0; i < m; i++) {
+        for (size_t c = 0; c < k; c++) {
+            xs[i * k + c] = x[i * k + c] * smooth[c];
+        }
+    }
+    definition(m, k, n, xs, w, zw, ws, ws_count, b, want_s);
+    for (int t = 0; t < g_num_isas; t++) {
+        qc_options o = {g_isas[t], 1 + t % 2};
+        CHECK(qc_linear_dynamic_smoothed_u8_f32(m, x, smooth, packed, ws, ws_count, b, got, &o) == QC_OK, "smoothed");
+        for (size_t i = 0; i < m * n; i++) {
+            CHECK(memcmp(&got[i], &want_s[i], sizeof(float)) == 0, "smoothed %s m%zu k%zu n%zu [%zu]: %a vs %a",
+                  qc_isa_name(g_isas[t]), m, k, n, i, got[i], want_s[i]);
+        }
+    }
+    CHECK(qc_linear_dynamic_smoothed_u8_f32(m, x, NULL, packed, ws, ws_count, b, got, NULL) == QC_E_NULL_POINTER,
+          "smoothed, null vector");
+    if (m > 0 && k > 0) {
+        float keep = smooth[k - 1];
+        float big = x[k - 1];
+        x[k - 1] = 3e38f;
+        smooth[k - 1] = 10.0f; /* the product overflows to infinity */
+        CHECK(qc_linear_dynamic_smoothed_u8_f32(m, x, smooth, packed, ws, ws_count, b, got, NULL) == QC_E_NONFINITE,
+              "smoothed overflow");
+        x[k - 1] = big;
+        smooth[k - 1] = keep;
+    }
+    free(smooth);
+    free(xs);
+    free(want_s);
+    {
+    }
     if (checksum) {
         qc_options o = {QC_ISA_SCALAR, 1};
         CHECK(qc_linear_dynamic_u8_f32(m, x, packed, ws, ws_count, b, got, &o) == QC_OK, "checksum run");

@@ -1,4 +1,4 @@
-"""NumPy definition of qcore's float32 error function, GELU and softmax (the C kernels' oracle).
+"""NumPy definition of qcore's float32 error function, GELU, softmax and layer norm (the C kernels' oracle).
 
 Every operation is a float32 NumPy ufunc (IEEE, correctly rounded), applied in the order
 the C kernels (csrc/include/qcore_activation.h) apply them, so C and NumPy agree bit for
@@ -194,4 +194,67 @@ def softmax(x: np.ndarray) -> np.ndarray:
             ((lanes[:, 4] + lanes[:, 5]) + (lanes[:, 6] + lanes[:, 7]))
         y = e / s[:, None]
     y[bad] = np.nan
+    return y.astype(np.float32, copy=False).reshape(shape)
+
+
+def _lane_sum(rows: np.ndarray) -> np.ndarray:
+    """Per row: 8 lanes (lane ``j`` sums ``i = j mod 8`` in increasing ``i``), combined pairwise."""
+    pad = (-rows.shape[1]) % 8
+    blocks = np.concatenate([rows, np.zeros((rows.shape[0], pad), np.float32)], axis=1).reshape(rows.shape[0], -1, 8)
+    lanes = np.zeros((rows.shape[0], 8), np.float32)
+    for b in range(blocks.shape[1]):
+        lanes = lanes + blocks[:, b, :]
+    return ((lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3])) + \
+        ((lanes[:, 4] + lanes[:, 5]) + (lanes[:, 6] + lanes[:, 7]))
+
+
+def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, epsilon: float,
+               residual: np.ndarray | None = None) -> np.ndarray:
+    """qcore's float32 layer normalization over the last axis, of ``x`` or ``x + residual``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float32, at least 1-D.
+    gamma, beta : numpy.ndarray
+        float32, one value per element of the last axis (``beta`` may be None).
+    epsilon : float
+        Added to the variance (taken as float32).
+    residual : numpy.ndarray, optional
+        float32 of ``x``'s shape, added to ``x`` first.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape.
+
+    Raises
+    ------
+    DTypeError
+        An operand is not float32.
+
+    Notes
+    -----
+    Per row of ``v = x (+ residual)``: ``mean = S(v) / n``, ``c = v - mean``,
+    ``d = sqrt(S(c * c) / n + eps)``, ``y = (c / d) * gamma + beta``; ``S`` the 8-lane sum of
+    :func:`softmax`; every operation rounded to float32.
+    """
+    x = _f32(x)
+    gamma = _f32(gamma).reshape(-1)
+    if x.ndim == 0:
+        raise DTypeError("layer_norm needs at least one axis")
+    shape = x.shape
+    cols = shape[-1]
+    v = x if residual is None else x + _f32(residual)
+    rows = v.reshape(-1, cols) if cols else v.reshape(0, 0)
+    if rows.size == 0:
+        return np.array(v, dtype=np.float32, copy=True)
+    count = _F(cols)
+    with np.errstate(all="ignore"):
+        mean = (_lane_sum(rows) / count)[:, None]
+        c = rows - mean
+        d = np.sqrt(_lane_sum(c * c) / count + _F(epsilon))[:, None]
+        y = (c / d) * gamma
+        if beta is not None:
+            y = y + _f32(beta).reshape(-1)
     return y.astype(np.float32, copy=False).reshape(shape)

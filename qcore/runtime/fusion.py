@@ -16,6 +16,23 @@ with fewer passes and fewer Python steps:
 - a ``QMatMul`` is a 1x1 convolution of an NHWC ``[M, 1, 1, K]`` input, so one C call
   quantizes its float input, multiplies and applies the output stage.
 
+The float side of a transformer encoder is rewritten too (same plan, same rules):
+
+- an exported GELU (``Div(x, sqrt 2)`` or ``Mul(x, 1/sqrt 2)``, ``Erf``, ``Add 1``,
+  ``Mul x``, ``Mul 0.5``, matched structurally with the constants checked) is one
+  :func:`qcore._activation.gelu` pass (float tolerance: one rounding chain replaces five);
+- a ``Mul`` by a constant per-input-channel vector that only feeds a dynamic per-row
+  ``QMatMul`` (SmoothQuant's smoothing) runs inside that layer's C call
+  (:func:`qcore._linear.linear_dynamic` with ``x_mul``): the same float32 products, same bits;
+- ``LayerNormalization`` over the last axis, with the residual ``Add`` before it when only
+  the layer norm reads the sum, is one :func:`qcore._activation.layer_norm` call (same
+  float32 sum, then the C layer norm the node-by-node plan also uses: same bits);
+- the attention scores ``MatMul -> Mul(scalar) -> Add(mask) -> Softmax`` run in one buffer,
+  in place, with the same NumPy and C operations as node by node (same bits).
+
+The large outputs of these steps are written into buffers of a :class:`BufferPool` that
+the plan keeps between runs, so their pages are not faulted in again on every run.
+
 Every value the plan produces that a user can see (graph outputs, float values read by
 float operators) is bit-identical with the node-by-node plan, which stays in use whenever
 intermediate values are requested (``observe`` / ``outputs``: calibration, ``qcore
@@ -26,6 +43,8 @@ so ``C_MAX_GROUPS = 0`` turns the fast plan off and leaves the NumPy engine).
 from __future__ import annotations
 
 import math
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -135,7 +154,12 @@ class FastPlan:
             self.consumers[consumer] = chain
             self.absorbed.update(absorbed)
             self.pools.update(pools)
-        self.replaced = set(self.chains) | set(self.consumers) | self.absorbed | self.pools
+        self.pool = BufferPool()
+        self.rewrites: dict[int, _Rewrite] = {}   # anchor (last node of a pattern) -> rewrite
+        claimed = set(self.chains) | set(self.consumers) | self.absorbed | self.pools
+        self._find_float_rewrites(readers, outputs, claimed)
+        self.rewritten = {i for r in self.rewrites.values() for i in r.nodes}
+        self.replaced = claimed | self.rewritten
 
     def _flatten_fits(self, producer: Node, consumer: Node) -> bool:
         channels = self.graph.initializers[producer.inputs[1]].data.shape[0]
@@ -143,7 +167,48 @@ class FastPlan:
         return k % channels == 0
 
     def __bool__(self) -> bool:
-        return bool(self.chains)
+        return bool(self.chains) or bool(self.rewrites)
+
+    # ------------------------------------------------------------------ float rewrites
+    def _find_float_rewrites(self, readers: dict[str, list[int]], outputs: set[str], claimed: set[int]) -> None:
+        nodes = self.graph.nodes
+        inits = self.graph.initializers
+
+        def only_reader(value: str) -> int | None:
+            """The single node reading ``value`` (None when it is an output or read elsewhere too)."""
+            r = readers.get(value, [])
+            return r[0] if len(r) == 1 and value not in outputs else None
+
+        producers = {o: i for i, n in enumerate(nodes) for o in n.outputs if o}
+
+        def add(rewrite: _Rewrite | None) -> None:
+            if rewrite is None or any(i in claimed for i in rewrite.nodes):
+                return
+            claimed.update(rewrite.nodes)
+            self.rewrites[max(rewrite.nodes)] = rewrite
+
+        def match(matcher: Callable[..., _Rewrite | None], *args: object) -> _Rewrite | None:
+            try:
+                return matcher(*args)
+            except (KeyError, ValueError, TypeError, IndexError, AttributeError):
+                return None  # malformed attributes: the node-by-node step reports them when it runs
+
+        for index, node in enumerate(nodes):
+            if node.op == "Mul" and index not in claimed:
+                add(match(_match_smoothing, index, node, nodes, inits, only_reader))
+        for index, node in enumerate(nodes):
+            if index in claimed:
+                continue
+            if node.op == "Erf":
+                add(match(_match_gelu, index, nodes, inits, only_reader, producers))
+            elif node.op == "LayerNormalization":
+                add(match(_match_layer_norm, index, node, nodes, inits, only_reader, producers, claimed))
+            elif node.op == "Softmax":
+                add(match(_match_attention_scores, index, node, nodes, inits, only_reader, producers))
+        for index, node in enumerate(nodes):  # the remaining C-fused dynamic linear layers
+            if node.op == "QMatMul" and index not in claimed and _dynamic_rows(node, inits):
+                add(_Rewrite("QMatMul", [index], list(node.inputs[:1]), list(node.outputs),
+                             _linear_step(node, inits, None, node.inputs[0])))
 
     # ------------------------------------------------------------------ building steps
     def steps(self, plain: list[tuple[Node, Step, list[str], bool]]) -> list[tuple[Node, Step, list[str], bool]]:
@@ -153,6 +218,13 @@ class FastPlan:
         built: list[tuple[Node, Step, bool]] = []
         for index, node in enumerate(nodes):
             inputs = [alias.get(name, name) for name in node.inputs]
+            if index in self.rewritten:
+                rewrite = self.rewrites.get(index)
+                if rewrite is not None:
+                    fallback = [(nodes[i], plain[i][1]) for i in rewrite.nodes]
+                    built.append((Node(rewrite.op, [alias.get(n, n) for n in rewrite.inputs], rewrite.outputs,
+                                       node.attrs, node.name), rewrite.make(self.pool, fallback), False))
+                continue
             if index in self.absorbed:
                 alias[node.outputs[0]] = inputs[0]
                 continue
@@ -276,6 +348,346 @@ def _int8_max_pool(node: Node) -> Step:
                                                          layout="NHWC")
         return [pool(x)]
     return run
+
+
+class BufferPool:
+    """Output buffers kept between runs, handed out again once nothing refers to them.
+
+    A buffer is free when the pool's own references are the only ones left (no value of a
+    running plan, no view of it, no array a caller still holds): its reference count says
+    so. Reuse therefore never overwrites a value anyone can still see, whichever thread
+    runs the plan; what it saves is the allocation and the page faults of a fresh large
+    array on every run. Buffers are kept flat, per byte size and dtype, and handed out as
+    a view of the requested shape (arrays of different shapes but the same size share).
+    """
+
+    #: Buffers kept per size (more live at once are allocated and not kept).
+    PER_SIZE = 8
+    #: Sizes kept (beyond that the pool starts again: the input sizes keep changing).
+    SIZES = 32
+    #: Arrays smaller than this are not pooled (bytes).
+    MIN_BYTES = 64 * 1024
+    #: Bytes kept at most (inputs of changing sizes would otherwise keep a set per size).
+    MAX_BYTES = 128 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, list[np.ndarray]] = {}
+        self._kept_bytes = 0
+        self._lock = threading.Lock()
+        # references of a free buffer inside ``get``: the list, the loop variable, the call
+        probe = [np.empty(0)]
+        self._free_refs = next(sys.getrefcount(a) for a in probe)
+
+    def get(self, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+        """An uninitialised C-contiguous array of ``shape`` that nobody else refers to."""
+        count = math.prod(shape)
+        dtype = np.dtype(dtype)
+        if count * dtype.itemsize < self.MIN_BYTES:
+            return np.empty(shape, dtype)
+        key = (count, dtype)
+        with self._lock:
+            kept = self._buffers.get(key)
+            if kept is None:
+                if len(self._buffers) >= self.SIZES:
+                    self._buffers.clear()
+                    self._kept_bytes = 0
+                kept = self._buffers[key] = []
+            for flat in kept:
+                if sys.getrefcount(flat) == self._free_refs:
+                    return flat.reshape(shape)
+            flat = np.empty(count, dtype)
+            if len(kept) < self.PER_SIZE and self._kept_bytes + flat.nbytes <= self.MAX_BYTES:
+                kept.append(flat)
+                self._kept_bytes += flat.nbytes
+            return flat.reshape(shape)
+
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes of the buffers the pool holds."""
+        return self._kept_bytes
+
+
+Fallback = list[tuple[Node, Step]]
+
+
+@dataclass
+class _Rewrite:
+    """Nodes run as one step: ``make(pool, fallback)`` builds it (``fallback``: the nodes'
+    own steps, run in order for inputs the fused step does not take)."""
+
+    op: str
+    nodes: list[int]
+    inputs: list[str]
+    outputs: list[str]
+    make: Callable[[BufferPool, Fallback], Step]
+
+
+def _run_nodes(fallback: Fallback, names: list[str], inputs: list, outputs: list[str], inits: dict) -> list:
+    """Run the replaced nodes one by one (the node-by-node plan's steps) on ``inputs``."""
+    values = dict(zip(names, inputs))
+    for node, fn in fallback:
+        results = fn([(values[n] if n in values else inits[n]) if n else None for n in node.inputs])
+        values.update(zip(node.outputs, results))
+    return [values[n] for n in outputs]
+
+
+def _scalar(inits: dict, name: str) -> float | None:
+    value = inits.get(name)
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype == np.float32:
+        return float(value.reshape(()))
+    return None
+
+
+def _const_other(node: Node, value: str, inits: dict) -> str | None:
+    """For a binary node reading ``value`` and a constant: the constant's name."""
+    if len(node.inputs) != 2 or value not in node.inputs:
+        return None
+    other = node.inputs[1] if node.inputs[0] == value else node.inputs[0]
+    return other if other in inits and other != value else None
+
+
+def _dynamic_rows(node: Node, inits: dict) -> bool:
+    """A dynamic per-row QMatMul whose weights run on the one-call C layer."""
+    if node.op != "QMatMul" or node.attrs.get("activation", "dynamic") != "dynamic" or not node.attrs.get("per_row"):
+        return False
+    w = inits.get(node.inputs[1])
+    if not isinstance(w, QuantizedTensor) or w.dtype not in ("int8", "uint8") or w.block_size:
+        return False
+    if w.data.ndim != 2 or w.axis not in (None, 1) or kernels.C_MAX_GROUPS < 1:
+        return False
+    return len(node.inputs) < 3 or not node.inputs[2] or isinstance(inits.get(node.inputs[2]), np.ndarray)
+
+
+def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None,
+                 x_name: str) -> Callable[[BufferPool, Fallback], Step]:
+    """The dynamic per-row QMatMul ``node`` (after the smoothing Mul by ``smoothing``) on input ``x_name``."""
+    def make(pool: BufferPool, fallback: Fallback) -> Step:
+        w: QuantizedTensor = inits[node.inputs[1]]
+        bias = None
+        if len(node.inputs) > 2 and node.inputs[2]:
+            bias = np.asarray(inits[node.inputs[2]], dtype=np.float32)
+        packed = kernels.PackedLinear.from_matmul(w, bias)
+        k, n = packed.k, packed.n
+        names = [x_name]
+        outputs = [fallback[-1][0].outputs[0]]
+
+        def run(inputs: list) -> list:
+            x = inputs[0]
+            if not isinstance(x, np.ndarray) or x.dtype != np.float32 or not x.ndim or x.shape[-1] != k:
+                return _run_nodes(fallback, names, inputs, outputs, inits)  # reports bad input as node by node
+            lead = x.shape[:-1]
+            out = pool.get((math.prod(lead), n))
+            packed.run_dynamic_rows(x.reshape(-1, k), x_mul=smoothing, out=out)
+            return [out.reshape(lead + (n,))]
+        return run
+    return make
+
+
+def _match_smoothing(index: int, node: Node, nodes: list[Node], inits: dict,
+                     only_reader: Callable[[str], int | None]) -> _Rewrite | None:
+    """``Mul(x, s)`` with a constant per-channel ``s`` feeding one dynamic per-row QMatMul."""
+    reader = only_reader(node.outputs[0])
+    if reader is None or len(node.inputs) != 2:
+        return None
+    linear = nodes[reader]
+    if not _dynamic_rows(linear, inits) or linear.inputs[0] != node.outputs[0]:
+        return None
+    for x_pos in (0, 1):
+        x, s = node.inputs[x_pos], node.inputs[1 - x_pos]
+        vector = inits.get(s)
+        if x in inits or not isinstance(vector, np.ndarray) or vector.dtype != np.float32:
+            continue
+        k = inits[linear.inputs[1]].data.shape[0]
+        if vector.size != k or any(d != 1 for d in vector.shape[:-1]) or (vector.ndim and vector.shape[-1] != k):
+            continue
+        if vector.ndim < 1:
+            continue
+        smoothing = np.ascontiguousarray(vector.reshape(-1))
+        make = _linear_step(linear, inits, smoothing, x)
+        rank = vector.ndim
+
+        def guarded(pool: BufferPool, fallback: Fallback, make=make, rank=rank, x=x) -> Step:
+            fused = make(pool, fallback)
+
+            def run(inputs: list) -> list:
+                # a rank-r vector broadcasts an input of lower rank to rank r: node by node
+                if not isinstance(inputs[0], np.ndarray) or inputs[0].ndim < rank:
+                    return _run_nodes(fallback, [x], inputs, [fallback[-1][0].outputs[0]], inits)
+                return fused(inputs)
+            return run
+        return _Rewrite("QMatMul+smoothing", [index, reader], [x], list(linear.outputs), guarded)
+    return None
+
+
+_SQRT2 = float(np.float32(np.sqrt(2.0)))
+_INV_SQRT2 = float(np.float32(1.0 / np.sqrt(2.0)))
+
+
+def _match_gelu(erf_index: int, nodes: list[Node], inits: dict, only_reader: Callable[[str], int | None],
+                producers: dict[str, int]) -> _Rewrite | None:
+    """``0.5 * x * (1 + erf(x / sqrt 2))`` as exported (Div or Mul by the constant, two Muls in either order)."""
+    erf = nodes[erf_index]
+    first = producers.get(erf.inputs[0])
+    if first is None or only_reader(erf.inputs[0]) != erf_index:
+        return None
+    div = nodes[first]
+    x = None
+    if div.op in ("Div", "Mul") and len(div.inputs) == 2:
+        const = div.inputs[1]
+        value = _scalar(inits, const)
+        if div.op == "Div" and value == _SQRT2 and div.inputs[0] not in inits:
+            x = div.inputs[0]
+        elif div.op == "Mul":
+            xs = [n for n in div.inputs if n not in inits]
+            consts = [n for n in div.inputs if n in inits]
+            if len(xs) == 1 and len(consts) == 1 and _scalar(inits, consts[0]) == _INV_SQRT2:
+                x = xs[0]
+    if x is None:
+        return None
+    plus = only_reader(erf.outputs[0])
+    if plus is None or nodes[plus].op != "Add":
+        return None
+    one = _const_other(nodes[plus], erf.outputs[0], inits)
+    if one is None or _scalar(inits, one) != 1.0:
+        return None
+    m1 = only_reader(nodes[plus].outputs[0])
+    if m1 is None or nodes[m1].op != "Mul" or len(nodes[m1].inputs) != 2:
+        return None
+    g = nodes[plus].outputs[0]
+    other = nodes[m1].inputs[1] if nodes[m1].inputs[0] == g else nodes[m1].inputs[0]
+    half = None
+    if other == x:      # (x * (1 + erf)) * 0.5
+        m2 = only_reader(nodes[m1].outputs[0])
+        if m2 is None or nodes[m2].op != "Mul":
+            return None
+        half = _const_other(nodes[m2], nodes[m1].outputs[0], inits)
+        pattern = [first, erf_index, plus, m1, m2]
+        last = m2
+    else:               # (x * 0.5) * (1 + erf)
+        h = producers.get(other)
+        if h is None or nodes[h].op != "Mul" or only_reader(other) != m1 or x not in nodes[h].inputs:
+            return None
+        half = _const_other(nodes[h], x, inits)
+        pattern = [h, first, erf_index, plus, m1]
+        last = m1
+    if half is None or _scalar(inits, half) != 0.5:
+        return None
+    output = nodes[last].outputs[0]
+
+    def make(pool: BufferPool, fallback: Fallback) -> Step:
+        from .. import _activation  # noqa: PLC0415
+
+        def run(inputs: list) -> list:
+            v = inputs[0]
+            if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.ndim == 0:
+                return _run_nodes(fallback, [x], inputs, [output], inits)
+            return [_activation.gelu(v, out=pool.get(v.shape))]
+        return run
+    return _Rewrite("Gelu(fused)", sorted(pattern), [x], [output], make)
+
+
+def _match_layer_norm(index: int, node: Node, nodes: list[Node], inits: dict,
+                      only_reader: Callable[[str], int | None], producers: dict[str, int],
+                      claimed: set[int]) -> _Rewrite | None:
+    """LayerNormalization (last axis, constant float32 scale / bias), with its residual Add."""
+    if len(node.outputs) > 1 and any(node.outputs[1:]):
+        return None
+    gamma = inits.get(node.inputs[1]) if len(node.inputs) > 1 else None
+    beta = inits.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if not isinstance(gamma, np.ndarray) or gamma.dtype != np.float32 or gamma.ndim != 1:
+        return None
+    if len(node.inputs) > 2 and node.inputs[2] and (
+            not isinstance(beta, np.ndarray) or beta.dtype != np.float32 or beta.shape != gamma.shape):
+        return None
+    eps = float(node.attrs.get("epsilon", 1e-5))
+    axis = int(node.attrs.get("axis", -1))
+    if not (np.isfinite(eps) and eps >= 0) or node.inputs[0] in inits:
+        return None
+    add = producers.get(node.inputs[0])
+    residual = (add is not None and add not in claimed and nodes[add].op == "Add" and len(nodes[add].inputs) == 2
+                and only_reader(node.inputs[0]) == index and not any(n in inits for n in nodes[add].inputs))
+    members = [add, index] if residual else [index]
+    inputs = list(nodes[add].inputs) if residual else [node.inputs[0]]
+    output = node.outputs[0]
+    g = np.ascontiguousarray(gamma)
+    b = None if beta is None else np.ascontiguousarray(beta)
+
+    def make(pool: BufferPool, fallback: Fallback) -> Step:
+        from .. import _activation  # noqa: PLC0415
+
+        def run(args: list) -> list:
+            x = args[0]
+            r = args[1] if residual else None
+            if (not isinstance(x, np.ndarray) or x.dtype != np.float32 or not x.ndim or axis % x.ndim != x.ndim - 1
+                    or x.shape[-1] != g.size
+                    or (r is not None and (not isinstance(r, np.ndarray) or r.dtype != np.float32
+                                           or r.shape != x.shape))):
+                return _run_nodes(fallback, inputs, args, [output], inits)
+            return [_activation.layer_norm(x, g, b, eps, residual=r, out=pool.get(x.shape))]
+        return run
+    return _Rewrite("Add+LayerNorm" if residual else "LayerNorm", members, inputs, [output], make)
+
+
+def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: dict,
+                            only_reader: Callable[[str], int | None],
+                            producers: dict[str, int]) -> _Rewrite | None:
+    """``Softmax(MatMul(q, k) * c + mask)`` over the last axis, in one buffer."""
+    if int(node.attrs.get("axis", -1)) != -1 or node.attrs.get("coerce_2d"):
+        return None
+    chain: list[int] = []
+    value = node.inputs[0]
+    mask = scale = None
+    while True:
+        p = producers.get(value)
+        if p is None or only_reader(value) != (chain[-1] if chain else index):
+            return None
+        pnode = nodes[p]
+        chain.append(p)
+        if pnode.op == "MatMul" and len(pnode.inputs) == 2 and not any(n in inits for n in pnode.inputs):
+            break
+        if pnode.op == "Add" and mask is None and scale is None and len(pnode.inputs) == 2:
+            first = producers.get(pnode.inputs[0])
+            pos = 0 if first is not None and nodes[first].op in ("Mul", "MatMul") else 1
+            value, mask = pnode.inputs[pos], pnode.inputs[1 - pos]
+        elif pnode.op == "Mul" and scale is None and len(pnode.inputs) == 2:
+            scale = pnode.inputs[1] if pnode.inputs[1] in inits else pnode.inputs[0]
+            value = pnode.inputs[0] if scale == pnode.inputs[1] else pnode.inputs[1]
+            if _scalar(inits, scale) is None:
+                return None
+        else:
+            return None
+    matmul = nodes[chain[-1]]
+    members = sorted(chain + [index])
+    inputs = list(matmul.inputs) + ([mask] if mask is not None else [])
+    output = node.outputs[0]
+    c = np.float32(_scalar(inits, scale)) if scale is not None else None
+
+    def make(pool: BufferPool, fallback: Fallback) -> Step:
+        from .. import _activation  # noqa: PLC0415
+
+        def run(args: list) -> list:
+            q, k = args[0], args[1]
+            m = args[2] if mask is not None else None
+            if (not isinstance(q, np.ndarray) or not isinstance(k, np.ndarray) or q.dtype != np.float32
+                    or k.dtype != np.float32 or q.ndim < 2 or k.ndim < 2 or q.shape[-1] != k.shape[-2]
+                    or (m is not None and (not isinstance(m, np.ndarray) or m.dtype != np.float32))):
+                return _run_nodes(fallback, inputs, args, [output], inits)
+            try:
+                shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-1])
+                if m is not None and np.broadcast_shapes(shape, m.shape) != shape:
+                    return _run_nodes(fallback, inputs, args, [output], inits)
+            except ValueError:
+                return _run_nodes(fallback, inputs, args, [output], inits)
+            s = pool.get(shape)
+            np.matmul(q, k, out=s)
+            for i in chain[-2::-1]:  # the Mul / Add in graph order, in place
+                if nodes[i].op == "Mul":
+                    np.multiply(s, c, out=s)
+                else:
+                    np.add(s, m, out=s)
+            return [_activation.softmax(s, out=s)]
+        return run
+    return _Rewrite("Attention scores", members, inputs, [output], make)
 
 
 def build(graph: Graph) -> FastPlan | None:

@@ -249,13 +249,18 @@ class PackedLinear:
         """True when :meth:`run_dynamic_rows` runs in one C call (C engine, one group)."""
         return self.engine == "c" and self.groups == 1
 
-    def run_dynamic_rows(self, x: np.ndarray) -> np.ndarray:
+    def run_dynamic_rows(self, x: np.ndarray, *, x_mul: np.ndarray | None = None,
+                         out: np.ndarray | None = None) -> np.ndarray:
         """``run(*dynamic_quantize(x, per_row=True))`` in one C call (:func:`qcore._linear.linear_dynamic`).
 
         Parameters
         ----------
         x : numpy.ndarray
             float32 ``(M, K)``.
+        x_mul : numpy.ndarray, optional
+            float32 ``(K,)``: run on ``x * x_mul`` (the smoothing Mul, same bits).
+        out : numpy.ndarray, optional
+            C-contiguous float32 ``(M, N)`` to write into.
 
         Returns
         -------
@@ -270,7 +275,7 @@ class PackedLinear:
         from .. import _linear  # noqa: PLC0415
 
         return _linear.linear_dynamic(x, self._packed[0], self.w_scale.reshape(-1),
-                                      None if self.bias is None else self.bias.reshape(-1))
+                                      None if self.bias is None else self.bias.reshape(-1), x_mul=x_mul, out=out)
 
     def run(self, q: np.ndarray, x_scale: float | np.ndarray, x_zero_point: float | np.ndarray) -> np.ndarray:
         """Integer product of quantized rows, dequantized to float32.

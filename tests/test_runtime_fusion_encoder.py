@@ -1,0 +1,217 @@
+"""The fast plan's transformer rewrites (qcore.runtime.fusion): GELU, smoothing fold, layer
+norm with its residual Add, attention scores, pooled output buffers.
+
+Bit-identical with the node-by-node plan where the arithmetic is the same (smoothing fold,
+layer norm, attention scores); within float tolerance where the fused GELU kernel replaces
+the exported five-op chain.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+sys.path.insert(0, os.path.dirname(__file__))
+import encoder_builder as eb  # noqa: E402
+
+from qcore.errors import NonFiniteError  # noqa: E402
+from qcore.graph.transformer import quantize_transformer  # noqa: E402
+from qcore.runtime import Model  # noqa: E402
+from qcore.runtime.executor import Executor  # noqa: E402
+from qcore.runtime.fusion import BufferPool  # noqa: E402
+
+
+def _ops(executor: Executor) -> list[str]:
+    return [node.op for node, *_ in executor.fast_steps]
+
+
+def _quantized(seed: int = 0, **kwargs) -> tuple[Model, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    model = Model.from_onnx(eb.encoder(rng, **kwargs))
+    calibration = [eb.feeds(rng, 4, 12) for _ in range(3)]
+    return quantize_transformer(model, calibration, weight_bits=8, alpha=0.5, rounding="nearest"), rng
+
+
+def test_float_encoder_fused_within_float_tolerance_of_node_by_node_and_onnxruntime():
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(1)
+    onnx_model = eb.encoder(rng)
+    model = Model.from_onnx(onnx_model)
+    fast = Executor(model.graph)
+    ops = _ops(fast)
+    assert ops.count("Gelu(fused)") == 2 and ops.count("Attention scores") == 2
+    assert ops.count("Add+LayerNorm") == 4 and "Erf" not in ops and "Softmax" not in ops
+    for batch, seq in ((1, 1), (3, 10), (2, 33)):
+        feeds = eb.feeds(rng, batch, seq)
+        got = fast.run(feeds)["hidden"]
+        plain = Executor(model.graph, fuse=False).run(feeds)["hidden"]
+        np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-5)
+        session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(got, session.run(None, feeds)[0], rtol=1e-5, atol=2e-5)
+
+
+def test_gelu_rewrite_alone_is_within_float_tolerance():
+    from qcore import _activation
+    from qcore.runtime.float_ops import FLOAT_OPS
+
+    x = np.random.default_rng(2).normal(0, 4, (64, 257)).astype(np.float32)
+    chain = FLOAT_OPS["Div"]([x, np.float32(np.sqrt(2))], {})[0]
+    chain = FLOAT_OPS["Add"]([FLOAT_OPS["Erf"]([chain], {})[0], np.float32(1)], {})[0]
+    chain = FLOAT_OPS["Mul"]([FLOAT_OPS["Mul"]([x, chain], {})[0], np.float32(0.5)], {})[0]
+    np.testing.assert_allclose(_activation.gelu(x), chain, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["x_first", "half_first"])
+def test_gelu_matched_in_both_export_orders_and_constants_checked(order):
+    rng = np.random.default_rng(3)
+    fused = Executor(Model.from_onnx(eb.encoder(rng, gelu_order=order)).graph)
+    assert _ops(fused).count("Gelu(fused)") == 2
+    wrong = Executor(Model.from_onnx(eb.encoder(rng, gelu_order=order, gelu_half=0.25)).graph)
+    assert "Gelu(fused)" not in _ops(wrong) and _ops(wrong).count("Erf") == 2
+
+
+def test_quantized_encoder_rewrites_are_bit_identical_except_gelu():
+    model, rng = _quantized(4)
+    fast = Executor(model.graph)
+    ops = _ops(fast)
+    assert ops.count("QMatMul+smoothing") == 12 and "QMatMul" not in ops
+    assert ops.count("Mul") == 1  # only the mask's; every smoothing Mul is folded
+    # without the fused GELU, the whole fast plan must give the node-by-node bits
+    no_gelu = quantize_transformer(Model.from_onnx(eb.encoder(np.random.default_rng(4), gelu_half=0.25)),
+                                   [eb.feeds(rng, 4, 12) for _ in range(3)], weight_bits=8, alpha=0.5,
+                                   rounding="nearest")
+    fast_no_gelu = Executor(no_gelu.graph)
+    assert "Gelu(fused)" not in _ops(fast_no_gelu) and "QMatMul+smoothing" in _ops(fast_no_gelu)
+    for batch, seq in ((1, 1), (3, 10), (2, 40)):
+        feeds = eb.feeds(rng, batch, seq)
+        np.testing.assert_array_equal(fast_no_gelu.run(feeds)["hidden"],
+                                      Executor(no_gelu.graph, fuse=False).run(feeds)["hidden"], strict=True)
+        got = fast.run(feeds)["hidden"]
+        plain = Executor(model.graph, fuse=False).run(feeds)["hidden"]
+        # GELU's last bits can move a per-token quantization step: float tolerance, not bits
+        np.testing.assert_allclose(got, plain, rtol=0, atol=2e-2)
+        assert np.mean(np.abs(got - plain)) < 1e-3
+
+
+def test_pooled_outputs_are_never_overwritten_while_held():
+    model, rng = _quantized(5)
+    fast = Executor(model.graph)
+    first_feeds, second_feeds = eb.feeds(rng, 2, 30), eb.feeds(rng, 2, 30)
+    first = fast.run(first_feeds)["hidden"]
+    kept = first.copy()
+    second = fast.run(second_feeds)["hidden"]
+    np.testing.assert_array_equal(first, kept, strict=True)  # still the first run's values
+    assert not np.shares_memory(first, second)
+    again = fast.run(first_feeds)["hidden"]
+    np.testing.assert_array_equal(again, kept, strict=True)
+
+
+def test_concurrent_runs_give_each_caller_its_own_results():
+    model, rng = _quantized(6)
+    fast = Executor(model.graph)
+    inputs = [eb.feeds(rng, 2, 24) for _ in range(4)]
+    expected = [fast.run(f)["hidden"].copy() for f in inputs]
+    failures = []
+
+    def worker(i: int) -> None:
+        for _ in range(15):
+            if not np.array_equal(fast.run(inputs[i])["hidden"], expected[i]):
+                failures.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+
+
+def test_pool_hands_out_only_unreferenced_buffers():
+    pool = BufferPool()
+    a = pool.get((200, 100))
+    b = pool.get((200, 100))
+    assert a is not b and a.flags.c_contiguous and a.dtype == np.float32
+    view = a.reshape(-1)[10:]
+    del a
+    c = pool.get((200, 100))
+    assert not np.shares_memory(c, view)  # a view keeps its buffer in use
+    del view, c
+    d = pool.get((100, 200))  # the same size, another shape: a kept buffer comes back
+    assert d.shape == (100, 200) and d.flags.c_contiguous
+    e = pool.get((100, 200))
+    assert not np.shares_memory(d, e) and not np.shares_memory(d, b) and not np.shares_memory(e, b)
+    small = pool.get((3, 4))
+    assert small.shape == (3, 4) and pool.get((3, 4)) is not small  # small arrays are not pooled
+
+
+def test_fused_steps_report_bad_input_like_the_plain_plan():
+    model, rng = _quantized(7)
+    feeds = eb.feeds(rng, 2, 9)
+    feeds["x"][1, 4, 2] = np.nan
+    with pytest.raises(NonFiniteError):
+        model.run(feeds)
+    with pytest.raises(NonFiniteError):
+        Executor(model.graph, fuse=False).run(feeds)
+
+
+def test_layer_norm_last_axis_given_as_positive_number():
+    rng = np.random.default_rng(8)
+    model = Model.from_onnx(eb.encoder(rng, layers=1, ln_axis=2))  # axis 2 of rank 3: the last, fused
+    assert "Add+LayerNorm" in _ops(Executor(model.graph))
+    feeds = eb.feeds(rng, 2, 7)
+    np.testing.assert_allclose(model.run(feeds)["hidden"], Executor(model.graph, fuse=False).run(feeds)["hidden"],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_intermediate_values_run_node_by_node():
+    model, rng = _quantized(9)
+    feeds = eb.feeds(rng, 1, 6)
+    name = next(n.outputs[0] for n in model.graph.nodes if n.op == "Erf")
+    values = Executor(model.graph).run(feeds, outputs=[name, "hidden"])
+    assert values[name].shape == (1, 6, eb.FFN)
+    np.testing.assert_array_equal(values["hidden"], Executor(model.graph, fuse=False).run(feeds)["hidden"],
+                                  strict=True)
+
+
+def test_malformed_attribute_leaves_the_node_to_the_plain_step():
+    from qcore.errors import ModelError
+
+    rng = np.random.default_rng(10)
+    model = Model.from_onnx(eb.encoder(rng, layers=1))
+    node = next(n for n in model.graph.nodes if n.op == "LayerNormalization")
+    node.attrs["epsilon"] = "tiny"
+    fast = Executor(model.graph)  # planning does not fail; the node is not rewritten
+    assert _ops(fast).count("LayerNorm") + _ops(fast).count("Add+LayerNorm") == 2
+    with pytest.raises(ModelError, match=node.name):
+        fast.run(eb.feeds(rng, 1, 4))
+
+
+def test_pool_bounded_for_changing_sizes():
+    pool = BufferPool()
+    pool.MAX_BYTES = 1 << 20
+    held = [pool.get((64, 1024)) for _ in range(6)]  # 256 KiB each: four are kept
+    assert pool.kept_bytes == 1 << 20 and all(h.shape == (64, 1024) for h in held)
+    del held
+    for rows in range(40):  # more sizes than SIZES: the pool starts again
+        pool.get((100 + rows, 200))
+    assert pool.kept_bytes <= pool.MAX_BYTES
+
+
+def test_smoothing_mul_with_the_constant_first():
+    rng = np.random.default_rng(11)
+    model = quantize_transformer(Model.from_onnx(eb.encoder(rng, gelu_half=0.25)),
+                                 [eb.feeds(rng, 4, 12) for _ in range(3)], weight_bits=8, alpha=0.5,
+                                 rounding="nearest")
+    for node in model.graph.nodes:
+        if node.op == "Mul" and node.inputs[1] in model.graph.initializers:
+            node.inputs.reverse()  # Mul(s, x): same values
+    fast = Executor(model.graph)
+    assert _ops(fast).count("QMatMul+smoothing") == 12
+    feeds = eb.feeds(rng, 2, 9)
+    np.testing.assert_array_equal(fast.run(feeds)["hidden"], Executor(model.graph, fuse=False).run(feeds)["hidden"],
+                                  strict=True)
