@@ -65,10 +65,13 @@ def chain_cnn(rng, pool_attrs, flatten=True):
 
 
 POOLS = [
-    {"kernel_shape": [2, 2], "strides": [2, 2]},
+    {"kernel_shape": [2, 2], "strides": [2, 2]},   # tiles the image: fused into conv2's output stage
     {"kernel_shape": [3, 3], "strides": [2, 1], "pads": [1, 1, 0, 1], "ceil_mode": 1},
     {"kernel_shape": [2, 3], "strides": [1, 2], "dilations": [2, 1]},
+    {"kernel_shape": [3, 2], "strides": [3, 2]},   # fused; 9 rows of 4 pool to 3 x 2
+    {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},  # ceil mode: a separate int8 pool
 ]
+FUSED_POOLS = {0, 3}
 
 
 @pytest.mark.parametrize("pool", range(len(POOLS)))
@@ -83,6 +86,9 @@ def test_fast_plan_matches_node_by_node_and_numpy_engine(pool, symmetric, flatte
     x[0] = 1e6
     fast = Executor(qmodel.graph)
     assert fast.fast_steps is not None and len(fast.fast_steps) < len(qmodel.graph.nodes)
+    ops = [node.op for node, *_ in fast.fast_steps]
+    assert ("QConv+MaxPool+int8 out" in ops) == (pool in FUSED_POOLS)
+    assert ("MaxPool(int8)" in ops) == (pool not in FUSED_POOLS)
     name = qmodel.output_names[0]
     got = fast.run({"image": x})[name]
     plain = Executor(qmodel.graph, fuse=False).run({"image": x})[name]
@@ -104,14 +110,18 @@ def test_fast_plan_matches_node_by_node_and_numpy_engine(pool, symmetric, flatte
     np.testing.assert_array_equal(fast.run({"image": x[:1]})[name], got[:1], strict=True)
 
 
-def test_profile_lists_fused_steps():
+@pytest.mark.parametrize("pool", [0, 1])
+def test_profile_lists_fused_steps(pool):
     rng = np.random.default_rng(1)
-    model = Model.from_onnx(chain_cnn(rng, POOLS[0]))
+    model = Model.from_onnx(chain_cnn(rng, POOLS[pool]))
     qmodel = q.quantize_static(model, {"image": rng.uniform(0, 1, (20, 1, 9, 8)).astype(np.float32)})
     qmodel.run({"image": rng.uniform(0, 1, (3, 1, 9, 8)).astype(np.float32)}, profile=True)
     ops = [t.op for t in qmodel.last_timings]
-    assert "Relu" not in ops and "Flatten" not in ops
-    assert ops.count("QConv+int8 out") == 3 and "MaxPool(int8)" in ops and ops[-1] == "QMatMul"
+    assert "Relu" not in ops and "Flatten" not in ops and ops[-1] == "QMatMul"
+    if pool in FUSED_POOLS:
+        assert ops[:3] == ["QConv+int8 out", "QConv+MaxPool+int8 out", "QConv+int8 out"]
+    else:
+        assert ops.count("QConv+int8 out") == 3 and "MaxPool(int8)" in ops
 
 
 def test_static_mlp_chain_fused():

@@ -9,7 +9,10 @@ with fewer passes and fewer Python steps:
   already quantized with the consumer's parameters; a ReLU in the chain is the clamp
   ``q >= zero_point`` (``quantize(max(y, 0)) == max(quantize(y), quantize(0))`` because
   quantization is monotonic and ``quantize(0) == zero_point``), so it costs nothing;
-- MaxPool runs on the int8 values (``max`` commutes with a monotonic quantization);
+- MaxPool runs on the int8 values (``max`` commutes with a monotonic quantization); a
+  pool whose windows tile the image (kernel = strides, no padding or dilation, floor
+  mode) runs inside the producing convolution's output stage (``Conv2d(pool=...)``), which
+  then writes only the pooled bytes;
 - int8 activations between convolutions stay NHWC (im2col copies channel runs); a Flatten
   before a ``QMatMul`` is a reshape, the MatMul weight rows permuted once from
   ``(c, h, w)`` to ``(h, w, c)`` order (the integer sum does not depend on the order);
@@ -75,6 +78,25 @@ def _pool_fusable(node: Node) -> bool:
             and (len(node.outputs) == 1 or not node.outputs[1]))
 
 
+def _tiling_pool(node: Node) -> tuple[int, int] | None:
+    """``(height, width)`` of a MaxPool whose windows tile the input, else None.
+
+    Kernel equal to the strides, no padding, no dilation, floor mode: the pool the
+    convolution's output stage can apply (``qcore._conv.Conv2d``, ``pool``).
+    """
+    attrs = node.attrs
+    kernel = [int(k) for k in attrs.get("kernel_shape", [])]
+    if len(kernel) != 2 or min(kernel) < 1:
+        return None
+    if [int(v) for v in attrs.get("strides", [1, 1])] != kernel:
+        return None
+    if any(int(p) for p in attrs.get("pads", [0, 0, 0, 0])) or any(int(d) != 1 for d in attrs.get("dilations", [1, 1])):
+        return None
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or int(attrs.get("ceil_mode", 0)):
+        return None
+    return kernel[0], kernel[1]
+
+
 class FastPlan:
     """Decisions of the fast plan for one graph (see the module notes).
 
@@ -95,6 +117,7 @@ class FastPlan:
         self.chains: dict[int, _Chain] = {}       # producer -> chain
         self.absorbed: set[int] = set()          # Relu / Flatten nodes folded into a chain
         self.pools: set[int] = set()             # MaxPool nodes on int8 values
+        self.fused_pools: dict[int, tuple[int, int]] = {}  # producer -> pool in its output stage
         self.consumers: dict[int, _Chain] = {}   # consumer -> chain
         fusable = {i for i, node in enumerate(nodes) if _fusable(node, inits)}
         for index in sorted(fusable):
@@ -134,7 +157,12 @@ class FastPlan:
             self.chains[index] = chain
             self.consumers[consumer] = chain
             self.absorbed.update(absorbed)
-            self.pools.update(pools)
+            tiling = _tiling_pool(nodes[pools[0]]) if len(pools) == 1 else None
+            if tiling is not None:  # max commutes with the ReLU clamp, so its place in the chain is free
+                self.fused_pools[index] = tiling
+                self.absorbed.update(pools)
+            else:
+                self.pools.update(pools)
         self.replaced = set(self.chains) | set(self.consumers) | self.absorbed | self.pools
 
     def _flatten_fits(self, producer: Node, consumer: Node) -> bool:
@@ -158,7 +186,8 @@ class FastPlan:
                 continue
             if index in self.chains or index in self.consumers:
                 step = self._quantized_step(index, node)
-                op = node.op + ("+int8 out" if index in self.chains else "")
+                op = node.op + ("+MaxPool" if index in self.fused_pools else "") + (
+                    "+int8 out" if index in self.chains else "")
                 built.append((Node(op, inputs, list(node.outputs), node.attrs, node.name), step, False))
             elif index in self.pools:
                 built.append((Node("MaxPool(int8)", inputs, list(node.outputs), node.attrs, node.name),
@@ -201,7 +230,7 @@ class FastPlan:
             info = np.iinfo(out_dtype)
             out = {"output": "quantize", "output_layout": "NHWC", "output_scale": np.float32(nxt["x_scale"]),
                    "output_zero_point": out_zp, "output_dtype": out_dtype,
-                   "clamp": (out_zp, int(info.max)) if chain.relu else None}
+                   "clamp": (out_zp, int(info.max)) if chain.relu else None, "pool": self.fused_pools.get(index)}
         zp = np.asarray(w.zero_point).reshape(-1).astype(w.dtype)
         if node.op == "QConv":
             group = int(attrs.get("group", 1))
