@@ -261,13 +261,21 @@ class Conv2d:
             sizes.append((size + b + e - span) // s + 1)
         return sizes[0], sizes[1]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Convolve ``x`` (4-D in the weights' input layout, dtype ``x_dtype``).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+        out : numpy.ndarray, optional
+            A C-contiguous array of the output's dtype and size to write into (reused
+            across calls by the runtime); ignored when it does not fit.
 
         Returns
         -------
         numpy.ndarray
-            ``[N, OC, OH, OW]`` or ``[N, OH, OW, OC]`` (``output_layout``).
+            ``[N, OC, OH, OW]`` or ``[N, OH, OW, OC]`` (``output_layout``; pooled sizes
+            with ``pool``), a view of ``out`` when it was used.
 
         Raises
         ------
@@ -294,7 +302,11 @@ class Conv2d:
             sizes = self._sizes[(h, w)] = (oh // self.pool[0], ow // self.pool[1])
         oh, ow = sizes
         shape = (n, self.out_channels, oh, ow) if self.output_layout == "NCHW" else (n, oh, ow, self.out_channels)
-        y = np.empty(shape, dtype=self.out_dtype)
+        if (out is not None and out.dtype == self.out_dtype and out.size == n * self.out_channels * oh * ow
+                and out.flags.c_contiguous):
+            y = out.reshape(shape)
+        else:
+            y = np.empty(shape, dtype=self.out_dtype)
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
         s = self._shape

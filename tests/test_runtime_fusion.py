@@ -111,6 +111,51 @@ def test_fast_plan_matches_node_by_node_and_numpy_engine(pool, symmetric, flatte
 
 
 @pytest.mark.parametrize("pool", [0, 1])
+def test_chained_steps_reuse_buffers_and_give_the_same_bits(pool):
+    rng = np.random.default_rng(10 + pool)
+    model = Model.from_onnx(chain_cnn(rng, POOLS[pool]))
+    qmodel = q.quantize_static(model, {"image": rng.uniform(0, 1, (30, 1, 9, 8)).astype(np.float32)})
+    fast = Executor(qmodel.graph)
+    ops = [node.op for node, *_ in fast.chained_steps]
+    assert "Int8Chain" in ops and len(fast.chained_steps) < len(fast.fast_steps)
+    name = qmodel.output_names[0]
+    plain = Executor(qmodel.graph, fuse=False)
+    batches = [rng.uniform(-0.2, 1.5, (b, 1, 9, 8)).astype(np.float32) for b in (5, 5, 2, 5, 2)]
+    results = []
+    for x in batches:  # the same shapes again: the intermediates are written into the kept buffers
+        results.append(fast.run({"image": x})[name])
+        np.testing.assert_array_equal(results[-1], plain.run({"image": x})[name], strict=True)
+        assert fast.run({"image": x[:0]})[name].shape == (0, 10)
+    for x, y in zip(batches, results):  # earlier outputs were not overwritten by later runs
+        np.testing.assert_array_equal(y, plain.run({"image": x})[name], strict=True)
+    # per-node timing runs the unmerged fast plan: the same bits
+    timings: list = []
+    np.testing.assert_array_equal(fast.run({"image": batches[0]}, timings=timings)[name], results[0], strict=True)
+    assert "Int8Chain" not in [t.op for t in timings]
+
+
+def test_chained_step_names_the_failing_node():
+    from qcore.errors import ShapeError
+    from qcore.graph.ir import Node
+    from qcore.runtime import fusion
+
+    def double(inputs, out=None):
+        return [inputs[0] * 2]
+
+    def fail(inputs, out=None):
+        if inputs[0].sum() > 10:
+            raise ShapeError("too big")
+        return [inputs[0] + 1]
+
+    step = fusion._chain_step([(Node("QConv", ["x"], ["y"], {}, "first"), double),
+                               (Node("QMatMul", ["y"], ["z"], {}, "second"), fail)])
+    np.testing.assert_array_equal(step([np.ones(3)])[0], np.full(3, 3.0))
+    with pytest.raises(ShapeError, match="in 'second' \\(QMatMul\\): too big"):
+        step([np.full(3, 5.0)])
+    np.testing.assert_array_equal(step([np.ones(3)])[0], np.full(3, 3.0))  # still usable
+
+
+@pytest.mark.parametrize("pool", [0, 1])
 def test_profile_lists_fused_steps(pool):
     rng = np.random.default_rng(1)
     model = Model.from_onnx(chain_cnn(rng, POOLS[pool]))
