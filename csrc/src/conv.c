@@ -362,24 +362,27 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
     /* (n, oh, ow) of the next row, advanced one row at a time. */
     size_t n = row0 / plan->positions, p = row0 % plan->positions;
     size_t oh = p / plan->out_width, ow = p % plan->out_width;
+    const int16_t *corners[QC__CONV_MR]; /* each row's window corner (rows past the block: row 0's) */
     for (size_t r = 0; r < rows; r += QC__CONV_MR) {
         size_t block = rows - r < QC__CONV_MR ? rows - r : QC__CONV_MR;
         for (size_t i = 0; i < QC__CONV_MR; i++) {
             if (i >= block) {
-                for (size_t t = 0; t < taps; t++) {
-                    ptrs[t * QC__CONV_MR + i] = ptrs[t * QC__CONV_MR];
-                }
+                corners[i] = corners[0];
                 continue;
             }
-            const int16_t *corner = x16 + n * image_size + oh * step_h + ow * step_w;
-            for (size_t t = 0; t < taps; t++) {
-                ptrs[t * QC__CONV_MR + i] = corner + offsets[t];
-            }
+            corners[i] = x16 + n * image_size + oh * step_h + ow * step_w;
             if (++ow == plan->out_width) {
                 ow = 0;
                 if (++oh == plan->out_height) {
                     oh = 0;
                     n++;
+                }
+            }
+        }
+        if (flat_rows == NULL) { /* the per-tap kernels read through pointers */
+            for (size_t t = 0; t < taps; t++) {
+                for (size_t i = 0; i < QC__CONV_MR; i++) {
+                    ptrs[t * QC__CONV_MR + i] = corners[i] + offsets[t];
                 }
             }
         }
@@ -394,26 +397,27 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
                 const int16_t *row_ptrs[QC__CONV_MR];
                 for (size_t i = 0; i < QC__CONV_MR; i++) {
                     int16_t *dst = flat_rows + i * fk;
+                    const int16_t *corner = corners[i] + a_offset;
                     /* fixed-size copies for the common channel counts (a memcpy call costs more) */
                     if (cg == 1) {
                         for (size_t t = 0; t < taps; t++) {
-                            dst[t] = ptrs[t * QC__CONV_MR + i][a_offset];
+                            dst[t] = corner[offsets[t]];
                         }
                     } else if (cg == 8) {
                         for (size_t t = 0; t < taps; t++) {
-                            memcpy(dst + 8 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 8 * sizeof(int16_t));
+                            memcpy(dst + 8 * t, corner + offsets[t], 8 * sizeof(int16_t));
                         }
                     } else if (cg == 16) {
                         for (size_t t = 0; t < taps; t++) {
-                            memcpy(dst + 16 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 16 * sizeof(int16_t));
+                            memcpy(dst + 16 * t, corner + offsets[t], 16 * sizeof(int16_t));
                         }
                     } else if (cg == 4) {
                         for (size_t t = 0; t < taps; t++) {
-                            memcpy(dst + 4 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 4 * sizeof(int16_t));
+                            memcpy(dst + 4 * t, corner + offsets[t], 4 * sizeof(int16_t));
                         }
                     } else {
                         for (size_t t = 0; t < taps; t++) {
-                            const int16_t *src = ptrs[t * QC__CONV_MR + i] + a_offset;
+                            const int16_t *src = corner + offsets[t];
                             for (size_t ci = 0; ci < cg; ci++) {
                                 dst[t * cg + ci] = src[ci];
                             }
@@ -448,6 +452,24 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
     }
 }
 
+/* dst[i] = x[i] - zero_point as int16 over a run of bytes. Kept out of line: inside the large
+ * caller the loop is not vectorised. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void qc__center_run(const uint8_t *restrict src, int16_t *restrict dst, size_t count, int is_signed,
+                           int16_t zero_point) {
+    if (is_signed) {
+        for (size_t i = 0; i < count; i++) {
+            dst[i] = (int16_t)((int16_t)(int8_t)src[i] - zero_point);
+        }
+    } else {
+        for (size_t i = 0; i < count; i++) {
+            dst[i] = (int16_t)((int16_t)src[i] - zero_point);
+        }
+    }
+}
+
 /* x16[n][ih][iw][g][c] = x - zero_point (int16) over the padded image (pad_top rows above,
  * pad_left columns left, ...; padding is 0, the centred zero point), channels of each
  * group padded to cg2 with 0. */
@@ -470,17 +492,7 @@ static void qc__conv_center(const qc__conv_plan *plan, const qc__conv_weights_he
             memset(line + (s->pad_left + s->width) * pixel, 0, s->pad_right * pixel * sizeof(int16_t));
             line += s->pad_left * pixel;
             if (contiguous) {
-                const uint8_t *src = img + ih * s->width * c;
-                const size_t count = s->width * c;
-                if (is_signed) {
-                    for (size_t i = 0; i < count; i++) {
-                        line[i] = (int16_t)((int32_t)(int8_t)src[i] - zero_point);
-                    }
-                } else {
-                    for (size_t i = 0; i < count; i++) {
-                        line[i] = (int16_t)((int32_t)src[i] - zero_point);
-                    }
-                }
+                qc__center_run(img + ih * s->width * c, line, s->width * c, is_signed, (int16_t)zero_point);
                 continue;
             }
             if (cg == 1 && cg2 == 2 && s->groups == 1) {
