@@ -359,6 +359,14 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
         k8 = qc_s16_conv_ukernel_6x8__avx2;
     }
 #endif
+    /* One group, no column dilation: a kernel row's taps are adjacent pixels, whose int16
+     * runs follow each other in x16 as their weights do in the panel (index t * pairs + p),
+     * so each kernel row runs as one tap of kernel_width * pairs pairs (the same integer
+     * products, fewer pointers and longer inner loops). */
+    const int merge_rows = s->groups == 1 && s->dilation_width == 1;
+    const size_t kernel_taps = merge_rows ? s->kernel_height : taps;
+    const size_t kernel_pairs = merge_rows ? s->kernel_width * pairs : pairs;
+    const size_t tap_step = merge_rows ? s->kernel_width : 1;
     /* (n, oh, ow) of the next row, advanced one row at a time. */
     size_t n = row0 / plan->positions, p = row0 % plan->positions;
     size_t oh = p / plan->out_width, ow = p % plan->out_width;
@@ -380,9 +388,9 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
             }
         }
         if (flat_rows == NULL) { /* the per-tap kernels read through pointers */
-            for (size_t t = 0; t < taps; t++) {
+            for (size_t t = 0; t < kernel_taps; t++) {
                 for (size_t i = 0; i < QC__CONV_MR; i++) {
-                    ptrs[t * QC__CONV_MR + i] = corners[i] + offsets[t];
+                    ptrs[t * QC__CONV_MR + i] = corners[i] + offsets[t * tap_step];
                 }
             }
         }
@@ -443,10 +451,12 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
             }
             for (; j + 1 < h->blocks; j += 2) {
                 size_t cols = ng - 8 * j < 16 ? ng - 8 * j : 16;
-                k16(taps, pairs, ptrs, a_offset, base + j * panel, base + (j + 1) * panel, c + 8 * j, oc, block, cols);
+                k16(kernel_taps, kernel_pairs, ptrs, a_offset, base + j * panel, base + (j + 1) * panel, c + 8 * j, oc,
+                    block, cols);
             }
             if (j < h->blocks) {
-                k8(taps, pairs, ptrs, a_offset, base + j * panel, NULL, c + 8 * j, oc, block, ng - 8 * j);
+                k8(kernel_taps, kernel_pairs, ptrs, a_offset, base + j * panel, NULL, c + 8 * j, oc, block,
+                   ng - 8 * j);
             }
         }
     }
