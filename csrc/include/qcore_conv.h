@@ -6,8 +6,8 @@
  * The weights are packed once (qc_conv2d_pack_weights) into one buffer that serves every
  * ISA. On the scalar and AVX2 paths the convolution is direct and runs on the calling
  * thread: the input is centred
- * once into int16 (x - x_zero_point, NHWC, channels of each group padded to even, with a
- * border of zeros for the padding), and a microkernel accumulates int16 pairs (vpmaddwd)
+ * into int16 chunk by chunk (x - x_zero_point, NHWC, channels of each group padded to even,
+ * with a border of zeros for the padding), and a microkernel accumulates int16 pairs (vpmaddwd)
  * over the taps, reading input rows through per-tap pointers, with no im2col matrix. On the NEON paths
  * the input is unfolded by im2col in row chunks and multiplied by the packed GEMM of
  * qcore_gemm.h (its NEON / dotprod kernels and threads). Both compute the exact integer sum, so every

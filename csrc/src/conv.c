@@ -28,6 +28,11 @@
 #define QC__CONV_CHUNK_BYTES (48u * 1024u)
 #endif
 #define QC__CONV_MIN_ROWS 64u
+/* Target bytes of one chunk's int32 accumulators (rows * out_channels * 4): small enough to
+ * stay in L2 and to come from the heap rather than a fresh mmap (page faults) per call. */
+#ifndef QC__CONV_ACC_BYTES
+#define QC__CONV_ACC_BYTES (64u * 1024u)
+#endif
 /* Groups with fewer input channels gather each row's taps into one run (flat panels). */
 #ifndef QC__CONV_FLAT_BELOW
 #define QC__CONV_FLAT_BELOW 16u
@@ -339,13 +344,14 @@ qc_status qc_conv2d_pack_weights(const qc_conv2d_shape *shape, int w_type, const
 }
 
 /* Rows [row0, row0 + rows), every group, by the direct microkernels into acc (row length
- * out_channels). x16 holds the centred input with its padding border (qc__conv_center), so
+ * out_channels). x16 holds the centred images from first_image on, each with its padding
+ * border (qc__conv_center), so
  * every tap of every output position is inside it: row i's pointer for tap t is the
  * window's top-left pixel plus offsets[t]. ptrs holds taps * QC__CONV_MR pointers. */
 static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weights_header *h, const int16_t *x16,
                                   const int16_t *panels, const int16_t *flat_panels, int16_t *flat_rows, size_t row0,
-                                  size_t rows, int isa, const int16_t **ptrs, const ptrdiff_t *offsets,
-                                  int32_t *acc) {
+                                  size_t rows, size_t first_image, int isa, const int16_t **ptrs,
+                                  const ptrdiff_t *offsets, int32_t *acc) {
     const qc_conv2d_shape *s = &plan->shape;
     const size_t taps = s->kernel_height * s->kernel_width, pairs = (size_t)h->cg2 / 2;
     const size_t pixel = s->groups * (size_t)h->cg2; /* int16 per input pixel */
@@ -378,7 +384,7 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
                 corners[i] = corners[0];
                 continue;
             }
-            corners[i] = x16 + n * image_size + oh * step_h + ow * step_w;
+            corners[i] = x16 + (n - first_image) * image_size + oh * step_h + ow * step_w;
             if (++ow == plan->out_width) {
                 ow = 0;
                 if (++oh == plan->out_height) {
@@ -484,16 +490,16 @@ static void qc__center_run(const uint8_t *restrict src, int16_t *restrict dst, s
  * pad_left columns left, ...; padding is 0, the centred zero point), channels of each
  * group padded to cg2 with 0. */
 static void qc__conv_center(const qc__conv_plan *plan, const qc__conv_weights_header *h, int is_signed,
-                            int32_t zero_point, int16_t *x16) {
+                            int32_t zero_point, size_t first_image, size_t images, int16_t *x16) {
     const qc_conv2d_shape *s = &plan->shape;
     const size_t c = s->channels, hw = s->height * s->width, cg = plan->cg, cg2 = (size_t)h->cg2;
     const size_t pixel = s->groups * cg2, pw = plan->padded_width, ph = plan->padded_height;
     const size_t image_size = ph * pw * pixel, row_size = pw * pixel;
     /* the same bytes whatever the layout: NHWC with even channels per group, or one channel */
     const int contiguous = cg2 == cg && (plan->layout == QC_CONV_NHWC || c == 1);
-    for (size_t n = 0; n < s->batch; n++) {
+    for (size_t n = first_image; n < first_image + images; n++) {
         const uint8_t *img = plan->x + n * hw * c;
-        int16_t *dst = x16 + n * image_size;
+        int16_t *dst = x16 + (n - first_image) * image_size;
         memset(dst, 0, s->pad_top * row_size * sizeof(int16_t));
         memset(dst + (s->pad_top + s->height) * row_size, 0, s->pad_bottom * row_size * sizeof(int16_t));
         for (size_t ih = 0; ih < s->height; ih++) {
@@ -612,6 +618,7 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     plan.pad_value = (uint8_t)input->zero_point;
     plan.x = (const uint8_t *)input->data;
     const int direct = isa == QC_ISA_SCALAR || isa == QC_ISA_AVX2;
+    size_t chunk_images = 0;
 
     qc_status status = QC_OK;
     uint8_t *quantized = NULL, *nhwc = NULL, *cols = NULL, *qwork = NULL;
@@ -637,6 +644,8 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     }
     /* Row chunks: the int32 accumulators and the output stage's buffers stay in cache. */
     size_t chunk = plan.k ? QC__CONV_CHUNK_BYTES / plan.k : QC__CONV_MAX_ROWS;
+    size_t acc_rows = QC__CONV_ACC_BYTES / (4 * shape->out_channels);
+    chunk = chunk > acc_rows ? acc_rows : chunk;
     chunk = chunk < QC__CONV_MIN_ROWS ? QC__CONV_MIN_ROWS : chunk > QC__CONV_MAX_ROWS ? QC__CONV_MAX_ROWS : chunk;
     if (plan.pool_height * plan.pool_width > 1) {
         /* the fused pool reads whole images: chunks of whole images */
@@ -655,8 +664,11 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     const int16_t *panels = (const int16_t *)((const uint8_t *)packed_weights + h.direct_offset);
     const int16_t *flat_panels = (const int16_t *)((const uint8_t *)packed_weights + h.flat_offset);
     if (direct) {
+        /* the images one chunk of rows reaches, centred chunk by chunk */
         size_t x16_count, padded_width = plan.padded_width;
-        if (qc__count4(shape->batch, plan.padded_height, padded_width, shape->groups * (size_t)h.cg2, &x16_count) ||
+        chunk_images = chunk / plan.positions + 2;
+        chunk_images = chunk_images > shape->batch ? shape->batch : chunk_images;
+        if (qc__count4(chunk_images, plan.padded_height, padded_width, shape->groups * (size_t)h.cg2, &x16_count) ||
             x16_count > SIZE_MAX / sizeof(int16_t)) {
             status = QC_E_OVERFLOW;
             goto done;
@@ -682,7 +694,6 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
                                 shape->groups * (size_t)h.cg2);
             }
         }
-        qc__conv_center(&plan, &h, qtype == QC_DTYPE_INT8, input->zero_point, x16);
     } else {
         if (plan.layout == QC_CONV_NCHW && shape->channels > 1) {
             nhwc = (uint8_t *)malloc(in_count ? in_count : 1);
@@ -705,8 +716,11 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     for (size_t row0 = 0; row0 < plan.rows && status == QC_OK; row0 += chunk) {
         size_t rows = plan.rows - row0 < chunk ? plan.rows - row0 : chunk;
         if (direct) {
-            qc__conv_direct_chunk(&plan, &h, x16, panels, flat_panels, flat_rows, row0, rows, isa, ptrs, offsets,
-                                  acc);
+            size_t first_image = row0 / plan.positions, last_image = (row0 + rows - 1) / plan.positions;
+            qc__conv_center(&plan, &h, qtype == QC_DTYPE_INT8, input->zero_point, first_image,
+                            last_image - first_image + 1, x16);
+            qc__conv_direct_chunk(&plan, &h, x16, panels, flat_panels, flat_rows, row0, rows, first_image, isa, ptrs,
+                                  offsets, acc);
         } else {
             for (size_t g = 0; g < shape->groups && status == QC_OK; g++) {
                 qc__conv_im2col(&plan, row0, rows, g, cols);
