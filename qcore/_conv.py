@@ -134,6 +134,10 @@ class Conv2d:
         (default the whole range; ``(zp, max)`` is a fused ReLU).
     x_scale, quantized_dtype
         For float32 input.
+    pool : (int, int), optional
+        ``(height, width)`` of a max pool fused into the quantized outputs (``"requant"``,
+        ``"quantize"``): windows of that size with the same strides, no padding, floor
+        mode, so the output is ``[N, OC, OH // height, OW // width]``.
     isa, num_threads
         As in :func:`qcore.ops.matmul_integer`.
 
@@ -143,6 +147,8 @@ class Conv2d:
     ``"float32"``: ``y = float32(acc) * multiplier[oc] + bias[oc]``; ``"quantize"``: that
     ``y`` quantized, ``clamp(saturate(round_half_even(y / output_scale) + output_zero_point))``;
     ``"requant"``: ``clamp(round_half_even(float32(acc + bias) * multiplier) + zp)``.
+    With ``pool``, ``y[n, oc, i, j] = max`` of those bytes over rows ``i * height ..`` and
+    columns ``j * width ..`` of the window: exactly :func:`max_pool2d` of the unpooled output.
     """
 
     def __init__(self, weights: ConvWeights, *, input_layout: str = "NCHW", x_dtype: str, x_zero_point: int,
@@ -151,7 +157,8 @@ class Conv2d:
                  output_layout: str = "NCHW", multiplier: np.ndarray | float | None = None,
                  bias: np.ndarray | None = None, output_scale: float = 1.0, output_zero_point: int = 0,
                  output_dtype: str = "uint8", clamp: tuple[int, int] | None = None, x_scale: float = 1.0,
-                 quantized_dtype: str = "uint8", isa: str | None = None, num_threads: int | None = None) -> None:
+                 quantized_dtype: str = "uint8", pool: tuple[int, int] | None = None, isa: str | None = None,
+                 num_threads: int | None = None) -> None:
         self.weights = weights
         self._options = make_options(isa, num_threads)
         oc, cg, kh, kw = weights.shape
@@ -223,6 +230,12 @@ class Conv2d:
                 lo, hi = (int(info.min), int(info.max)) if clamp is None else (int(clamp[0]), int(clamp[1]))
                 out.clamp_min = lo
                 out.clamp_max = hi
+        self.pool = (1, 1) if pool is None else (int(pool[0]), int(pool[1]))
+        if len(self.pool) != 2 or min(self.pool) < 1:
+            raise ShapeError(f"pool must be two sizes >= 1, got {pool!r}")
+        if self.pool != (1, 1) and output not in ("requant", "quantize"):
+            raise ShapeError(f"a fused pool needs a quantized output ('requant' or 'quantize'), not {output!r}")
+        out.pool_height, out.pool_width = self.pool
         self._output = out
         self._keep = keep
         self._sizes: dict[tuple[int, int], tuple[int, int]] = {}
@@ -248,13 +261,21 @@ class Conv2d:
             sizes.append((size + b + e - span) // s + 1)
         return sizes[0], sizes[1]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Convolve ``x`` (4-D in the weights' input layout, dtype ``x_dtype``).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+        out : numpy.ndarray, optional
+            A C-contiguous array of the output's dtype and size to write into (reused
+            across calls by the runtime); ignored when it does not fit.
 
         Returns
         -------
         numpy.ndarray
-            ``[N, OC, OH, OW]`` or ``[N, OH, OW, OC]`` (``output_layout``).
+            ``[N, OC, OH, OW]`` or ``[N, OH, OW, OC]`` (``output_layout``; pooled sizes
+            with ``pool``), a view of ``out`` when it was used.
 
         Raises
         ------
@@ -275,10 +296,17 @@ class Conv2d:
         if sizes is None:
             if len(self._sizes) >= 16:
                 self._sizes.clear()
-            sizes = self._sizes[(h, w)] = self.output_size(h, w)
+            oh, ow = self.output_size(h, w)
+            if self.pool[0] > oh or self.pool[1] > ow:
+                raise ShapeError(f"the pool window {self.pool} is larger than the convolution's output ({oh}, {ow})")
+            sizes = self._sizes[(h, w)] = (oh // self.pool[0], ow // self.pool[1])
         oh, ow = sizes
         shape = (n, self.out_channels, oh, ow) if self.output_layout == "NCHW" else (n, oh, ow, self.out_channels)
-        y = np.empty(shape, dtype=self.out_dtype)
+        if (out is not None and out.dtype == self.out_dtype and out.size == n * self.out_channels * oh * ow
+                and out.flags.c_contiguous):
+            y = out.reshape(shape)
+        else:
+            y = np.empty(shape, dtype=self.out_dtype)
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
         s = self._shape

@@ -207,6 +207,48 @@ def test_max_pool_commutes_with_quantization(isa, dtype, layout, kernel, strides
     np.testing.assert_array_equal(got, expect, strict=True)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("pool", [(2, 2), (3, 2), (1, 3)])
+@pytest.mark.parametrize("out_zp", [np.uint8(17), np.int8(-9)])
+def test_conv2d_fused_max_pool_is_pooling_the_output(isa, layout, pool, out_zp):
+    """Conv2d(pool=...) == the reference conv, float output stage, quantize, then max pool."""
+    rng = np.random.default_rng(pool[0] * 10 + pool[1])
+    c, oc, group = 4, 6, 2
+    x = rng.normal(0, 2, size=(3, c, 7, 8)).astype(np.float32)
+    x[0, 0, 0, 0] = 1e9  # saturates
+    qw = rand(rng, np.int8, (oc, c // group, 3, 3))
+    multiplier = rng.uniform(1e-4, 1e-2, size=oc).astype(np.float32)
+    bias = rng.normal(size=oc).astype(np.float32)
+    attrs = {"pads": [1, 1, 1, 1]}
+    x_scale, x_zp = np.float32(0.03), np.uint8(120)
+    q = quantize_linear(x, x_scale, x_zp)
+    info = np.iinfo(out_zp.dtype)
+    _, quantized = float_conv_then_quantize(q, x_zp, qw, None, multiplier, bias, group, attrs, 0.05, out_zp, True)
+    oh, ow = quantized.shape[2] // pool[0], quantized.shape[3] // pool[1]
+    expect = quantized[:, :, :oh * pool[0], :ow * pool[1]].reshape(3, oc, oh, pool[0], ow, pool[1]).max(axis=(3, 5))
+    weights = _conv.ConvWeights(qw, group=group)
+    for kind in ("quantize", "requant"):
+        common = dict(x_dtype="uint8", x_zero_point=int(x_zp), pads=[1, 1, 1, 1], output_layout=layout,
+                      output_zero_point=int(out_zp), output_dtype=str(out_zp.dtype), isa=isa,
+                      clamp=(int(out_zp), int(info.max)))
+        if kind == "quantize":
+            common.update(multiplier=multiplier, bias=bias, output_scale=0.05)
+        else:  # QLinearConv's requantization
+            common.update(multiplier=multiplier / np.float32(0.05), bias=rng.integers(-999, 999, oc).astype(np.int32))
+        plain = _conv.Conv2d(weights, output=kind, **common)(q)
+        pooled = _conv.Conv2d(weights, output=kind, pool=pool, **common)(q)
+        np.testing.assert_array_equal(pooled, _conv.max_pool2d(plain, pool, strides=pool, layout=layout, isa=isa),
+                                      strict=True)
+        if kind == "quantize":
+            np.testing.assert_array_equal(pooled, expect if layout == "NCHW" else expect.transpose(0, 2, 3, 1),
+                                          strict=True)
+    with pytest.raises(ShapeError, match="larger than"):
+        _conv.Conv2d(weights, output="requant", pool=(9, 1), **common)(q)
+    with pytest.raises(ShapeError, match="quantized output"):
+        _conv.Conv2d(weights, x_dtype="uint8", x_zero_point=0, multiplier=np.float32(1), pool=pool)
+
+
 def test_empty_batch():
     w = _conv.ConvWeights(np.ones((4, 2, 3, 3), np.int8))
     conv = _conv.Conv2d(w, x_dtype="float32", x_scale=0.1, x_zero_point=0, multiplier=np.float32(1))

@@ -65,10 +65,13 @@ def chain_cnn(rng, pool_attrs, flatten=True):
 
 
 POOLS = [
-    {"kernel_shape": [2, 2], "strides": [2, 2]},
+    {"kernel_shape": [2, 2], "strides": [2, 2]},   # tiles the image: fused into conv2's output stage
     {"kernel_shape": [3, 3], "strides": [2, 1], "pads": [1, 1, 0, 1], "ceil_mode": 1},
     {"kernel_shape": [2, 3], "strides": [1, 2], "dilations": [2, 1]},
+    {"kernel_shape": [3, 2], "strides": [3, 2]},   # fused; 9 rows of 4 pool to 3 x 2
+    {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},  # ceil mode: a separate int8 pool
 ]
+FUSED_POOLS = {0, 3}
 
 
 @pytest.mark.parametrize("pool", range(len(POOLS)))
@@ -83,6 +86,9 @@ def test_fast_plan_matches_node_by_node_and_numpy_engine(pool, symmetric, flatte
     x[0] = 1e6
     fast = Executor(qmodel.graph)
     assert fast.fast_steps is not None and len(fast.fast_steps) < len(qmodel.graph.nodes)
+    ops = [node.op for node, *_ in fast.fast_steps]
+    assert ("QConv+MaxPool+int8 out" in ops) == (pool in FUSED_POOLS)
+    assert ("MaxPool(int8)" in ops) == (pool not in FUSED_POOLS)
     name = qmodel.output_names[0]
     got = fast.run({"image": x})[name]
     plain = Executor(qmodel.graph, fuse=False).run({"image": x})[name]
@@ -104,14 +110,63 @@ def test_fast_plan_matches_node_by_node_and_numpy_engine(pool, symmetric, flatte
     np.testing.assert_array_equal(fast.run({"image": x[:1]})[name], got[:1], strict=True)
 
 
-def test_profile_lists_fused_steps():
+@pytest.mark.parametrize("pool", [0, 1])
+def test_chained_steps_reuse_buffers_and_give_the_same_bits(pool):
+    rng = np.random.default_rng(10 + pool)
+    model = Model.from_onnx(chain_cnn(rng, POOLS[pool]))
+    qmodel = q.quantize_static(model, {"image": rng.uniform(0, 1, (30, 1, 9, 8)).astype(np.float32)})
+    fast = Executor(qmodel.graph)
+    ops = [node.op for node, *_ in fast.chained_steps]
+    assert "Int8Chain" in ops and len(fast.chained_steps) < len(fast.fast_steps)
+    name = qmodel.output_names[0]
+    plain = Executor(qmodel.graph, fuse=False)
+    batches = [rng.uniform(-0.2, 1.5, (b, 1, 9, 8)).astype(np.float32) for b in (5, 5, 2, 5, 2)]
+    results = []
+    for x in batches:  # the same shapes again: the intermediates are written into the kept buffers
+        results.append(fast.run({"image": x})[name])
+        np.testing.assert_array_equal(results[-1], plain.run({"image": x})[name], strict=True)
+        assert fast.run({"image": x[:0]})[name].shape == (0, 10)
+    for x, y in zip(batches, results):  # earlier outputs were not overwritten by later runs
+        np.testing.assert_array_equal(y, plain.run({"image": x})[name], strict=True)
+    # per-node timing runs the unmerged fast plan: the same bits
+    timings: list = []
+    np.testing.assert_array_equal(fast.run({"image": batches[0]}, timings=timings)[name], results[0], strict=True)
+    assert "Int8Chain" not in [t.op for t in timings]
+
+
+def test_chained_step_names_the_failing_node():
+    from qcore.errors import ShapeError
+    from qcore.graph.ir import Node
+    from qcore.runtime import fusion
+
+    def double(inputs, out=None):
+        return [inputs[0] * 2]
+
+    def fail(inputs, out=None):
+        if inputs[0].sum() > 10:
+            raise ShapeError("too big")
+        return [inputs[0] + 1]
+
+    step = fusion._chain_step([(Node("QConv", ["x"], ["y"], {}, "first"), double),
+                               (Node("QMatMul", ["y"], ["z"], {}, "second"), fail)])
+    np.testing.assert_array_equal(step([np.ones(3)])[0], np.full(3, 3.0))
+    with pytest.raises(ShapeError, match="in 'second' \\(QMatMul\\): too big"):
+        step([np.full(3, 5.0)])
+    np.testing.assert_array_equal(step([np.ones(3)])[0], np.full(3, 3.0))  # still usable
+
+
+@pytest.mark.parametrize("pool", [0, 1])
+def test_profile_lists_fused_steps(pool):
     rng = np.random.default_rng(1)
-    model = Model.from_onnx(chain_cnn(rng, POOLS[0]))
+    model = Model.from_onnx(chain_cnn(rng, POOLS[pool]))
     qmodel = q.quantize_static(model, {"image": rng.uniform(0, 1, (20, 1, 9, 8)).astype(np.float32)})
     qmodel.run({"image": rng.uniform(0, 1, (3, 1, 9, 8)).astype(np.float32)}, profile=True)
     ops = [t.op for t in qmodel.last_timings]
-    assert "Relu" not in ops and "Flatten" not in ops
-    assert ops.count("QConv+int8 out") == 3 and "MaxPool(int8)" in ops and ops[-1] == "QMatMul"
+    assert "Relu" not in ops and "Flatten" not in ops and ops[-1] == "QMatMul"
+    if pool in FUSED_POOLS:
+        assert ops[:3] == ["QConv+int8 out", "QConv+MaxPool+int8 out", "QConv+int8 out"]
+    else:
+        assert ops.count("QConv+int8 out") == 3 and "MaxPool(int8)" in ops
 
 
 def test_static_mlp_chain_fused():

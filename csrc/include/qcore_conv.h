@@ -6,9 +6,9 @@
  * The weights are packed once (qc_conv2d_pack_weights) into one buffer that serves every
  * ISA. On the scalar and AVX2 paths the convolution is direct and runs on the calling
  * thread: the input is centred
- * once into int16 (x - x_zero_point, NHWC, channels of each group padded to even), and a
- * microkernel accumulates int16 pairs (vpmaddwd) over the taps, reading input rows through
- * per-tap pointers (padding taps point at zeros), with no im2col matrix. On the NEON paths
+ * into int16 chunk by chunk (x - x_zero_point, NHWC, channels of each group padded to even,
+ * with a border of zeros for the padding), and a microkernel accumulates int16 pairs (vpmaddwd)
+ * over the taps, reading input rows through per-tap pointers, with no im2col matrix. On the NEON paths
  * the input is unfolded by im2col in row chunks and multiplied by the packed GEMM of
  * qcore_gemm.h (its NEON / dotprod kernels and threads). Both compute the exact integer sum, so every
  * ISA and thread count gives identical results.
@@ -80,6 +80,13 @@ typedef struct qc_conv_output {
     int32_t output_zero_point;  /* quantized kinds, in the range of type */
     int32_t clamp_min;          /* quantized kinds: type_min <= clamp_min <= clamp_max <= type_max */
     int32_t clamp_max;
+    /* Optional max pooling of the quantized output (REQUANT / F32_QUANTIZE only): windows of
+     * pool_height x pool_width with the same strides, no padding, floor mode, so y is
+     * [batch, out_channels, out_height / pool_height, out_width / pool_width]. 0 or 1 in
+     * both: no pooling. The pool takes the max of the output stage's bytes, so the result
+     * equals qc_maxpool2d_x8 of the unpooled output. */
+    size_t pool_height;
+    size_t pool_width;
 } qc_conv_output;
 
 /* The activations: int8 / uint8 values with a per-tensor zero point, or float32 values that

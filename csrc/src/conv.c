@@ -28,9 +28,11 @@
 #define QC__CONV_CHUNK_BYTES (48u * 1024u)
 #endif
 #define QC__CONV_MIN_ROWS 64u
-/* Convolutions with at most this many (output position, tap) pairs per image look their
- * input row pointers up in a table made once per call instead of bounds-checking each. */
-#define QC__CONV_TAP_TABLE_MAX 65536u
+/* Target bytes of one chunk's int32 accumulators (rows * out_channels * 4): small enough to
+ * stay in L2 and to come from the heap rather than a fresh mmap (page faults) per call. */
+#ifndef QC__CONV_ACC_BYTES
+#define QC__CONV_ACC_BYTES (64u * 1024u)
+#endif
 /* Groups with fewer input channels gather each row's taps into one run (flat panels). */
 #ifndef QC__CONV_FLAT_BELOW
 #define QC__CONV_FLAT_BELOW 16u
@@ -95,6 +97,10 @@ static qc_status qc__check_output(const qc_conv2d_shape *shape, const qc_conv_ou
     if (out->kind < QC_CONV_OUT_S32 || out->kind > QC_CONV_OUT_F32_QUANTIZE) {
         return QC_E_INVALID_ARGUMENT;
     }
+    const int pooled = out->pool_height > 1 || out->pool_width > 1;
+    if (pooled && out->kind != QC_CONV_OUT_REQUANT && out->kind != QC_CONV_OUT_F32_QUANTIZE) {
+        return QC_E_INVALID_ARGUMENT;
+    }
     if (out->kind == QC_CONV_OUT_S32) {
         return QC_OK;
     }
@@ -139,8 +145,7 @@ static qc_status qc__conv_store(const qc__conv_plan *plan, const qc_conv_output 
     case QC_CONV_OUT_REQUANT:
         qc_s32_conv_requant_ukernel__scalar(rows, oc, acc, out->bias_s32, out->multiplier, out->multiplier_per_channel,
                                             out->output_zero_point, out->clamp_min, out->clamp_max, qwork);
-        qc__conv_scatter_x8(plan, out->layout, row0, rows, qwork, (uint8_t *)y);
-        return QC_OK;
+        break;
     case QC_CONV_OUT_F32:
         qc_s32_conv_dequant_ukernel__scalar(rows, oc, acc, out->multiplier, out->multiplier_per_channel,
                                             out->bias_f32, work);
@@ -159,10 +164,16 @@ static qc_status qc__conv_store(const qc__conv_plan *plan, const qc_conv_output 
             qc_s32_conv_quantize_ukernel__scalar(rows, oc, acc, m, pc, out->bias_f32, out->output_scale,
                                                  out->output_zero_point, out->clamp_min, out->clamp_max, qwork);
         }
+        break;
+    }
+    }
+    /* the quantized kinds: qwork holds the chunk's bytes */
+    if (plan->pool_height * plan->pool_width > 1) {
+        qc__conv_pool_x8(plan, out->layout, out->type == QC_DTYPE_INT8, row0, rows, qwork, (uint8_t *)y);
+    } else {
         qc__conv_scatter_x8(plan, out->layout, row0, rows, qwork, (uint8_t *)y);
-        return QC_OK;
     }
-    }
+    return QC_OK;
 }
 
 /* Shape fields of the weights, validated. */
@@ -333,18 +344,20 @@ qc_status qc_conv2d_pack_weights(const qc_conv2d_shape *shape, int w_type, const
 }
 
 /* Rows [row0, row0 + rows), every group, by the direct microkernels into acc (row length
- * out_channels). ptrs holds taps * QC__CONV_MR pointers; offsets the taps' offsets from the window's
- * top-left pixel (used when the whole window is inside the input). */
+ * out_channels). x16 holds the centred images from first_image on, each with its padding
+ * border (qc__conv_center), so
+ * every tap of every output position is inside it: row i's pointer for tap t is the
+ * window's top-left pixel plus offsets[t]. ptrs holds taps * QC__CONV_MR pointers. */
 static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weights_header *h, const int16_t *x16,
-                                  const int16_t *zeros, const int16_t *panels, const int16_t *flat_panels,
-                                  int16_t *flat_rows, size_t row0, size_t rows, int isa, const int16_t **ptrs,
-                                  const ptrdiff_t *offsets, const ptrdiff_t *tap_table, int32_t *acc) {
+                                  const int16_t *panels, const int16_t *flat_panels, int16_t *flat_rows, size_t row0,
+                                  size_t rows, size_t first_image, int isa, const int16_t **ptrs,
+                                  const ptrdiff_t *offsets, int32_t *acc) {
     const qc_conv2d_shape *s = &plan->shape;
     const size_t taps = s->kernel_height * s->kernel_width, pairs = (size_t)h->cg2 / 2;
     const size_t pixel = s->groups * (size_t)h->cg2; /* int16 per input pixel */
     const size_t panel = taps * pairs * 16, oc = s->out_channels, ng = plan->ng;
-    const ptrdiff_t span_h = (ptrdiff_t)((s->kernel_height - 1) * s->dilation_height);
-    const ptrdiff_t span_w = (ptrdiff_t)((s->kernel_width - 1) * s->dilation_width);
+    const size_t padded_width = plan->padded_width, image_size = plan->padded_height * padded_width * pixel;
+    const size_t step_h = s->stride_height * padded_width * pixel, step_w = s->stride_width * pixel;
     qc__conv_ukernel_fn k16 = qc_s16_conv_ukernel_6x16__scalar, k8 = qc_s16_conv_ukernel_6x8__scalar;
 #if defined(QC__BUILD_AVX2)
     if (isa == QC_ISA_AVX2) {
@@ -352,49 +365,38 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
         k8 = qc_s16_conv_ukernel_6x8__avx2;
     }
 #endif
+    /* One group, no column dilation: a kernel row's taps are adjacent pixels, whose int16
+     * runs follow each other in x16 as their weights do in the panel (index t * pairs + p),
+     * so each kernel row runs as one tap of kernel_width * pairs pairs (the same integer
+     * products, fewer pointers and longer inner loops). */
+    const int merge_rows = s->groups == 1 && s->dilation_width == 1;
+    const size_t kernel_taps = merge_rows ? s->kernel_height : taps;
+    const size_t kernel_pairs = merge_rows ? s->kernel_width * pairs : pairs;
+    const size_t tap_step = merge_rows ? s->kernel_width : 1;
     /* (n, oh, ow) of the next row, advanced one row at a time. */
     size_t n = row0 / plan->positions, p = row0 % plan->positions;
     size_t oh = p / plan->out_width, ow = p % plan->out_width;
+    const int16_t *corners[QC__CONV_MR]; /* each row's window corner (rows past the block: row 0's) */
     for (size_t r = 0; r < rows; r += QC__CONV_MR) {
         size_t block = rows - r < QC__CONV_MR ? rows - r : QC__CONV_MR;
         for (size_t i = 0; i < QC__CONV_MR; i++) {
             if (i >= block) {
-                for (size_t t = 0; t < taps; t++) {
-                    ptrs[t * QC__CONV_MR + i] = ptrs[t * QC__CONV_MR];
-                }
+                corners[i] = corners[0];
                 continue;
             }
-            ptrdiff_t ih0 = (ptrdiff_t)(oh * s->stride_height) - (ptrdiff_t)s->pad_top;
-            ptrdiff_t iw0 = (ptrdiff_t)(ow * s->stride_width) - (ptrdiff_t)s->pad_left;
-            const int16_t *image = x16 + n * s->height * s->width * pixel;
-            if (tap_table != NULL) {
-                /* per output position, each tap's offset in the image or -1 (padding) */
-                const ptrdiff_t *o = tap_table + (oh * plan->out_width + ow) * taps;
-                for (size_t t = 0; t < taps; t++) {
-                    ptrs[t * QC__CONV_MR + i] = o[t] >= 0 ? image + o[t] : zeros;
-                }
-            } else if (ih0 >= 0 && ih0 + span_h < (ptrdiff_t)s->height && iw0 >= 0 &&
-                       iw0 + span_w < (ptrdiff_t)s->width) {
-                const int16_t *corner = image + ((size_t)ih0 * s->width + (size_t)iw0) * pixel;
-                for (size_t t = 0; t < taps; t++) {
-                    ptrs[t * QC__CONV_MR + i] = corner + offsets[t];
-                }
-            } else {
-                for (size_t kh = 0; kh < s->kernel_height; kh++) {
-                    ptrdiff_t ih = ih0 + (ptrdiff_t)(kh * s->dilation_height);
-                    for (size_t kw = 0; kw < s->kernel_width; kw++) {
-                        ptrdiff_t iw = iw0 + (ptrdiff_t)(kw * s->dilation_width);
-                        int inside = ih >= 0 && ih < (ptrdiff_t)s->height && iw >= 0 && iw < (ptrdiff_t)s->width;
-                        ptrs[(kh * s->kernel_width + kw) * QC__CONV_MR + i] =
-                            inside ? image + ((size_t)ih * s->width + (size_t)iw) * pixel : zeros;
-                    }
-                }
-            }
+            corners[i] = x16 + (n - first_image) * image_size + oh * step_h + ow * step_w;
             if (++ow == plan->out_width) {
                 ow = 0;
                 if (++oh == plan->out_height) {
                     oh = 0;
                     n++;
+                }
+            }
+        }
+        if (flat_rows == NULL) { /* the per-tap kernels read through pointers */
+            for (size_t t = 0; t < kernel_taps; t++) {
+                for (size_t i = 0; i < QC__CONV_MR; i++) {
+                    ptrs[t * QC__CONV_MR + i] = corners[i] + offsets[t * tap_step];
                 }
             }
         }
@@ -409,26 +411,27 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
                 const int16_t *row_ptrs[QC__CONV_MR];
                 for (size_t i = 0; i < QC__CONV_MR; i++) {
                     int16_t *dst = flat_rows + i * fk;
+                    const int16_t *corner = corners[i] + a_offset;
                     /* fixed-size copies for the common channel counts (a memcpy call costs more) */
                     if (cg == 1) {
                         for (size_t t = 0; t < taps; t++) {
-                            dst[t] = ptrs[t * QC__CONV_MR + i][a_offset];
+                            dst[t] = corner[offsets[t]];
                         }
                     } else if (cg == 8) {
                         for (size_t t = 0; t < taps; t++) {
-                            memcpy(dst + 8 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 8 * sizeof(int16_t));
+                            memcpy(dst + 8 * t, corner + offsets[t], 8 * sizeof(int16_t));
                         }
                     } else if (cg == 16) {
                         for (size_t t = 0; t < taps; t++) {
-                            memcpy(dst + 16 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 16 * sizeof(int16_t));
+                            memcpy(dst + 16 * t, corner + offsets[t], 16 * sizeof(int16_t));
                         }
                     } else if (cg == 4) {
                         for (size_t t = 0; t < taps; t++) {
-                            memcpy(dst + 4 * t, ptrs[t * QC__CONV_MR + i] + a_offset, 4 * sizeof(int16_t));
+                            memcpy(dst + 4 * t, corner + offsets[t], 4 * sizeof(int16_t));
                         }
                     } else {
                         for (size_t t = 0; t < taps; t++) {
-                            const int16_t *src = ptrs[t * QC__CONV_MR + i] + a_offset;
+                            const int16_t *src = corner + offsets[t];
                             for (size_t ci = 0; ci < cg; ci++) {
                                 dst[t * cg + ci] = src[ci];
                             }
@@ -454,34 +457,81 @@ static void qc__conv_direct_chunk(const qc__conv_plan *plan, const qc__conv_weig
             }
             for (; j + 1 < h->blocks; j += 2) {
                 size_t cols = ng - 8 * j < 16 ? ng - 8 * j : 16;
-                k16(taps, pairs, ptrs, a_offset, base + j * panel, base + (j + 1) * panel, c + 8 * j, oc, block, cols);
+                k16(kernel_taps, kernel_pairs, ptrs, a_offset, base + j * panel, base + (j + 1) * panel, c + 8 * j, oc,
+                    block, cols);
             }
             if (j < h->blocks) {
-                k8(taps, pairs, ptrs, a_offset, base + j * panel, NULL, c + 8 * j, oc, block, ng - 8 * j);
+                k8(kernel_taps, kernel_pairs, ptrs, a_offset, base + j * panel, NULL, c + 8 * j, oc, block,
+                   ng - 8 * j);
             }
         }
     }
 }
 
-/* x16[pixel][g][c] = x - zero_point (int16), channels of each group padded to cg2 with 0. */
+/* dst[i] = x[i] - zero_point as int16 over a run of bytes. Kept out of line: inside the large
+ * caller the loop is not vectorised. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void qc__center_run(const uint8_t *restrict src, int16_t *restrict dst, size_t count, int is_signed,
+                           int16_t zero_point) {
+    if (is_signed) {
+        for (size_t i = 0; i < count; i++) {
+            dst[i] = (int16_t)((int16_t)(int8_t)src[i] - zero_point);
+        }
+    } else {
+        for (size_t i = 0; i < count; i++) {
+            dst[i] = (int16_t)((int16_t)src[i] - zero_point);
+        }
+    }
+}
+
+/* x16[n][ih][iw][g][c] = x - zero_point (int16) over the padded image (pad_top rows above,
+ * pad_left columns left, ...; padding is 0, the centred zero point), channels of each
+ * group padded to cg2 with 0. */
 static void qc__conv_center(const qc__conv_plan *plan, const qc__conv_weights_header *h, int is_signed,
-                            int32_t zero_point, int16_t *x16) {
+                            int32_t zero_point, size_t first_image, size_t images, int16_t *x16) {
     const qc_conv2d_shape *s = &plan->shape;
     const size_t c = s->channels, hw = s->height * s->width, cg = plan->cg, cg2 = (size_t)h->cg2;
-    const size_t pixel = s->groups * cg2;
-    for (size_t n = 0; n < s->batch; n++) {
+    const size_t pixel = s->groups * cg2, pw = plan->padded_width, ph = plan->padded_height;
+    const size_t image_size = ph * pw * pixel, row_size = pw * pixel;
+    /* the same bytes whatever the layout: NHWC with even channels per group, or one channel */
+    const int contiguous = cg2 == cg && (plan->layout == QC_CONV_NHWC || c == 1);
+    for (size_t n = first_image; n < first_image + images; n++) {
         const uint8_t *img = plan->x + n * hw * c;
-        int16_t *dst = x16 + n * hw * pixel;
-        for (size_t q = 0; q < hw; q++) {
-            for (size_t g = 0; g < s->groups; g++) {
-                int16_t *d = dst + q * pixel + g * cg2;
-                for (size_t ci = 0; ci < cg; ci++) {
-                    size_t channel = g * cg + ci;
-                    uint8_t v = plan->layout == QC_CONV_NHWC ? img[q * c + channel] : img[channel * hw + q];
-                    d[ci] = (int16_t)((is_signed ? (int32_t)(int8_t)v : (int32_t)v) - zero_point);
+        int16_t *dst = x16 + (n - first_image) * image_size;
+        memset(dst, 0, s->pad_top * row_size * sizeof(int16_t));
+        memset(dst + (s->pad_top + s->height) * row_size, 0, s->pad_bottom * row_size * sizeof(int16_t));
+        for (size_t ih = 0; ih < s->height; ih++) {
+            int16_t *line = dst + (s->pad_top + ih) * row_size;
+            memset(line, 0, s->pad_left * pixel * sizeof(int16_t));
+            memset(line + (s->pad_left + s->width) * pixel, 0, s->pad_right * pixel * sizeof(int16_t));
+            line += s->pad_left * pixel;
+            if (contiguous) {
+                qc__center_run(img + ih * s->width * c, line, s->width * c, is_signed, (int16_t)zero_point);
+                continue;
+            }
+            if (cg == 1 && cg2 == 2 && s->groups == 1) {
+                /* one channel: (x - zp, 0) pairs */
+                const uint8_t *src = img + ih * s->width;
+                for (size_t iw = 0; iw < s->width; iw++) {
+                    line[2 * iw] = (int16_t)((is_signed ? (int32_t)(int8_t)src[iw] : (int32_t)src[iw]) - zero_point);
+                    line[2 * iw + 1] = 0;
                 }
-                if (cg2 != cg) {
-                    d[cg] = 0;
+                continue;
+            }
+            for (size_t iw = 0; iw < s->width; iw++) {
+                size_t q = ih * s->width + iw;
+                for (size_t g = 0; g < s->groups; g++) {
+                    int16_t *d = line + iw * pixel + g * cg2;
+                    for (size_t ci = 0; ci < cg; ci++) {
+                        size_t channel = g * cg + ci;
+                        uint8_t v = plan->layout == QC_CONV_NHWC ? img[q * c + channel] : img[channel * hw + q];
+                        d[ci] = (int16_t)((is_signed ? (int32_t)(int8_t)v : (int32_t)v) - zero_point);
+                    }
+                    if (cg2 != cg) {
+                        d[cg] = 0;
+                    }
                 }
             }
         }
@@ -538,10 +588,23 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     }
     QC__TRY(qc__check_output(shape, output));
     plan.layout = input->layout;
+    plan.pool_height = output->pool_height > 1 ? output->pool_height : 1;
+    plan.pool_width = output->pool_width > 1 ? output->pool_width : 1;
+    if (plan.pool_height > plan.out_height || plan.pool_width > plan.out_width) {
+        return QC_E_SHAPE;
+    }
+    plan.pooled_height = plan.out_height / plan.pool_height;
+    plan.pooled_width = plan.out_width / plan.pool_width;
+    if (qc__add_size(shape->height, shape->pad_top, &plan.padded_height) ||
+        qc__add_size(plan.padded_height, shape->pad_bottom, &plan.padded_height) ||
+        qc__add_size(shape->width, shape->pad_left, &plan.padded_width) ||
+        qc__add_size(plan.padded_width, shape->pad_right, &plan.padded_width)) {
+        return QC_E_OVERFLOW;
+    }
     size_t in_count, out_count;
     plan.k = taps * plan.cg;
     QC__TRY(qc__count4(shape->batch, shape->channels, shape->height, shape->width, &in_count));
-    QC__TRY(qc__count4(shape->batch, shape->out_channels, plan.out_height, plan.out_width, &out_count));
+    QC__TRY(qc__count4(shape->batch, shape->out_channels, plan.pooled_height, plan.pooled_width, &out_count));
     if (qc__mul_size(plan.out_height, plan.out_width, &plan.positions) ||
         qc__mul_size(plan.positions, shape->batch, &plan.rows)) {
         return QC_E_OVERFLOW;
@@ -555,14 +618,14 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     plan.pad_value = (uint8_t)input->zero_point;
     plan.x = (const uint8_t *)input->data;
     const int direct = isa == QC_ISA_SCALAR || isa == QC_ISA_AVX2;
+    size_t chunk_images = 0;
 
     qc_status status = QC_OK;
     uint8_t *quantized = NULL, *nhwc = NULL, *cols = NULL, *qwork = NULL;
-    int16_t *x16 = NULL, *zeros = NULL;
+    int16_t *x16 = NULL;
     const int16_t **ptrs = NULL;
     ptrdiff_t *offsets = NULL;
     int16_t *flat_rows = NULL;
-    ptrdiff_t *tap_table = NULL;
     int32_t *acc = NULL;
     float *work = NULL;
     if (input->type == QC_DTYPE_FLOAT32 && in_count > 0) {
@@ -581,7 +644,14 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     }
     /* Row chunks: the int32 accumulators and the output stage's buffers stay in cache. */
     size_t chunk = plan.k ? QC__CONV_CHUNK_BYTES / plan.k : QC__CONV_MAX_ROWS;
+    size_t acc_rows = QC__CONV_ACC_BYTES / (4 * shape->out_channels);
+    chunk = chunk > acc_rows ? acc_rows : chunk;
     chunk = chunk < QC__CONV_MIN_ROWS ? QC__CONV_MIN_ROWS : chunk > QC__CONV_MAX_ROWS ? QC__CONV_MAX_ROWS : chunk;
+    if (plan.pool_height * plan.pool_width > 1) {
+        /* the fused pool reads whole images: chunks of whole images */
+        size_t images = chunk / plan.positions;
+        chunk = (images ? images : 1) * plan.positions;
+    }
     chunk = chunk > plan.rows ? plan.rows : chunk;
     size_t acc_count = chunk * shape->out_channels;
     acc = (int32_t *)malloc((acc_count ? acc_count : 1) * sizeof(int32_t));
@@ -594,40 +664,21 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     const int16_t *panels = (const int16_t *)((const uint8_t *)packed_weights + h.direct_offset);
     const int16_t *flat_panels = (const int16_t *)((const uint8_t *)packed_weights + h.flat_offset);
     if (direct) {
-        size_t pixels = shape->batch * shape->height * shape->width, x16_count;
-        if (qc__mul_size(pixels, shape->groups * (size_t)h.cg2, &x16_count)) {
+        /* the images one chunk of rows reaches, centred chunk by chunk */
+        size_t x16_count, padded_width = plan.padded_width;
+        chunk_images = chunk / plan.positions + 2;
+        chunk_images = chunk_images > shape->batch ? shape->batch : chunk_images;
+        if (qc__count4(chunk_images, plan.padded_height, padded_width, shape->groups * (size_t)h.cg2, &x16_count) ||
+            x16_count > SIZE_MAX / sizeof(int16_t)) {
             status = QC_E_OVERFLOW;
             goto done;
         }
         x16 = (int16_t *)malloc((x16_count ? x16_count : 1) * sizeof(int16_t));
-        zeros = (int16_t *)calloc(shape->groups * (size_t)h.cg2 + 1, sizeof(int16_t));
         ptrs = (const int16_t **)malloc((taps ? taps : 1) * QC__CONV_MR * sizeof(*ptrs));
         offsets = (ptrdiff_t *)malloc((taps ? taps : 1) * sizeof(*offsets));
-        if (x16 == NULL || zeros == NULL || ptrs == NULL || offsets == NULL) {
+        if (x16 == NULL || ptrs == NULL || offsets == NULL) {
             status = QC_E_NO_MEMORY;
             goto done;
-        }
-        if (plan.positions * taps <= QC__CONV_TAP_TABLE_MAX) {
-            tap_table = (ptrdiff_t *)malloc(plan.positions * taps * sizeof(*tap_table) + 1);
-            if (tap_table == NULL) {
-                status = QC_E_NO_MEMORY;
-                goto done;
-            }
-            for (size_t p = 0; p < plan.positions; p++) {
-                ptrdiff_t ih0 = (ptrdiff_t)((p / plan.out_width) * shape->stride_height) - (ptrdiff_t)shape->pad_top;
-                ptrdiff_t iw0 = (ptrdiff_t)((p % plan.out_width) * shape->stride_width) - (ptrdiff_t)shape->pad_left;
-                for (size_t kh = 0; kh < shape->kernel_height; kh++) {
-                    ptrdiff_t ih = ih0 + (ptrdiff_t)(kh * shape->dilation_height);
-                    for (size_t kw = 0; kw < shape->kernel_width; kw++) {
-                        ptrdiff_t iw = iw0 + (ptrdiff_t)(kw * shape->dilation_width);
-                        int inside =
-                            ih >= 0 && ih < (ptrdiff_t)shape->height && iw >= 0 && iw < (ptrdiff_t)shape->width;
-                        tap_table[p * taps + kh * shape->kernel_width + kw] =
-                            inside ? (ih * (ptrdiff_t)shape->width + iw) * (ptrdiff_t)(shape->groups * (size_t)h.cg2)
-                                   : -1;
-                    }
-                }
-            }
         }
         if (plan.cg < QC__CONV_FLAT_BELOW) {
             flat_rows = (int16_t *)malloc(QC__CONV_MR * 2 * (size_t)h.flat_pairs * sizeof(int16_t) + 1);
@@ -639,11 +690,10 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
         for (size_t kh = 0; kh < shape->kernel_height; kh++) {
             for (size_t kw = 0; kw < shape->kernel_width; kw++) {
                 offsets[kh * shape->kernel_width + kw] =
-                    (ptrdiff_t)((kh * shape->dilation_height * shape->width + kw * shape->dilation_width) *
+                    (ptrdiff_t)((kh * shape->dilation_height * padded_width + kw * shape->dilation_width) *
                                 shape->groups * (size_t)h.cg2);
             }
         }
-        qc__conv_center(&plan, &h, qtype == QC_DTYPE_INT8, input->zero_point, x16);
     } else {
         if (plan.layout == QC_CONV_NCHW && shape->channels > 1) {
             nhwc = (uint8_t *)malloc(in_count ? in_count : 1);
@@ -666,8 +716,11 @@ qc_status qc_conv2d(const qc_conv2d_shape *shape, const qc_conv_input *input, co
     for (size_t row0 = 0; row0 < plan.rows && status == QC_OK; row0 += chunk) {
         size_t rows = plan.rows - row0 < chunk ? plan.rows - row0 : chunk;
         if (direct) {
-            qc__conv_direct_chunk(&plan, &h, x16, zeros, panels, flat_panels, flat_rows, row0, rows, isa, ptrs,
-                                  offsets, tap_table, acc);
+            size_t first_image = row0 / plan.positions, last_image = (row0 + rows - 1) / plan.positions;
+            qc__conv_center(&plan, &h, qtype == QC_DTYPE_INT8, input->zero_point, first_image,
+                            last_image - first_image + 1, x16);
+            qc__conv_direct_chunk(&plan, &h, x16, panels, flat_panels, flat_rows, row0, rows, first_image, isa, ptrs,
+                                  offsets, acc);
         } else {
             for (size_t g = 0; g < shape->groups && status == QC_OK; g++) {
                 qc__conv_im2col(&plan, row0, rows, g, cols);
@@ -685,11 +738,9 @@ done:
     free(nhwc);
     free(cols);
     free(x16);
-    free(zeros);
     free(ptrs);
     free(offsets);
     free(flat_rows);
-    free(tap_table);
     free(acc);
     free(work);
     free(qwork);

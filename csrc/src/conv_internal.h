@@ -41,6 +41,9 @@ typedef struct qc__conv_plan {
     size_t k;              /* cg * kernel_height * kernel_width */
     uint8_t pad_value;     /* the input zero point's byte */
     const uint8_t *x;      /* int8 / uint8 NHWC input bytes (GEMM path) */
+    size_t pool_height, pool_width;     /* fused output max pool (1 x 1: none) */
+    size_t pooled_height, pooled_width; /* out_height / pool_height, out_width / pool_width */
+    size_t padded_height, padded_width; /* height + pad_top + pad_bottom, width + left + right */
 } qc__conv_plan;
 
 /* Output rows per microkernel call. */
@@ -94,6 +97,10 @@ void qc_s32_conv_quantize_ukernel__avx2(size_t rows, size_t n, const int32_t *ac
                                         int per_channel, const float *bias, float scale, int32_t zero_point,
                                         int32_t lo, int32_t hi, uint8_t *y);
 #endif
+/* The fused max pool of whole images: rows = images * positions of the output stage's
+ * bytes (row-major, out_channels per row), pooled into y in layout. */
+void qc__conv_pool_x8(const qc__conv_plan *plan, int layout, int is_signed, size_t row0, size_t rows,
+                      const uint8_t *chunk, uint8_t *y);
 void qc_u8_maxpool_ukernel__scalar(const qc__conv_plan *plan, const uint8_t *x, uint8_t *y);
 void qc_s8_maxpool_ukernel__scalar(const qc__conv_plan *plan, const int8_t *x, int8_t *y);
 

@@ -226,3 +226,70 @@ void qc_s32_conv_quantize_ukernel__scalar(size_t rows, size_t n, const int32_t *
 
 QC__MAXPOOL(qc_u8_maxpool_ukernel__scalar, uint8_t, 0)
 QC__MAXPOOL(qc_s8_maxpool_ukernel__scalar, int8_t, -128)
+
+/* Max of the window's bytes per channel; the row of the window's first tap initialises it. */
+#define QC__POOL_IMAGE(type)                                                                                 \
+    do {                                                                                                     \
+        const type *src = (const type *)image;                                                               \
+        for (size_t py = 0; py < plan->pooled_height; py++) {                                                \
+            for (size_t px = 0; px < plan->pooled_width; px++) {                                             \
+                type *best = (type *)(layout == QC_CONV_NHWC ? y + ((n * plan->pooled_height + py) *          \
+                                                                    plan->pooled_width + px) * oc           \
+                                                             : row);                                         \
+                const type *first = src + (py * ph * ow + px * pw) * oc;                                     \
+                for (size_t j = 0; j < oc; j++) {                                                            \
+                    best[j] = first[j];                                                                      \
+                }                                                                                            \
+                for (size_t dy = 0; dy < ph; dy++) {                                                         \
+                    for (size_t dx = 0; dx < pw; dx++) {                                                     \
+                        const type *v = src + ((py * ph + dy) * ow + px * pw + dx) * oc;                     \
+                        for (size_t j = 0; j < oc; j++) {                                                    \
+                            best[j] = v[j] > best[j] ? v[j] : best[j];                                       \
+                        }                                                                                    \
+                    }                                                                                        \
+                }                                                                                            \
+                if (layout == QC_CONV_NCHW) {                                                                \
+                    for (size_t j = 0; j < oc; j++) {                                                        \
+                        y[((n * oc + j) * plan->pooled_height + py) * plan->pooled_width + px] =             \
+                            (uint8_t)best[j];                                                                \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+    } while (0)
+
+void qc__conv_pool_x8(const qc__conv_plan *plan, int layout, int is_signed, size_t row0, size_t rows,
+                      const uint8_t *chunk, uint8_t *y) {
+    const size_t oc = plan->shape.out_channels, positions = plan->positions, ow = plan->out_width;
+    const size_t ph = plan->pool_height, pw = plan->pool_width;
+    uint8_t row[256];
+    for (size_t r = 0; r < rows; r += positions) {
+        const uint8_t *image = chunk + r * oc;
+        size_t n = (row0 + r) / positions;
+        if (layout == QC_CONV_NCHW && oc > sizeof(row)) {
+            /* many channels: pool channel by channel straight into the NCHW output */
+            for (size_t j = 0; j < oc; j++) {
+                for (size_t py = 0; py < plan->pooled_height; py++) {
+                    for (size_t px = 0; px < plan->pooled_width; px++) {
+                        int32_t best = is_signed ? -128 : 0;
+                        for (size_t dy = 0; dy < ph; dy++) {
+                            for (size_t dx = 0; dx < pw; dx++) {
+                                uint8_t b = image[((py * ph + dy) * ow + px * pw + dx) * oc + j];
+                                int32_t v = is_signed ? (int32_t)(int8_t)b : (int32_t)b;
+                                best = v > best ? v : best;
+                            }
+                        }
+                        y[((n * oc + j) * plan->pooled_height + py) * plan->pooled_width + px] = (uint8_t)best;
+                    }
+                }
+            }
+            continue;
+        }
+        if (is_signed) {
+            QC__POOL_IMAGE(int8_t);
+        } else {
+            QC__POOL_IMAGE(uint8_t);
+        }
+    }
+}
+#undef QC__POOL_IMAGE

@@ -99,6 +99,35 @@ static int32_t quantize_ref(float v, float scale, int32_t zp, int32_t lo, int32_
     return (int32_t)q + zp;
 }
 
+/* The fused output pool (out->pool_height x pool_width) equals qc_maxpool2d_x8 of the
+ * unpooled output `plain` (same kind, layout and isa); both pool shapes that fit are tried. */
+static uint64_t cs_conv_pool = FNV_INIT;
+static void check_fused_pool(const qc_conv2d_shape *s, size_t oh, size_t ow, const qc_conv_input *in,
+                             const void *packed, qc_conv_output out, const uint8_t *plain, const qc_options *opt,
+                             int checksum) {
+    static const size_t pools[2][2] = {{2, 2}, {3, 2}};
+    for (int k = 0; k < 2; k++) {
+        size_t ph = pools[k][0], pw = pools[k][1];
+        if (ph > oh || pw > ow) {
+            continue;
+        }
+        qc_conv2d_shape ps = {s->batch, s->out_channels, oh, ow, 0, 1, ph, pw, ph, pw, 1, 1, 0, 0, 0, 0};
+        size_t count = s->batch * s->out_channels * (oh / ph) * (ow / pw);
+        uint8_t *expect = malloc(count + 1), *got = malloc(count + 1);
+        EXPECT(qc_maxpool2d_x8(&ps, out.type, out.layout, plain, expect, opt) == QC_OK, "reference pool");
+        out.pool_height = ph;
+        out.pool_width = pw;
+        EXPECT(qc_conv2d(s, in, packed, &out, got, opt) == QC_OK, "conv + pool");
+        EXPECT(memcmp(expect, got, count) == 0, "fused pool %zux%zu isa %s kind %d layout %d differs", ph, pw,
+               qc_isa_name(opt->isa), out.kind, out.layout);
+        if (checksum) {
+            cs_conv_pool = fnv(cs_conv_pool, got, count);
+        }
+        free(expect);
+        free(got);
+    }
+}
+
 typedef struct conv_case {
     size_t n, c, h, w, oc, groups, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
 } conv_case;
@@ -186,6 +215,7 @@ static void run_case(const conv_case *cc, int x_type, int w_type, int x_layout, 
                 bad += load8(out_type, y8 + out_index(&s, oh, ow, layout, i)) != q;
             }
             EXPECT(bad == 0, "requant isa %s: %zu differ", qc_isa_name(isa), bad);
+            check_fused_pool(&s, oh, ow, &in, packed, out, y8, &opt, isa == QC_ISA_SCALAR && cs_q != NULL);
             if (isa == QC_ISA_SCALAR && layout == QC_CONV_NHWC && cs_q) {
                 *cs_q = fnv(*cs_q, y8, out_count);
             }
@@ -215,6 +245,7 @@ static void run_case(const conv_case *cc, int x_type, int w_type, int x_layout, 
                 bad += load8(out_type, y8 + out_index(&s, oh, ow, layout, i)) != q;
             }
             EXPECT(bad == 0, "f32 quantize isa %s: %zu differ", qc_isa_name(isa), bad);
+            check_fused_pool(&s, oh, ow, &in, packed, out, y8, &opt, isa == QC_ISA_SCALAR && cs_q != NULL);
         }
     }
     free(x);
@@ -241,7 +272,7 @@ static void test_sweep(uint64_t *cs_s32, uint64_t *cs_q) {
         {5, 40, 1, 1, 21, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},  /* a linear layer: 1x1 on 1x1 */
         {1, 34, 3, 4, 18, 2, 2, 2, 1, 1, 1, 1, 1, 0, 0, 1},  /* 17 channels per group */
         {0, 4, 5, 5, 4, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0},    /* empty batch */
-        {1, 2, 100, 80, 3, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* past the tap table: bounds per row */
+        {1, 2, 100, 80, 3, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* a larger image, several chunks */
     };
     static const int types[4][2] = {{QC_DTYPE_UINT8, QC_DTYPE_INT8}, {QC_DTYPE_INT8, QC_DTYPE_INT8},
                                     {QC_DTYPE_UINT8, QC_DTYPE_UINT8}, {QC_DTYPE_INT8, QC_DTYPE_UINT8}};
@@ -398,6 +429,21 @@ static void test_bad_arguments(void) {
     EXPECT(qc_conv2d(&s, &in, packed, &out, y, NULL) == QC_E_INVALID_ARGUMENT, "clamp order");
     out.kind = 9;
     EXPECT(qc_conv2d(&s, &in, packed, &out, y, NULL) == QC_E_INVALID_ARGUMENT, "output kind");
+    memset(&out, 0, sizeof(out));
+    out.kind = QC_CONV_OUT_S32;
+    out.pool_height = 2;
+    EXPECT(qc_conv2d(&s, &in, packed, &out, y, NULL) == QC_E_INVALID_ARGUMENT, "pool on int32 output");
+    float one = 1.0f;
+    memset(&out, 0, sizeof(out));
+    out.kind = QC_CONV_OUT_REQUANT;
+    out.type = QC_DTYPE_UINT8;
+    out.multiplier = &one;
+    out.clamp_max = 255;
+    out.pool_height = 2;
+    out.pool_width = 2;
+    EXPECT(qc_conv2d(&s, &in, packed, &out, y, NULL) == QC_OK, "pooled requant");
+    out.pool_width = 4; /* the output is 3x3 */
+    EXPECT(qc_conv2d(&s, &in, packed, &out, y, NULL) == QC_E_SHAPE, "pool wider than the output");
     EXPECT(qc_maxpool2d_x8(&s, QC_DTYPE_FLOAT32, QC_CONV_NCHW, x, y, NULL) == QC_E_DTYPE, "pool type");
     qc_options bad_isa = {99, 1};
     EXPECT(qc_maxpool2d_x8(&s, QC_DTYPE_UINT8, QC_CONV_NCHW, x, y, &bad_isa) != QC_OK, "bad isa");
@@ -414,5 +460,6 @@ int main(void) {
     printf("checksum conv_s32 %016llx\n", (unsigned long long)cs_s32);
     printf("checksum conv_requant %016llx\n", (unsigned long long)cs_q);
     printf("checksum maxpool %016llx\n", (unsigned long long)cs_pool);
+    printf("checksum conv_pool %016llx\n", (unsigned long long)cs_conv_pool);
     return failures != 0;
 }

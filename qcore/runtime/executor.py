@@ -118,6 +118,8 @@ class Executor:
                 self.shape_only_steps += 1
             self.steps.append((node, fn, release[index], is_shape))
         self.fast_steps = fast.steps(self.steps) if fast is not None else None
+        # runs without per-node timing: each run of linked int8 steps as one step
+        self.chained_steps = fast.chained(self.fast_steps) if fast is not None else None
         self._shape_cache: dict[tuple, dict[str, np.ndarray]] = {}
 
     # -- input checks ----------------------------------------------------------------
@@ -166,6 +168,8 @@ class Executor:
             values.update(cached)
         recorded: dict[str, np.ndarray] | None = {} if cached is None and self.shape_only_steps else None
         plan = self.fast_steps if self.fast_steps is not None and observe is None and not keep_all else self.steps
+        if plan is self.fast_steps and timings is None:
+            plan = self.chained_steps
         for node, fn, release, is_shape in plan:
             if is_shape and cached is not None:
                 if not keep_all:

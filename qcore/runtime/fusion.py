@@ -9,7 +9,10 @@ with fewer passes and fewer Python steps:
   already quantized with the consumer's parameters; a ReLU in the chain is the clamp
   ``q >= zero_point`` (``quantize(max(y, 0)) == max(quantize(y), quantize(0))`` because
   quantization is monotonic and ``quantize(0) == zero_point``), so it costs nothing;
-- MaxPool runs on the int8 values (``max`` commutes with a monotonic quantization);
+- MaxPool runs on the int8 values (``max`` commutes with a monotonic quantization); a
+  pool whose windows tile the image (kernel = strides, no padding or dilation, floor
+  mode) runs inside the producing convolution's output stage (``Conv2d(pool=...)``), which
+  then writes only the pooled bytes;
 - int8 activations between convolutions stay NHWC (im2col copies channel runs); a Flatten
   before a ``QMatMul`` is a reshape, the MatMul weight rows permuted once from
   ``(c, h, w)`` to ``(h, w, c)`` order (the integer sum does not depend on the order);
@@ -33,6 +36,12 @@ The float side of a transformer encoder is rewritten too (same plan, same rules)
 The large outputs of these steps are written into buffers of a :class:`BufferPool` that
 the plan keeps between runs, so their pages are not faulted in again on every run.
 
+For runs without per-node timing, :meth:`FastPlan.chained` merges consecutive fused steps
+whose intermediate values nothing else reads into one step (``Int8Chain``): one Python
+step per chain instead of one per node, and the int8 intermediates written into buffers
+kept from the previous run of the same input shape (no allocation, no page faults). The
+merged step runs the same steps in the same order, so its outputs are the same bits.
+
 Every value the plan produces that a user can see (graph outputs, float values read by
 float operators) is bit-identical with the node-by-node plan, which stays in use whenever
 intermediate values are requested (``observe`` / ``outputs``: calibration, ``qcore
@@ -50,7 +59,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ModelError, ShapeError
+from ..errors import ModelError, QcoreError, ShapeError
 from ..graph.ir import Graph, Node
 from ..reference.tensor import QuantizedTensor
 from . import kernels
@@ -94,6 +103,25 @@ def _pool_fusable(node: Node) -> bool:
             and (len(node.outputs) == 1 or not node.outputs[1]))
 
 
+def _tiling_pool(node: Node) -> tuple[int, int] | None:
+    """``(height, width)`` of a MaxPool whose windows tile the input, else None.
+
+    Kernel equal to the strides, no padding, no dilation, floor mode: the pool the
+    convolution's output stage can apply (``qcore._conv.Conv2d``, ``pool``).
+    """
+    attrs = node.attrs
+    kernel = [int(k) for k in attrs.get("kernel_shape", [])]
+    if len(kernel) != 2 or min(kernel) < 1:
+        return None
+    if [int(v) for v in attrs.get("strides", [1, 1])] != kernel:
+        return None
+    if any(int(p) for p in attrs.get("pads", [0, 0, 0, 0])) or any(int(d) != 1 for d in attrs.get("dilations", [1, 1])):
+        return None
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or int(attrs.get("ceil_mode", 0)):
+        return None
+    return kernel[0], kernel[1]
+
+
 class FastPlan:
     """Decisions of the fast plan for one graph (see the module notes).
 
@@ -114,6 +142,7 @@ class FastPlan:
         self.chains: dict[int, _Chain] = {}       # producer -> chain
         self.absorbed: set[int] = set()          # Relu / Flatten nodes folded into a chain
         self.pools: set[int] = set()             # MaxPool nodes on int8 values
+        self.fused_pools: dict[int, tuple[int, int]] = {}  # producer -> pool in its output stage
         self.consumers: dict[int, _Chain] = {}   # consumer -> chain
         fusable = {i for i, node in enumerate(nodes) if _fusable(node, inits)}
         for index in sorted(fusable):
@@ -153,13 +182,19 @@ class FastPlan:
             self.chains[index] = chain
             self.consumers[consumer] = chain
             self.absorbed.update(absorbed)
-            self.pools.update(pools)
+            tiling = _tiling_pool(nodes[pools[0]]) if len(pools) == 1 else None
+            if tiling is not None:  # max commutes with the ReLU clamp, so its place in the chain is free
+                self.fused_pools[index] = tiling
+                self.absorbed.update(pools)
+            else:
+                self.pools.update(pools)
         self.pool = BufferPool()
         self.rewrites: dict[int, _Rewrite] = {}   # anchor (last node of a pattern) -> rewrite
         claimed = set(self.chains) | set(self.consumers) | self.absorbed | self.pools
         self._find_float_rewrites(readers, outputs, claimed)
         self.rewritten = {i for r in self.rewrites.values() for i in r.nodes}
         self.replaced = claimed | self.rewritten
+        self._linkable: set[int] = set()  # id() of the fused steps chained() may merge
 
     def _flatten_fits(self, producer: Node, consumer: Node) -> bool:
         channels = self.graph.initializers[producer.inputs[1]].data.shape[0]
@@ -230,7 +265,9 @@ class FastPlan:
                 continue
             if index in self.chains or index in self.consumers:
                 step = self._quantized_step(index, node)
-                op = node.op + ("+int8 out" if index in self.chains else "")
+                self._linkable.add(id(step))
+                op = node.op + ("+MaxPool" if index in self.fused_pools else "") + (
+                    "+int8 out" if index in self.chains else "")
                 built.append((Node(op, inputs, list(node.outputs), node.attrs, node.name), step, False))
             elif index in self.pools:
                 built.append((Node("MaxPool(int8)", inputs, list(node.outputs), node.attrs, node.name),
@@ -249,6 +286,43 @@ class FastPlan:
             if name not in keep:
                 release[position].append(name)
         return [(node, fn, release[i], is_shape) for i, (node, fn, is_shape) in enumerate(built)]
+
+    def chained(self, steps: list[tuple[Node, Step, list[str], bool]]) -> list[tuple[Node, Step, list[str], bool]]:
+        """``steps`` (from :meth:`steps`) with each run of linked fused steps merged into one.
+
+        Steps link when the next one's input is the previous one's output and no other
+        step or graph output reads that value (it is released right there).
+        """
+        outputs = {v.name for v in self.graph.outputs}
+        merged: list[tuple[Node, Step, list[str], bool]] = []
+        run: list[tuple[Node, Step, list[str], bool]] = []
+
+        def flush() -> None:
+            if len(run) == 1:
+                merged.append(run[0])
+            elif run:
+                first, last = run[0][0], run[-1][0]
+                node = Node("Int8Chain", list(first.inputs), list(last.outputs), {}, first.name)
+                release = sorted({name for _, _, names, _ in run for name in names})
+                merged.append((node, _chain_step([(n, fn) for n, fn, _, _ in run]), release, False))
+            run.clear()
+
+        for step in steps:
+            node, fn = step[0], step[1]
+            if id(fn) in self._linkable and run:
+                previous, _, previous_release, _ = run[-1]
+                value = previous.outputs[0] if len(previous.outputs) == 1 else None
+                if value and value not in outputs and node.inputs[0] == value and value in step[2] and all(
+                        name != value for name in node.inputs[1:]):
+                    run.append(step)
+                    continue
+            flush()
+            if id(fn) in self._linkable:
+                run.append(step)
+            else:
+                merged.append(step)
+        flush()
+        return merged
 
     def _quantized_step(self, index: int, node: Node) -> Step:
         from .. import _conv  # noqa: PLC0415
@@ -273,7 +347,7 @@ class FastPlan:
             info = np.iinfo(out_dtype)
             out = {"output": "quantize", "output_layout": "NHWC", "output_scale": np.float32(nxt["x_scale"]),
                    "output_zero_point": out_zp, "output_dtype": out_dtype,
-                   "clamp": (out_zp, int(info.max)) if chain.relu else None}
+                   "clamp": (out_zp, int(info.max)) if chain.relu else None, "pool": self.fused_pools.get(index)}
         zp = np.asarray(w.zero_point).reshape(-1).astype(w.dtype)
         if node.op == "QConv":
             group = int(attrs.get("group", 1))
@@ -287,14 +361,14 @@ class FastPlan:
                                 pads=[begin[0], begin[1], end[0], end[1]], multiplier=multiplier, bias=bias, **out)
             channels = w.data.shape[1] * group
 
-            def run_conv(inputs: list) -> list:
+            def run_conv(inputs: list, out: np.ndarray | None = None) -> list:
                 x = inputs[0]
                 if not int8_in:
                     if x.ndim != 4 or x.shape[1] != channels:
                         raise ShapeError(f"input {x.shape} does not fit weight {w.data.shape}")
                     if x.dtype != np.float32:
                         x = x.astype(np.float32)
-                return [conv(x)]
+                return [conv(x, out)]
             return run_conv
 
         k, n = w.data.shape
@@ -310,7 +384,7 @@ class FastPlan:
         linear = _conv.Conv2d(weights, input_layout="NHWC", x_dtype=x_dtype if int8_in else "float32", x_scale=x_scale,
                               x_zero_point=x_zp, quantized_dtype=x_dtype, multiplier=multiplier, bias=bias, **out)
 
-        def run_linear(inputs: list) -> list:
+        def run_linear(inputs: list, out: np.ndarray | None = None) -> list:
             x = inputs[0]
             if chain is not None and chain.flatten:
                 lead: tuple = (x.shape[0],)
@@ -322,8 +396,52 @@ class FastPlan:
                 raise ShapeError(f"input has {rows.shape[-1]} features, weight expects {k}")
             if not int8_in and rows.dtype != np.float32:
                 rows = rows.astype(np.float32)
-            return [linear(rows).reshape(lead + (n,))]
+            return [linear(rows, out).reshape(lead + (n,))]
         return run_linear
+
+
+#: Input shapes per chain whose intermediate buffers are kept (all dropped when exceeded).
+_CHAIN_SHAPES = 4
+
+
+def _chain_step(parts: list[tuple[Node, Step]]) -> Step:
+    """One step running the fused steps ``parts`` in order, each feeding the next.
+
+    Each intermediate output is kept and passed back as ``out`` on the next run with the
+    same input shape (the fused steps write into it when it fits); only the last
+    output leaves the step, freshly allocated. A lock makes concurrent runs of the same
+    model take turns (the prepared C arguments are shared).
+    """
+    lock = threading.Lock()
+    kept: dict[tuple, list] = {}
+    inner = parts[:-1]
+    last_fn = parts[-1][1]
+
+    def run(inputs: list) -> list:
+        x = inputs[0]
+        key = (x.shape, x.dtype.str)
+        with lock:
+            buffers = kept.get(key)
+            fresh = buffers is None
+            if fresh:
+                if len(kept) >= _CHAIN_SHAPES:
+                    kept.clear()
+                buffers = kept[key] = [None] * len(inner)
+            position = 0
+            try:
+                for position, (_, fn) in enumerate(inner):
+                    x = fn([x], buffers[position])[0]
+                    if fresh:
+                        buffers[position] = x
+                position = len(inner)
+                return last_fn([x])
+            except (QcoreError, ValueError, TypeError, IndexError, FloatingPointError) as exc:
+                kept.pop(key, None)
+                if position == 0:  # reported as the chain's node, named after its first node
+                    raise
+                node = parts[position][0]
+                raise type(exc)(f"in {node.name!r} ({node.op}): {exc}") from None
+    return run
 
 
 def _int8_max_pool(node: Node) -> Step:
