@@ -103,7 +103,7 @@ def _qcore_build(weight_bits: int | None) -> Callable[[Path, Path], Path]:
         else:
             from qcore.graph.transformer import quantize_transformer
 
-            model = quantize_transformer(graph, minilm_support.calibration_feeds(),
+            model = quantize_transformer(graph, minilm_support.calibration_feeds(paragraphs=weight_bits == 4),
                                          weight_bits=weight_bits, block_size=32)
         out = workdir / f"qcore-{'float32' if weight_bits is None else f'int{weight_bits}'}.qcm"
         save(model, out)

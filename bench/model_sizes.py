@@ -146,10 +146,10 @@ def minilm(workdir: Path, lines: list[str]) -> None:
     lines.append(f"MiniLM float ONNX {float_path.stat().st_size:,} bytes; onnxruntime int8 dynamic per-channel "
                  f"{ort_size:,} bytes")
     graph = import_onnx(str(float_path))
-    calibration = minilm_support.calibration_feeds()
     for label, kwargs in [("int8", dict(weight_bits=8)), ("int4 block 32", dict(weight_bits=4, block_size=32)),
                           ("int4 block 64", dict(weight_bits=4, block_size=64))]:
         out = workdir / f"minilm-{label.replace(' ', '_')}.qcm"
+        calibration = minilm_support.calibration_feeds(paragraphs=kwargs["weight_bits"] == 4)
         quantize_transformer(graph, calibration, **kwargs).save(out)
         size = out.stat().st_size
         lines.append(f"MiniLM qcore {label}: {size:,} bytes = {size / ort_size:.4f}x of onnxruntime int8")

