@@ -8,6 +8,7 @@ Layers, lowest first (nothing imports a layer above it):
 - :mod:`qcore.graph`, :mod:`qcore.runtime`, :mod:`qcore.cli`: models, passes, execution.
 """
 
+from ._lazy import lazy_exports
 from ._version import __version__
 from .errors import (
     BuildMismatchError,
@@ -49,19 +50,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'qcore' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 
 __all__ = [

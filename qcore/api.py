@@ -1,7 +1,8 @@
 """Top-level convenience functions: ``qcore.save`` / ``qcore.load`` and the passes.
 
-The lead re-exports these from :mod:`qcore`:
-``save, load, Model, quantize_dynamic, quantize_static, quantize_weight_only, import_onnx``.
+:mod:`qcore` re-exports ``save, load, Model, quantize_dynamic, quantize_static,
+quantize_weight_only, import_onnx``. The importer and the passes are imported here on
+first use (qcore/_lazy.py), so loading and running a model never imports them.
 """
 
 from __future__ import annotations
@@ -9,10 +10,16 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
+from ._lazy import lazy_exports
 from .errors import ModelError
-from .graph.onnx_import import import_onnx
-from .graph.quantize import quantize_dynamic, quantize_static, quantize_weight_only
 from .runtime.model import Model
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    "import_onnx": "graph.onnx_import",
+    "quantize_dynamic": "graph.quantize",
+    "quantize_static": "graph.quantize",
+    "quantize_weight_only": "graph.quantize",
+}, base="qcore")
 
 __all__ = ["Model", "import_onnx", "load", "quantize_dynamic", "quantize_static", "quantize_weight_only", "save"]
 

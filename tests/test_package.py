@@ -52,3 +52,36 @@ def test_reference_never_imports_the_c_core():
 def test_runtime_does_not_need_onnx():
     loaded = _modules_after("import qcore.runtime, qcore.api, qcore.cli")
     assert not {m for m in loaded if m == "onnx" or m.startswith("onnx.")}
+
+
+def test_loading_and_running_a_model_imports_only_the_run_path():
+    """A board that runs a model never imports the passes, the importer, the writer or observers."""
+    model = Path(qcore.__file__).parent / "data" / "digits_cnn.qcm"
+    loaded = _modules_after(
+        "import numpy as np, qcore; "
+        f"m = qcore.load({str(model)!r}); "
+        "name = m.graph.inputs[0].name; "
+        "m.run({name: np.zeros((2, 1, 8, 8), np.float32)})")
+    assert "qcore.runtime.executor" in loaded and "qcore.format.reader" in loaded
+    heavy = {"qcore.graph.quantize", "qcore.graph.onnx_import", "qcore.graph.transforms", "qcore.graph.transformer",
+             "qcore.format.writer", "qcore.reference.observers", "qcore.reference.pytorch", "qcore.reference.tflite",
+             "qcore.cli"}
+    assert not heavy & loaded, sorted(heavy & loaded)
+
+
+def test_lazy_package_names_resolve_and_list():
+    import qcore.api
+    import qcore.format
+    import qcore.graph
+
+    assert qcore.format.QcmWriter.__name__ == "QcmWriter" and "save_tensors" in dir(qcore.format)
+    assert qcore.graph.import_onnx is qcore.api.import_onnx and "SUPPORTED_OPS" in dir(qcore.graph)
+    assert qcore.quantize_static is qcore.api.quantize_static
+    assert qcore.reference.pytorch.__name__ == "qcore.reference.pytorch"
+    for module in (qcore.format, qcore.graph, qcore.api, qcore.reference):
+        try:
+            module.no_such_name  # noqa: B018
+        except AttributeError as exc:
+            assert "no_such_name" in str(exc)
+        else:
+            raise AssertionError(f"{module.__name__}.no_such_name resolved")

@@ -10,10 +10,21 @@
 
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _error_names
-from .layout import crc32c
-from .metadata import GRAPH_PREFIX, GRAPH_SCHEMA_VERSION_KEY
-from .reader import QcmFile, TensorInfo, load_tensors
-from .writer import QcmWriter, save_tensors
+from .._lazy import lazy_exports
+
+# The reader, writer and their helpers import on first use (qcore/_lazy.py): running a
+# model never imports the writer.
+_EXPORTS = {
+    "crc32c": "layout",
+    "GRAPH_PREFIX": "metadata",
+    "GRAPH_SCHEMA_VERSION_KEY": "metadata",
+    "QcmFile": "reader",
+    "TensorInfo": "reader",
+    "load_tensors": "reader",
+    "QcmWriter": "writer",
+    "save_tensors": "writer",
+}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = [
     "QcmFile",

@@ -8,30 +8,47 @@ The ONNX operators are the default convention; :mod:`qcore.reference.tflite` and
 :mod:`qcore.reference.fixedpoint` holds TFLite's integer-only requantization.
 """
 
-from . import pytorch, tflite
-from .conv import conv_integer, qlinear_conv
-from .dtypes import INT_TYPES, IntType, int_type
-from .fixedpoint import (
-    multiply_by_quantized_multiplier,
-    quantize_multiplier,
-    rounding_divide_by_pot,
-    saturating_rounding_doubling_high_mul,
-)
-from .matmul import matmul_integer, qlinear_matmul
-from .metrics import cosine_similarity, fraction_clipped, max_error_in_steps, sqnr
-from .observers import (
-    EntropyObserver,
-    MinMaxObserver,
-    MovingAverageMinMaxObserver,
-    MSEObserver,
-    PercentileObserver,
-)
-from .onnx_ops import dequantize_linear, dynamic_quantize_linear, quantize_linear
-from .packing import pack_int2, pack_int4, unpack_int2, unpack_int4
-from .params import choose_qparams, quant_range
-from .quantize import quantize_tensor
-from .requant import requantize_float
-from .tensor import QuantizedTensor
+from .._lazy import lazy_exports
+
+# Public names import their submodule on first use (qcore/_lazy.py): loading a model
+# needs QuantizedTensor, not the observers or the other conventions.
+_EXPORTS = {
+    "pytorch": "pytorch",
+    "tflite": "tflite",
+    "conv_integer": "conv",
+    "qlinear_conv": "conv",
+    "INT_TYPES": "dtypes",
+    "IntType": "dtypes",
+    "int_type": "dtypes",
+    "multiply_by_quantized_multiplier": "fixedpoint",
+    "quantize_multiplier": "fixedpoint",
+    "rounding_divide_by_pot": "fixedpoint",
+    "saturating_rounding_doubling_high_mul": "fixedpoint",
+    "matmul_integer": "matmul",
+    "qlinear_matmul": "matmul",
+    "cosine_similarity": "metrics",
+    "fraction_clipped": "metrics",
+    "max_error_in_steps": "metrics",
+    "sqnr": "metrics",
+    "EntropyObserver": "observers",
+    "MinMaxObserver": "observers",
+    "MovingAverageMinMaxObserver": "observers",
+    "MSEObserver": "observers",
+    "PercentileObserver": "observers",
+    "dequantize_linear": "onnx_ops",
+    "dynamic_quantize_linear": "onnx_ops",
+    "quantize_linear": "onnx_ops",
+    "pack_int2": "packing",
+    "pack_int4": "packing",
+    "unpack_int2": "packing",
+    "unpack_int4": "packing",
+    "choose_qparams": "params",
+    "quant_range": "params",
+    "quantize_tensor": "quantize",
+    "requantize_float": "requant",
+    "QuantizedTensor": "tensor",
+}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = [
     "INT_TYPES",
