@@ -116,10 +116,10 @@ def test_int8_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
 
 
 def test_int4_weight_only_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
-    """int4 weight-only, affine blocks of 32 along K, GPTQ rounding with smoothing.
+    """int4 weight-only, affine blocks of 32 along K, GPTQ rounding with clip search and smoothing.
 
-    Issue 6 asks for a mean cosine >= 0.99; this recipe reaches about 0.980 (worst
-    sentence about 0.90) on these sentences, so the test pins what is achieved and the
+    Issue 6 asks for a mean cosine >= 0.99; this recipe reaches about 0.985 (worst
+    sentence about 0.926) on these sentences, so the test pins what is achieved and the
     gap is reported in bench/results/minilm.md.
     """
     from qcore.api import save
@@ -131,5 +131,5 @@ def test_int4_weight_only_accuracy(float_graph, feeds, torch_embeddings, tmp_pat
     path = tmp_path / "minilm-int4.qcm"
     save(model, path)
     cosine = minilm_support.cosine_rows(_qcore_embeddings(path, feeds), torch_embeddings)
-    assert cosine.mean() >= 0.975, cosine.mean()
-    assert cosine.min() >= 0.88, cosine.min()
+    assert cosine.mean() >= 0.98, cosine.mean()
+    assert cosine.min() >= 0.91, cosine.min()
