@@ -309,14 +309,14 @@ class Conv2d:
             y = np.empty(shape, dtype=self.out_dtype)
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
-        s = self._shape
+        # Per-call copies of the shape and input descriptors: the C call releases the GIL,
+        # so two threads running the same layer must not share them.
+        s = ffi.new("qc_conv2d_shape *", self._shape[0])
         s.batch, s.channels, s.height, s.width = n, c, h, w
-        self._input.data = ffi.from_buffer(x) if x.size else ffi.NULL
-        try:
-            check(lib.qc_conv2d(s, self._input, self.weights._ptr, self._output,
-                                ffi.from_buffer(y) if y.size else ffi.NULL, self._options), "conv2d")
-        finally:
-            self._input.data = ffi.NULL
+        inp = ffi.new("qc_conv_input *", self._input[0])
+        inp.data = ffi.from_buffer(x) if x.size else ffi.NULL
+        check(lib.qc_conv2d(s, inp, self.weights._ptr, self._output,
+                            ffi.from_buffer(y) if y.size else ffi.NULL, self._options), "conv2d")
         return y
 
 

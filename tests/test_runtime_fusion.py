@@ -105,8 +105,10 @@ def test_fast_plan_matches_node_by_node_and_numpy_engine(pool, symmetric, flatte
     values = fast.run({"image": x}, outputs=["c2", name])
     assert values["c2"].dtype == np.float32
     np.testing.assert_array_equal(values[name], got, strict=True)
-    # any batch size, including empty
-    assert fast.run({"image": x[:0]})[name].shape[0] == 0
+    # any batch size, including empty, in both plans
+    empty = fast.run({"image": x[:0]})[name]
+    assert empty.shape[0] == 0
+    assert Executor(qmodel.graph, fuse=False).run({"image": x[:0]})[name].shape == empty.shape
     np.testing.assert_array_equal(fast.run({"image": x[:1]})[name], got[:1], strict=True)
 
 
@@ -190,3 +192,22 @@ def test_fast_plan_reports_bad_input_like_the_plain_plan():
     from qcore.errors import NonFiniteError
     with pytest.raises(NonFiniteError, match="conv1"):
         qmodel.run({"image": x})
+
+
+@pytest.mark.parametrize("fuse, timed", [(True, False), (True, True), (False, False)])
+def test_one_model_run_from_several_threads_gives_each_its_own_result(fuse, timed):
+    """The C calls release the GIL: threads sharing a model must not share call descriptors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(21)
+    model = Model.from_onnx(chain_cnn(rng, POOLS[0]))
+    qmodel = q.quantize_static(model, {"image": rng.uniform(0, 1, (30, 1, 9, 8)).astype(np.float32)})
+    executor = Executor(qmodel.graph, fuse=fuse)
+    name = qmodel.output_names[0]
+    batches = [rng.uniform(-0.2, 1.5, (b, 1, 9, 8)).astype(np.float32) for b in (1, 64, 8, 33) * 25]
+    expected = [Executor(qmodel.graph, fuse=False).run({"image": x})[name] for x in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        # timed runs take the unmerged fast steps: each layer's C call on its own
+        got = list(pool.map(lambda x: executor.run({"image": x}, timings=[] if timed else None)[name], batches))
+    for want, have in zip(expected, got):
+        np.testing.assert_array_equal(have, want, strict=True)

@@ -347,7 +347,7 @@ def im2col(x: Array, kernel: list[int], group: int, attrs: dict, pad_value: floa
         index = (slice(None), slice(None)) + _offset_slices(offsets, strides, dilations, out_spatial)
         cols[(Ellipsis,) + offsets] = src[index]
     rows = n * int(np.prod(out_spatial, dtype=np.int64))
-    return cols.reshape(group, rows, -1), out_spatial
+    return cols.reshape(group, rows, cg * int(np.prod(kernel, dtype=np.int64))), out_spatial
 
 
 def col2out(y: Array, n: int, out_spatial: list[int]) -> Array:
