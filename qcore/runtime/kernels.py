@@ -386,7 +386,8 @@ class Int4Linear:
         from .._native import check, ffi, lib, make_options  # noqa: PLC0415
 
         w = self._weights
-        k, n, bs, step = self.k, self.n, w.block_size, self._panel_rows
+        k, n, bs = self.k, self.n, w.block_size
+        step = min(self._panel_rows, k)
         signed = w.dtype == "int4"
         small = np.empty(step * n + 1, np.int8 if signed else np.uint8)
         panel = np.empty((step, n), np.float32)
