@@ -234,3 +234,45 @@ def test_empty_batch_runs_in_every_mode():
     for variant in (model, q.quantize_dynamic(model), q.quantize_dynamic(model, per_row=True),
                     q.quantize_static(model, calib), q.quantize_weight_only(model, bits=4, block_size=16)):
         assert variant.run({"input": np.zeros((0, 64), np.float32)})["probs"].shape == (0, 10)
+
+
+def _panel_case(rng, dtype, k, n, block):
+    w = rng.normal(size=(k, n)).astype(np.float32)
+    if block:
+        return quantize_tensor(w, dtype, granularity="per_block", axis=0, block_size=block)
+    return quantize_tensor(w, dtype, granularity="per_channel", axis=1)
+
+
+@pytest.mark.parametrize("dtype, k, n, block, panel_floats", [
+    ("int4", 200, 48, 32, 48 * 70),    # panels of 64 rows (2 blocks); K = 3 panels + 8 rows, last block partial
+    ("int4", 200, 48, 64, 48 * 150),   # panels of 128 rows
+    ("uint4", 200, 48, 32, 48 * 70),
+    ("int4", 200, 48, 0, 48 * 70),     # per column: one block of K rows, split into 70-row panels
+    ("int4", 37, 7, 5, 7 * 7),         # odd N and odd panel start: panels begin on a high nibble
+    ("int4", 384, 96, 32, None),       # the default panel size (one panel)
+])
+@pytest.mark.parametrize("m", [15, 16, 40])
+def test_int4_linear_panels_match_float64_matmul(dtype, k, n, block, panel_floats, m):
+    rng = np.random.default_rng(k + n + block + m)
+    qw = _panel_case(rng, dtype, k, n, block)
+    bias = rng.normal(size=n).astype(np.float32)
+    x = rng.normal(size=(m, k)).astype(np.float32)
+    linear = kernels.Int4Linear(qw, bias, panel_floats=panel_floats)
+    y = linear.run(x)
+    assert y.dtype == np.float32 and y.shape == (m, n)
+    wd = kernels.dequantize_weight(qw).astype(np.float64)
+    exact = x.astype(np.float64) @ wd + bias
+    # float32 summation of k products, any order: |error| <= k * 2**-23 * sum |terms|
+    bound = (k + 2) * 2.0 ** -23 * (np.abs(x).astype(np.float64) @ np.abs(wd) + np.abs(bias))
+    assert (np.abs(y - exact) <= bound).all()
+    if m < kernels.Int4Linear.PANEL_MIN_ROWS:  # below the threshold: the C kernel's exact order
+        np.testing.assert_array_equal(y, linear._linear(x, linear._weights, linear.bias), strict=True)
+
+
+def test_int4_linear_panels_keep_batch_shape_and_match_wmatmul_fallback():
+    rng = np.random.default_rng(11)
+    qw = _panel_case(rng, "int4", 96, 40, 32)
+    x = rng.normal(size=(2, 20, 96)).astype(np.float32)
+    y = one_node_model("WMatMul", [None, 20, 96], qw, None, {}).run({"x": x})["y"]
+    assert y.shape == (2, 20, 40)
+    np.testing.assert_allclose(y, x @ kernels.dequantize_weight(qw), rtol=1e-5, atol=1e-5)

@@ -308,11 +308,45 @@ class PackedLinear:
 class Int4Linear:
     """Weight-only int4 MatMul weights ``(K, N)``, blocked along K or per column, for C.
 
-    ``y = x @ dequantize(W) + b`` computed by :func:`qcore._gemm.linear_int4` (float32
-    accumulation in increasing k, no FMA); per-column weights are one block of K rows.
+    ``y = x @ dequantize(W) + b``. With fewer than :attr:`PANEL_MIN_ROWS` rows of ``x``
+    (decoding one token) it is :func:`qcore._gemm.linear_int4` (float32 accumulation in
+    increasing k, no FMA, weights unpacked in registers). With more rows the weight is
+    dequantized a panel of K rows at a time into a small float32 scratch buffer
+    (:attr:`PANEL_FLOATS` values at most, plus one int8 byte per value) on the C kernels,
+    and each panel is multiplied by BLAS sgemm (``numpy.matmul``); the whole float weight
+    is never held.
+
+    Parameters
+    ----------
+    weight : QuantizedTensor
+        int4/uint4 ``(K, N)``, blocked along K (axis 0) or per column (axis 1).
+    bias : numpy.ndarray or None
+        float32 ``(N,)``, added last.
+    panel_floats : int, optional
+        Most float32 values per dequantized panel; default :attr:`PANEL_FLOATS`.
+
+    Raises
+    ------
+    ShapeError
+        The weight is not 2-D int4/uint4 blocked along K or per column.
+
+    Notes
+    -----
+    Both paths multiply by the same dequantized weight,
+    ``W[k, n] = float32(w[k, n] - zp[k // bs, n]) * scale[k // bs, n]`` (ONNX
+    DequantizeLinear, docs/ARITHMETIC.md), bit for bit what :func:`dequantize_weight`
+    gives. The panel path sums the products in BLAS order and adds the panels in
+    increasing k, so it equals the float matmul ``x @ dequantize_weight(W) + b`` (the
+    NumPy fallback of ``WMatMul``) within float32 summation-order rounding, not bit for
+    bit the C path's fixed order. Per-column weights are one block of K rows.
     """
 
-    def __init__(self, weight: QuantizedTensor, bias: np.ndarray | None) -> None:
+    #: Rows of ``x`` from which the panel path (dequantize + sgemm) replaces the C kernel.
+    PANEL_MIN_ROWS = 16
+    #: Most float32 values in one dequantized panel (384 KB); a panel has at least one row.
+    PANEL_FLOATS = 96 * 1024
+
+    def __init__(self, weight: QuantizedTensor, bias: np.ndarray | None, *, panel_floats: int | None = None) -> None:
         from .. import _gemm  # noqa: PLC0415
 
         if weight.dtype not in ("int4", "uint4") or weight.data.ndim != 2:
@@ -328,16 +362,66 @@ class Int4Linear:
             zp = np.asarray(weight.zero_point).reshape(1, n)
         else:
             raise ShapeError("int4 linear weights are blocked along K (axis 0) or per column (axis 1)")
+        self._zp32 = np.ascontiguousarray(zp, dtype=np.int32)
         zp = None if not zp.any() else np.ascontiguousarray(zp)
         self._weights = _gemm.Int4Weights.from_values(np.ascontiguousarray(weight.data), np.ascontiguousarray(scale),
                                                       zp, block_size=block, dtype=weight.dtype)
         self._linear = _gemm.linear_int4
         self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         self.k, self.n = k, n
+        rows = max(1, (self.PANEL_FLOATS if panel_floats is None else int(panel_floats)) // max(n, 1))
+        # Whole blocks per panel when a block fits, so most panels need few dequantize calls.
+        self._panel_rows = rows // block * block if rows >= block else rows
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
-        return self._linear(x, self._weights, self.bias)
+        rows = x.size // self.k if self.k else 0
+        if rows < self.PANEL_MIN_ROWS or self.k == 0 or self.n == 0:
+            return self._linear(x, self._weights, self.bias)
+        y = self._run_panels(np.ascontiguousarray(x).reshape(rows, self.k))
+        return y.reshape(x.shape[:-1] + (self.n,))
+
+    def _run_panels(self, x: np.ndarray) -> np.ndarray:
+        """``x @ W + b`` for 2-D float32 ``x``, one dequantized panel of K rows at a time."""
+        from .._native import check, ffi, lib, make_options  # noqa: PLC0415
+
+        w = self._weights
+        k, n, bs = self.k, self.n, w.block_size
+        step = min(self._panel_rows, k)
+        signed = w.dtype == "int4"
+        small = np.empty(step * n + 1, np.int8 if signed else np.uint8)
+        panel = np.empty((step, n), np.float32)
+        y = np.empty((x.shape[0], n), np.float32)
+        part = np.empty_like(y) if step < k else None
+        options = make_options(num_threads=1)
+        small_ptr = ffi.from_buffer(small)
+        panel_ptr = ffi.cast("float *", ffi.from_buffer(panel))
+        packed_ptr = ffi.cast("uint8_t *", ffi.from_buffer(w.packed))
+        scale_ptr = ffi.cast("float *", ffi.from_buffer(w.scale))
+        zp_ptr = ffi.cast("int32_t *", ffi.from_buffer(self._zp32))
+        small_type = lib.QC_DTYPE_INT8 if signed else lib.QC_DTYPE_UINT8
+        for k0 in range(0, k, step):
+            k1 = min(k, k0 + step)
+            first = k0 * n
+            skip = first % 2  # a panel starting on a high nibble (odd N and odd k0)
+            check(lib.qc_unpack_int4(packed_ptr + first // 2, (k1 - k0) * n + skip, 1 if signed else 0,
+                                     ffi.cast("int8_t *", small_ptr), options), "int4 unpack")
+            s = k0
+            while s < k1:
+                b = s // bs
+                e = min(k1, (b + 1) * bs)
+                check(lib.qc_dequantize_f32(ffi.cast("int8_t *", small_ptr) + (skip + (s - k0) * n),
+                                            small_type, e - s, n, 1, scale_ptr + b * n, zp_ptr + b * n,
+                                            panel_ptr + (s - k0) * n, options), "int4 dequantize")
+                s = e
+            if k0 == 0:
+                np.matmul(x[:, k0:k1], panel[:k1 - k0], out=y)
+            else:
+                np.matmul(x[:, k0:k1], panel[:k1 - k0], out=part)
+                y += part
+        if self.bias is not None:
+            y += self.bias
+        return y
 
 
 def dequantize_weight(weight: QuantizedTensor) -> np.ndarray:
