@@ -49,6 +49,7 @@ class ProgressBar:
         self.shown = True
 
     def close(self) -> None:
+        """End the progress line, if one was drawn."""
         if self.shown:
             self.stream.write("\n")
             self.stream.flush()
@@ -121,6 +122,7 @@ def _split_excludes(model: Any, names: Sequence[str]) -> tuple[list[str], list[s
 # -- commands ----------------------------------------------------------------------------
 
 def cmd_quantize(args: argparse.Namespace) -> int:
+    """``qcore quantize``: import an ONNX model, quantize it as asked, save the .qcm; returns the exit code."""
     from .graph import quantize as q  # noqa: PLC0415
 
     model = _load_model(args.model)
@@ -174,6 +176,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``qcore run``: load a model, run it on the given inputs, write one array per output; returns the exit code."""
     model = _load_model(args.model)
     feeds: dict[str, np.ndarray] = {}
     if args.inputs:
@@ -251,12 +254,14 @@ def inspect_lines(model: Any, path: str | None = None) -> list[str]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """``qcore inspect``: print the model's ops, tensors, types, quantization parameters and sizes."""
     model = _load_model(args.model)
     print("\n".join(inspect_lines(model, args.model)))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """``qcore compare``: per-layer error of a quantized model against its float model, worst first."""
     from .graph.compare import compare_models  # noqa: PLC0415
 
     float_model = _load_model(args.float_model)
@@ -282,6 +287,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``qcore demo``: quantize and run the bundled digits CNN, print float vs int8 accuracy, size, latency."""
     from .data.demo import run_demo  # noqa: PLC0415
 
     run_demo(print, workdir=args.workdir)
@@ -291,6 +297,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- entry point -------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``qcore`` argument parser: one sub-command per ``cmd_*`` function."""
     parser = argparse.ArgumentParser(prog="qcore", description="Quantize models and run them in int8.")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -22,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main() -> None:
+    """Train the digits CNN, export it and write the bundled demo model and data."""
     sys.path.insert(0, os.path.join(HERE, "..", "..", "tests"))
     import digits_models as dm  # noqa: PLC0415
 

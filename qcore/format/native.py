@@ -46,6 +46,7 @@ class CReader:
 
     @property
     def tensor_count(self) -> int:
+        """Number of tensor records the C reader found."""
         return lib.qc_qcm_tensor_count(self.reader)
 
     def tensor(self, index: int) -> dict[str, Any]:

@@ -42,10 +42,12 @@ class ValueInfo:
     shape: list[Dim] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """This value's entry of the stored graph structure (docs/GRAPH.md)."""
         return {"name": self.name, "dtype": self.dtype, "shape": self.shape}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> ValueInfo:
+        """Rebuild a value from its stored entry (:meth:`to_json`)."""
         shape = obj.get("shape")
         return cls(str(obj["name"]), str(obj["dtype"]), None if shape is None else list(shape))
 
@@ -76,11 +78,13 @@ class Node:
     name: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """This node's entry of the stored graph structure (docs/GRAPH.md)."""
         return {"op": self.op, "name": self.name, "inputs": list(self.inputs),
                 "outputs": list(self.outputs), "attrs": self.attrs}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Node:
+        """Rebuild a node from its stored entry (:meth:`to_json`)."""
         return cls(str(obj["op"]), [str(i) for i in obj["inputs"]], [str(o) for o in obj["outputs"]],
                    dict(obj.get("attrs", {})), str(obj.get("name", "")))
 
@@ -120,12 +124,20 @@ class Graph:
         return result
 
     def node_by_name(self, name: str) -> Node:
+        """The node called ``name``.
+
+        Raises
+        ------
+        ModelError
+            No node has that name.
+        """
         for node in self.nodes:
             if node.name == name:
                 return node
         raise ModelError(f"no node named {name!r}")
 
     def op_counts(self) -> dict[str, int]:
+        """Number of nodes of each op type."""
         counts: dict[str, int] = {}
         for node in self.nodes:
             counts[node.op] = counts.get(node.op, 0) + 1

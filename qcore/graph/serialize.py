@@ -266,6 +266,7 @@ def _unpack(entries: Any, pack: np.ndarray, start: int) -> dict[str, Any]:
 # -- reading ---------------------------------------------------------------------------------
 
 def has_graph(metadata: Any) -> bool:
+    """Whether a .qcm file's metadata holds a model graph (any of the stored structure forms)."""
     return STRUCTURE_KEY in metadata or STRUCTURE_ZLIB_KEY in metadata or PACK_STRUCTURE_KEY in metadata
 
 

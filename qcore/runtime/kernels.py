@@ -374,6 +374,12 @@ class Int4Linear:
         self._panel_rows = rows // block * block if rows >= block else rows
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        """``x @ dequantize(W) + bias`` for float32 ``x`` of shape ``[..., K]``.
+
+        Below ``PANEL_MIN_ROWS`` rows the exact C int4 kernel runs; from there the weight is
+        dequantized panel by panel into float32 scratch and each panel multiplied with BLAS
+        (equal to the float matmul of the dequantized weight within float32 summation order).
+        """
         x = np.asarray(x, dtype=np.float32)
         rows = x.size // self.k if self.k else 0
         if rows < self.PANEL_MIN_ROWS or self.k == 0 or self.n == 0:

@@ -42,6 +42,7 @@ class Model:
 
     @property
     def executor(self) -> Executor:
+        """The :class:`Executor` of this model's graph, built on first use and kept."""
         if self._executor is None:
             self._executor = Executor(self.graph)
         return self._executor
@@ -49,10 +50,12 @@ class Model:
     # -- queries ---------------------------------------------------------------------
     @property
     def input_names(self) -> list[str]:
+        """Names of the graph inputs, in order (the keys :meth:`run` expects)."""
         return [v.name for v in self.graph.inputs]
 
     @property
     def output_names(self) -> list[str]:
+        """Names of the graph outputs, in order (the keys :meth:`run` returns)."""
         return [v.name for v in self.graph.outputs]
 
     @property

@@ -67,6 +67,7 @@ def _activation_quantizer(node: Node) -> Callable[[np.ndarray], tuple[np.ndarray
 
 
 def build_qmatmul(node: Node, initializers: dict) -> Step:
+    """QMatMul: quantize the float input (static or dynamic parameters), int8 GEMM on packed weights, float output."""
     w = _weight(node, initializers)
     packed = kernels.PackedLinear.from_matmul(w, _bias(node, initializers))
     quantize = _activation_quantizer(node)
@@ -88,6 +89,7 @@ def build_qmatmul(node: Node, initializers: dict) -> Step:
 
 
 def build_qconv(node: Node, initializers: dict) -> Step:
+    """QConv (node-by-node plan): quantize the input, im2col, int8 GEMM on packed weights, float output."""
     w = _weight(node, initializers)
     group = int(node.attrs.get("group", 1))
     packed = kernels.PackedLinear.from_conv(w, group, _bias(node, initializers))
@@ -109,6 +111,7 @@ def build_qconv(node: Node, initializers: dict) -> Step:
 
 
 def build_wmatmul(node: Node, initializers: dict) -> Step:
+    """WMatMul: float input times the int8 / int4 weight (blocked int4 through :class:`kernels.Int4Linear`)."""
     w = _weight(node, initializers)
     bias = _bias(node, initializers)
     if w.dtype in ("int4", "uint4") and w.data.ndim == 2 and (
@@ -130,6 +133,7 @@ def build_wmatmul(node: Node, initializers: dict) -> Step:
 
 
 def build_wconv(node: Node, initializers: dict) -> Step:
+    """WConv: the float convolution of the input with the dequantized weight."""
     w = _weight(node, initializers)
     bias = _bias(node, initializers)
     conv = FLOAT_OPS["Conv"]
@@ -140,6 +144,7 @@ def build_wconv(node: Node, initializers: dict) -> Step:
 
 
 def build_qgather(node: Node, initializers: dict) -> Step:
+    """QGather: gather rows of a quantized table and dequantize only those rows."""
     table = initializers.get(node.inputs[0])
     if not isinstance(table, QuantizedTensor) or table.data.ndim != 2:
         raise ModelError(f"node {node.name!r} (QGather) needs a 2-D quantized table {node.inputs[0]!r}")
