@@ -154,7 +154,7 @@ def tokenize(sentences: Sequence[str], length: int | None = SEQUENCE_LENGTH) -> 
 def calibration_feeds(path: Path = CALIBRATION_PATH, *, paragraphs: bool = False) -> list[dict[str, np.ndarray]]:
     """One unpadded feed (batch 1, the text's own length) per calibration sentence.
 
-    ``paragraphs=True`` adds the paragraphs of ``PARAGRAPHS_PATH`` (about 1,400 more
+    ``paragraphs=True`` adds the paragraphs of ``PARAGRAPHS_PATH`` (about 2,500 more
     tokens): GPTQ's int4 Hessians of the 1536-wide layers need more rows than the 40
     short sentences give (about 500 tokens).
     """
