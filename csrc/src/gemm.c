@@ -437,6 +437,26 @@ static void *qc__gemm_worker(void *arg) {
     return NULL;
 }
 
+/* Runs worker(task t) for t = 0..threads-1 (threads <= 256): task 0 on the calling thread,
+ * the others on new threads; a thread that cannot be started has its task run by the
+ * calling thread, so the result never depends on how many threads started. */
+static void qc__run_tasks(void *(*worker)(void *), void *tasks, size_t task_size, int threads) {
+    pthread_t ids[256];
+    int started[256];
+    char *base = (char *)tasks;
+    for (int t = 1; t < threads; t++) {
+        started[t] = pthread_create(&ids[t], NULL, worker, base + (size_t)t * task_size) == 0;
+    }
+    worker(base);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) {
+            pthread_join(ids[t], NULL);
+        } else {
+            worker(base + (size_t)t * task_size);
+        }
+    }
+}
+
 /* Splits the work over `threads` (columns when there are enough panels, else rows). A
  * thread that cannot be started has its share run by the calling thread: the result does
  * not depend on how the work is split. */
@@ -459,8 +479,6 @@ static void qc__gemm_run(const qc__gemm_job *job, int threads) {
         return;
     }
     qc__gemm_task tasks[256];
-    pthread_t ids[256];
-    int started[256];
     for (int t = 0; t < threads; t++) {
         size_t u0 = units * (size_t)t / (size_t)threads, u1 = units * (size_t)(t + 1) / (size_t)threads;
         tasks[t].job = job;
@@ -469,17 +487,7 @@ static void qc__gemm_run(const qc__gemm_job *job, int threads) {
         tasks[t].p0 = split_rows ? 0 : u0;
         tasks[t].p1 = split_rows ? panels : u1;
     }
-    for (int t = 1; t < threads; t++) {
-        started[t] = pthread_create(&ids[t], NULL, qc__gemm_worker, &tasks[t]) == 0;
-    }
-    qc__gemm_worker(&tasks[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) {
-            pthread_join(ids[t], NULL);
-        } else {
-            qc__gemm_worker(&tasks[t]);
-        }
-    }
+    qc__run_tasks(qc__gemm_worker, tasks, sizeof tasks[0], threads);
 }
 
 static qc_status qc__check_requant(size_t m, size_t n, const qc_gemm_requant_params *rq, const void *y,
@@ -874,8 +882,6 @@ qc_status qc_gemm_f32_w4(size_t m, size_t n, size_t k, const float *a, size_t a_
             threads = (int)groups;
         }
         qc__w4_task tasks[256];
-        pthread_t ids[256];
-        int started[256];
         for (int t = 0; t < threads; t++) {
             size_t g0 = groups * (size_t)t / (size_t)threads, g1 = groups * (size_t)(t + 1) / (size_t)threads;
             tasks[t].args = &args;
@@ -883,17 +889,7 @@ qc_status qc_gemm_f32_w4(size_t m, size_t n, size_t k, const float *a, size_t a_
             tasks[t].n0 = g0 * 8;
             tasks[t].n1 = g1 * 8 < n ? g1 * 8 : n;
         }
-        for (int t = 1; t < threads; t++) {
-            started[t] = pthread_create(&ids[t], NULL, qc__w4_worker, &tasks[t]) == 0;
-        }
-        qc__w4_worker(&tasks[0]);
-        for (int t = 1; t < threads; t++) {
-            if (started[t]) {
-                pthread_join(ids[t], NULL);
-            } else {
-                qc__w4_worker(&tasks[t]);
-            }
-        }
+        qc__run_tasks(qc__w4_worker, tasks, sizeof tasks[0], threads);
     } else {
         fn(&args, 0, m, 0, n);
     }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "qcore.h"
+#include "test_support.h"
 
 static int g_checks = 0;
 static int g_failures = 0;
@@ -37,19 +38,7 @@ static int g_failures = 0;
 
 /* ---- deterministic inputs: splitmix64 ---- */
 
-static uint64_t g_rng;
-
-static uint64_t rng_next(void) {
-    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static uint32_t rng_u32(void) { return (uint32_t)(rng_next() >> 32); }
-static int32_t rng_range(int32_t lo, int32_t hi) {
-    return (int32_t)((int64_t)lo + (int64_t)(rng_next() % (uint64_t)((int64_t)hi - lo + 1)));
-}
 static float rng_unit(void) { return (float)(rng_next() >> 40) / 16777216.0f; } /* [0, 1) */
 
 /* Random positive float32 scale spanning many binades, sometimes subnormal or huge. */
@@ -92,16 +81,6 @@ static float rng_quant_input(float scale, int32_t span) {
 }
 
 /* ---- checksums ---- */
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = (const unsigned char *)data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001B3ull;
-    }
-    return h;
-}
-#define FNV_START 0xCBF29CE484222325ull
 
 /* ---- ISAs ---- */
 
@@ -177,7 +156,7 @@ static void check_quantize_case(const layout *l, int dtype, const float *x, cons
     qc_options o = isa_options(QC_ISA_SCALAR);
     qc_status s_ref = qc_quantize_f32(x, l->outer, l->channels, l->inner, scales, zps, dtype, ref, &o);
     CHECK(s_ref == QC_OK, "quantize scalar status %d", s_ref);
-    g_sum_quantize[dtype] = fnv1a(g_sum_quantize[dtype], ref, count * dtype_size(dtype));
+    g_sum_quantize[dtype] = fnv(g_sum_quantize[dtype], ref, count * dtype_size(dtype));
     for (int k = 1; k < g_num_isas; k++) {
         o = isa_options(g_isas[k]);
         memset(out, 0xAB, bytes);
@@ -192,9 +171,9 @@ static void check_quantize_case(const layout *l, int dtype, const float *x, cons
 }
 
 static void test_quantize_random(void) {
-    g_rng = 1;
+    rng_state = 1;
     for (int dtype = QC_DTYPE_INT8; dtype <= QC_DTYPE_UINT16; dtype++) {
-        g_sum_quantize[dtype] = FNV_START;
+        g_sum_quantize[dtype] = FNV_INIT;
         int32_t qmin, qmax;
         dtype_range(dtype, &qmin, &qmax);
         for (size_t li = 0; li < NUM_LAYOUTS; li++) {
@@ -304,9 +283,9 @@ static void test_quantize_errors(void) {
 static uint64_t g_sum_dequantize[5];
 
 static void test_dequantize_random(void) {
-    g_rng = 2;
+    rng_state = 2;
     for (int dtype = QC_DTYPE_INT8; dtype <= QC_DTYPE_INT32; dtype++) {
-        g_sum_dequantize[dtype] = FNV_START;
+        g_sum_dequantize[dtype] = FNV_INIT;
         int32_t qmin, qmax;
         dtype_range(dtype, &qmin, &qmax);
         size_t esize = dtype_size(dtype);
@@ -333,7 +312,7 @@ static void test_dequantize_random(void) {
                 qc_options o = isa_options(QC_ISA_SCALAR);
                 qc_status s_ref = qc_dequantize_f32(x, dtype, l->outer, l->channels, l->inner, scales, zp_arg, ref, &o);
                 CHECK(s_ref == QC_OK, "dequantize scalar status %d", s_ref);
-                g_sum_dequantize[dtype] = fnv1a(g_sum_dequantize[dtype], ref, count * sizeof(float));
+                g_sum_dequantize[dtype] = fnv(g_sum_dequantize[dtype], ref, count * sizeof(float));
                 for (int k = 1; k < g_num_isas; k++) {
                     o = isa_options(g_isas[k]);
                     qc_status s = qc_dequantize_f32(x, dtype, l->outer, l->channels, l->inner, scales, zp_arg, out, &o);
@@ -390,9 +369,9 @@ static void check_dynamic(const float *x, size_t n, qc_status expect_status) {
     qc_status st_ref = qc_dynamic_quantize_u8(x, n, ref, &s_ref, &zp_ref, &o);
     CHECK(st_ref == expect_status, "dynamic quantize status %d, expected %d (n=%zu)", st_ref, expect_status, n);
     if (st_ref == QC_OK) {
-        g_sum_dynamic = fnv1a(g_sum_dynamic, ref, n);
-        g_sum_dynamic = fnv1a(g_sum_dynamic, &s_ref, sizeof(s_ref));
-        g_sum_dynamic = fnv1a(g_sum_dynamic, &zp_ref, 1);
+        g_sum_dynamic = fnv(g_sum_dynamic, ref, n);
+        g_sum_dynamic = fnv(g_sum_dynamic, &s_ref, sizeof(s_ref));
+        g_sum_dynamic = fnv(g_sum_dynamic, &zp_ref, 1);
     }
     for (int k = 1; k < g_num_isas; k++) {
         o = isa_options(g_isas[k]);
@@ -408,8 +387,8 @@ static void check_dynamic(const float *x, size_t n, qc_status expect_status) {
 }
 
 static void test_dynamic_quantize(void) {
-    g_rng = 3;
-    g_sum_dynamic = FNV_START;
+    rng_state = 3;
+    g_sum_dynamic = FNV_INIT;
     static const size_t lengths[] = {1, 2, 7, 8, 9, 31, 32, 33, 100, 1000};
     for (size_t li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
         size_t n = lengths[li];
@@ -492,11 +471,11 @@ static int32_t rng_acc(void) {
 }
 
 static void test_requantize_random(void) {
-    g_rng = 4;
+    rng_state = 4;
     for (int fixed = 0; fixed < 2; fixed++) {
         for (int dtype = QC_DTYPE_INT8; dtype <= QC_DTYPE_UINT8; dtype++) {
             uint64_t *sum = fixed ? &g_sum_requant_fixed[dtype] : &g_sum_requant[dtype];
-            *sum = FNV_START;
+            *sum = FNV_INIT;
             int32_t qmin, qmax;
             dtype_range(dtype, &qmin, &qmax);
             for (size_t li = 0; li < NUM_LAYOUTS; li++) {
@@ -553,7 +532,7 @@ static void test_requantize_random(void) {
                               : qc_requantize(acc, l->outer, l->channels, l->inner, bias_arg, mf, zp_arg, lo, hi, dtype,
                                               ref, &o);
                     CHECK(s_ref == QC_OK, "requantize scalar status %d", s_ref);
-                    *sum = fnv1a(*sum, ref, count);
+                    *sum = fnv(*sum, ref, count);
                     for (int k = 1; k < g_num_isas; k++) {
                         o = isa_options(g_isas[k]);
                         memset(out, 0xCD, count + 1);
@@ -655,8 +634,8 @@ static void test_requantize_known_values(void) {
 static uint64_t g_sum_int4;
 
 static void test_int4(void) {
-    g_rng = 5;
-    g_sum_int4 = FNV_START;
+    rng_state = 5;
+    g_sum_int4 = FNV_INIT;
     /* ONNX's example: [1, 2, 3, 5, -8, -6] -> 0x21 0x53 0xa8; odd count leaves the high nibble 0. */
     const int8_t v[] = {1, 2, 3, 5, -8, -6, 7};
     uint8_t p[4];
@@ -682,14 +661,14 @@ static void test_int4(void) {
             }
             qc_options o = isa_options(QC_ISA_SCALAR);
             CHECK(qc_pack_int4(values, n, is_signed, ref, &o) == QC_OK, "pack scalar");
-            g_sum_int4 = fnv1a(g_sum_int4, ref, nbytes);
+            g_sum_int4 = fnv(g_sum_int4, ref, nbytes);
             /* Random packed bytes, every nibble valid. */
             for (size_t i = 0; i < nbytes; i++) {
                 out[i] = (uint8_t)rng_u32();
             }
             int8_t *unpacked_ref = malloc(n + 1);
             CHECK(qc_unpack_int4(out, n, is_signed, unpacked_ref, &o) == QC_OK, "unpack scalar");
-            g_sum_int4 = fnv1a(g_sum_int4, unpacked_ref, n);
+            g_sum_int4 = fnv(g_sum_int4, unpacked_ref, n);
             uint8_t *random_bytes = malloc(nbytes + 1);
             memcpy(random_bytes, out, nbytes);
             for (int k = 0; k < g_num_isas; k++) {

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "qcore.h"
+#include "test_support.h"
 
 static int g_checks = 0;
 static int g_failures = 0;
@@ -32,27 +33,10 @@ static int g_failures = 0;
         }                                                             \
     } while (0)
 
-static uint64_t g_rng = 0x11EA5ull;
-
-static uint64_t rng_next(void) {
-    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static int32_t rng_range(int32_t lo, int32_t hi) {
-    return (int32_t)((int64_t)lo + (int64_t)(rng_next() % (uint64_t)((int64_t)hi - lo + 1)));
-}
 static float rng_sym(float r) { return ((float)(rng_next() >> 40) / 16777216.0f * 2.0f - 1.0f) * r; }
 
-static uint64_t g_sum = 0xCBF29CE484222325ull;
-static void hash(const void *data, size_t n) {
-    const unsigned char *p = (const unsigned char *)data;
-    for (size_t i = 0; i < n; i++) {
-        g_sum ^= p[i];
-        g_sum *= 0x100000001B3ull;
-    }
-}
+static uint64_t g_sum = FNV_INIT;
+static void hash(const void *data, size_t n) { g_sum = fnv(g_sum, data, n); }
 
 static int g_isas[QC_ISA_COUNT];
 static int g_num_isas = 0;
@@ -207,6 +191,7 @@ static void run_case(size_t m, size_t k, size_t n, int per_column, int with_bias
 }
 
 int main(void) {
+    rng_state = 0x11EA5ull;
     uint32_t mask = qc_isa_available_mask();
     printf("isas:");
     for (int i = 0; i < QC_ISA_COUNT; i++) {

@@ -71,6 +71,28 @@ def _executor(graph: Graph) -> Any:
     return Executor(graph)
 
 
+def _run_calibration(graph: Graph, calibration: Iterable[Feeds], observe: Callable[[str, np.ndarray], None]) -> None:
+    """Run the float graph on every calibration batch, passing each value to ``observe``."""
+    executor = _executor(graph)
+    batches = 0
+    for feeds in calibration:
+        executor.run(feeds, observe=observe)
+        batches += 1
+    if batches == 0:
+        raise CalibrationError("smoothing needs at least one calibration batch")
+
+
+def _checked_observations(observed: dict[str, np.ndarray], wanted: set[str]) -> dict[str, np.ndarray]:
+    """``observed`` when it holds every wanted value and all of them are finite."""
+    missing = sorted(wanted - set(observed))
+    if missing:
+        raise CalibrationError(f"calibration never computed {', '.join(missing[:5])}")
+    for name, array in observed.items():
+        if not np.isfinite(array).all():
+            raise CalibrationError(f"value {name!r} is not finite on the calibration data")
+    return observed
+
+
 def activation_channel_maxima(graph: Graph, calibration: Iterable[Feeds], values: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-channel (last axis) maximum of ``|x|`` of the given values over calibration data.
 
@@ -102,20 +124,8 @@ def activation_channel_maxima(graph: Graph, calibration: Iterable[Feeds], values
             previous = maxima.get(name)
             maxima[name] = channel_max if previous is None else np.maximum(previous, channel_max)
 
-    executor = _executor(graph)
-    batches = 0
-    for feeds in calibration:
-        executor.run(feeds, observe=observe)
-        batches += 1
-    if batches == 0:
-        raise CalibrationError("smoothing needs at least one calibration batch")
-    missing = sorted(wanted - set(maxima))
-    if missing:
-        raise CalibrationError(f"calibration never computed {', '.join(missing[:5])}")
-    for name, channel_max in maxima.items():
-        if not np.isfinite(channel_max).all():
-            raise CalibrationError(f"value {name!r} is not finite on the calibration data")
-    return maxima
+    _run_calibration(graph, calibration, observe)
+    return _checked_observations(maxima, wanted)
 
 
 def activation_samples(graph: Graph, calibration: Iterable[Feeds], values: Sequence[str],
@@ -155,21 +165,9 @@ def activation_samples(graph: Graph, calibration: Iterable[Feeds], values: Seque
             samples[name].append(np.array(rows, dtype=np.float32))
             counts[name] += rows.shape[0]
 
-    executor = _executor(graph)
-    batches = 0
-    for feeds in calibration:
-        executor.run(feeds, observe=observe)
-        batches += 1
-    if batches == 0:
-        raise CalibrationError("smoothing needs at least one calibration batch")
-    missing = sorted(name for name, count in counts.items() if count == 0)
-    if missing:
-        raise CalibrationError(f"calibration never computed {', '.join(missing[:5])}")
-    result = {name: np.concatenate(parts) for name, parts in samples.items()}
-    for name, rows in result.items():
-        if not np.isfinite(rows).all():
-            raise CalibrationError(f"value {name!r} is not finite on the calibration data")
-    return result
+    _run_calibration(graph, calibration, observe)
+    return _checked_observations({name: np.concatenate(samples[name]) for name, count in counts.items() if count},
+                                 wanted)
 
 
 def _fake_quantize_weight(weight: np.ndarray, bits: int, block_size: int) -> np.ndarray:
