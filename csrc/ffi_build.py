@@ -22,7 +22,7 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 INCLUDE = HERE / "include"
 HEADERS = ("qcore.h", "qcore_kernels.h", "qcore_gemm.h", "qcore_conv.h", "qcore_format.h", "qcore_activation.h",
-           "qcore_linear.h")
+           "qcore_linear.h", "qcore_attention.h")
 _CDEF = re.compile(r"/\* cdef: begin \*/(.*?)/\* cdef: end \*/", re.S)
 
 # -ffp-contract=off: no FMA contraction, so float requantization rounds exactly as the

@@ -16,8 +16,12 @@ FFN = 64
 
 
 def encoder(rng: np.random.Generator, *, gelu_half: float = 0.5, gelu_order: str = "x_first",
-            layers: int = 2, ln_axis: int = -1):
-    """The ONNX model: inputs ``x`` float32 ``[batch, seq, 16]`` and ``mask`` float32 ``[batch, seq]``."""
+            layers: int = 2, ln_axis: int = -1, scale_op: str = "Mul"):
+    """The ONNX model: inputs ``x`` float32 ``[batch, seq, 16]`` and ``mask`` float32 ``[batch, seq]``.
+
+    ``scale_op="Div"`` scales the attention scores by a Div (which the fast plan leaves to
+    the node-by-node ops) instead of a Mul.
+    """
     inits, nodes = [], []
     head = HIDDEN // HEADS
 
@@ -58,8 +62,8 @@ def encoder(rng: np.random.Generator, *, gelu_half: float = 0.5, gelu_order: str
                  f"{p}/k/T", perm=[0, 2, 3, 1])
         v = node("Transpose", [node("Reshape", [linear(h, HIDDEN, HIDDEN, f"{p}/v"), "heads_shape"], f"{p}/v/R")],
                  f"{p}/v/T", perm=[0, 2, 1, 3])
-        scores = node("Mul", [node("MatMul", [q, k], f"{p}/scores"), const(f"{p}/scale", 1 / np.sqrt(head))],
-                      f"{p}/scale")
+        scale = const(f"{p}/scale", 1 / np.sqrt(head) if scale_op == "Mul" else np.sqrt(head))
+        scores = node(scale_op, [node("MatMul", [q, k], f"{p}/scores"), scale], f"{p}/scale")
         probs = node("Softmax", [node("Add", [scores, mask], f"{p}/mask")], f"{p}/softmax", axis=-1)
         ctx = node("Reshape", [node("Transpose", [node("MatMul", [probs, v], f"{p}/ctx")], f"{p}/ctx/T",
                                     perm=[0, 2, 1, 3]), "merge_shape"], f"{p}/ctx/R")

@@ -2,8 +2,9 @@
 norm with its residual Add, attention scores, pooled output buffers.
 
 Bit-identical with the node-by-node plan where the arithmetic is the same (smoothing fold,
-layer norm, attention scores); within float tolerance where the fused GELU kernel replaces
-the exported five-op chain.
+layer norm with its residual); within float tolerance where the fused GELU kernel replaces
+the exported five-op chain and the attention kernel (qcore_attention.h) the MatMul, scale,
+mask and softmax.
 """
 
 from __future__ import annotations
@@ -75,25 +76,30 @@ def test_gelu_matched_in_both_export_orders_and_constants_checked(order):
     assert "Gelu(fused)" not in _ops(wrong) and _ops(wrong).count("Erf") == 2
 
 
-def test_quantized_encoder_rewrites_are_bit_identical_except_gelu():
+def test_quantized_encoder_rewrites_are_bit_identical_except_gelu_and_attention():
     model, rng = _quantized(4)
     fast = Executor(model.graph)
     ops = _ops(fast)
     assert ops.count("QMatMul+smoothing") == 12 and "QMatMul" not in ops
     assert ops.count("Mul") == 1  # only the mask's; every smoothing Mul is folded
-    # without the fused GELU, the whole fast plan must give the node-by-node bits
-    no_gelu = quantize_transformer(Model.from_onnx(eb.encoder(np.random.default_rng(4), gelu_half=0.25)),
-                                   [eb.feeds(rng, 4, 12) for _ in range(3)], weight_bits=8, alpha=0.5,
-                                   rounding="nearest")
+    assert ops.count("Attention scores") == 2
+    # without the fused GELU and attention kernels (whose float arithmetic differs from the
+    # exported ops'), the whole fast plan must give the node-by-node bits
+    no_gelu = quantize_transformer(
+        Model.from_onnx(eb.encoder(np.random.default_rng(4), gelu_half=0.25, scale_op="Div")),
+        [eb.feeds(rng, 4, 12) for _ in range(3)], weight_bits=8, alpha=0.5, rounding="nearest")
     fast_no_gelu = Executor(no_gelu.graph)
-    assert "Gelu(fused)" not in _ops(fast_no_gelu) and "QMatMul+smoothing" in _ops(fast_no_gelu)
+    no_gelu_ops = _ops(fast_no_gelu)
+    assert "Gelu(fused)" not in no_gelu_ops and "Attention scores" not in no_gelu_ops
+    assert "QMatMul+smoothing" in no_gelu_ops and "Add+LayerNorm" in no_gelu_ops
     for batch, seq in ((1, 1), (3, 10), (2, 40)):
         feeds = eb.feeds(rng, batch, seq)
         np.testing.assert_array_equal(fast_no_gelu.run(feeds)["hidden"],
                                       Executor(no_gelu.graph, fuse=False).run(feeds)["hidden"], strict=True)
         got = fast.run(feeds)["hidden"]
         plain = Executor(model.graph, fuse=False).run(feeds)["hidden"]
-        # GELU's last bits can move a per-token quantization step: float tolerance, not bits
+        # GELU's and the scores' last bits can move a per-token quantization step: float
+        # tolerance, not bits
         np.testing.assert_allclose(got, plain, rtol=0, atol=2e-2)
         assert np.mean(np.abs(got - plain)) < 1e-3
 
@@ -204,7 +210,7 @@ def test_pool_bounded_for_changing_sizes():
 
 def test_smoothing_mul_with_the_constant_first():
     rng = np.random.default_rng(11)
-    model = quantize_transformer(Model.from_onnx(eb.encoder(rng, gelu_half=0.25)),
+    model = quantize_transformer(Model.from_onnx(eb.encoder(rng, gelu_half=0.25, scale_op="Div")),
                                  [eb.feeds(rng, 4, 12) for _ in range(3)], weight_bits=8, alpha=0.5,
                                  rounding="nearest")
     for node in model.graph.nodes:

@@ -122,6 +122,7 @@ qc_status qc_options_resolve(const qc_options *options, int *isa_out, int *num_t
 #include "qcore_format.h"
 #include "qcore_activation.h"
 #include "qcore_linear.h"
+#include "qcore_attention.h"
 
 #ifdef __cplusplus
 }

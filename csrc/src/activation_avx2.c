@@ -153,7 +153,33 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
         const __m256 vm = _mm256_set1_ps(m);
         const __m256 lo = QC__S(QC__SOFTMAX_MIN_ARG);
         __m256 acc = _mm256_setzero_ps();
-        for (i = 0; i + 8 <= cols; i += 8) {
+        /* four vectors' exp in flight at once (long dependency chains); the sums keep
+         * their order: acc takes e of block i, then i + 8, ... */
+        for (i = 0; i + 32 <= cols; i += 32) {
+            __m256 a0 = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
+            __m256 a1 = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 8), vm);
+            __m256 a2 = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 16), vm);
+            __m256 a3 = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 24), vm);
+            const __m256 w0 = _mm256_cmp_ps(a0, lo, _CMP_LT_OQ), w1 = _mm256_cmp_ps(a1, lo, _CMP_LT_OQ);
+            const __m256 w2 = _mm256_cmp_ps(a2, lo, _CMP_LT_OQ), w3 = _mm256_cmp_ps(a3, lo, _CMP_LT_OQ);
+            __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0;
+            /* 32 masked-out entries (an attention mask's padding): every e is +0 anyway */
+            if (_mm256_movemask_ps(_mm256_and_ps(_mm256_and_ps(w0, w1), _mm256_and_ps(w2, w3))) != 0xFF) {
+                e0 = _mm256_andnot_ps(w0, qc__exp8_avx2(_mm256_max_ps(a0, lo)));
+                e1 = _mm256_andnot_ps(w1, qc__exp8_avx2(_mm256_max_ps(a1, lo)));
+                e2 = _mm256_andnot_ps(w2, qc__exp8_avx2(_mm256_max_ps(a2, lo)));
+                e3 = _mm256_andnot_ps(w3, qc__exp8_avx2(_mm256_max_ps(a3, lo)));
+            }
+            acc = _mm256_add_ps(acc, e0);
+            acc = _mm256_add_ps(acc, e1);
+            acc = _mm256_add_ps(acc, e2);
+            acc = _mm256_add_ps(acc, e3);
+            _mm256_storeu_ps(yr + i, e0);
+            _mm256_storeu_ps(yr + i + 8, e1);
+            _mm256_storeu_ps(yr + i + 16, e2);
+            _mm256_storeu_ps(yr + i + 24, e3);
+        }
+        for (; i + 8 <= cols; i += 8) {
             __m256 a = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
             __m256 below = _mm256_cmp_ps(a, lo, _CMP_LT_OQ);
             /* eight masked-out entries (an attention mask's padding): every e is +0 anyway */

@@ -749,7 +749,7 @@ def _match_layer_norm(index: int, node: Node, nodes: list[Node], inits: dict,
 def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: dict,
                             only_reader: Callable[[str], int | None],
                             producers: dict[str, int]) -> _Rewrite | None:
-    """``Softmax(MatMul(q, k) * c + mask)`` over the last axis, in one buffer."""
+    """``Softmax(MatMul(q, k) * c + mask)`` over the last axis: one C call (qcore_attention.h), or NumPy in one buffer."""
     if int(node.attrs.get("axis", -1)) != -1 or node.attrs.get("coerce_2d"):
         return None
     chain: list[int] = []
@@ -779,9 +779,12 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
     inputs = list(matmul.inputs) + ([mask] if mask is not None else [])
     output = node.outputs[0]
     c = np.float32(_scalar(inits, scale)) if scale is not None else None
+    # the C kernel's order: the product, then the scale, then the mask
+    one_call = [nodes[i].op for i in chain[-2::-1]] in ([], ["Mul"], ["Add"], ["Mul", "Add"]) and (
+        c is None or bool(np.isfinite(c)))
 
     def make(pool: BufferPool, fallback: Fallback) -> Step:
-        from .. import _activation  # noqa: PLC0415
+        from .. import _activation, _attention  # noqa: PLC0415
 
         def run(args: list) -> list:
             q, k = args[0], args[1]
@@ -797,6 +800,8 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
             except ValueError:
                 return _run_nodes(fallback, inputs, args, [output], inits)
             s = pool.get(shape)
+            if one_call:
+                return [_attention.attention_scores(q, k, c, m, out=s)]
             np.matmul(q, k, out=s)
             for i in chain[-2::-1]:  # the Mul / Add in graph order, in place
                 if nodes[i].op == "Mul":

@@ -1,0 +1,34 @@
+/*
+ * qcore float32 attention scores in one call: softmax(scale * (Q K) + mask) for every
+ * (batch, head) of a transformer's self-attention. Included by qcore.h.
+ *
+ * Q is batch x heads x rows x depth, K is batch x heads x depth x cols (K already
+ * transposed, as exported graphs hold it), the mask is broadcast to batch x heads x rows x
+ * cols; each is given by its first element and four element strides (b, h, row, col), so
+ * the transposed and broadcast views of a graph are read in place (a stride may be 0).
+ * For each (b, h, i, j), in float32, every operation rounded (no FMA, no reassociation):
+ *
+ *   a = +0;  a = a + Q[b,h,i,d] * K[b,h,d,j]  for d = 0, 1, ..., depth - 1 in turn;
+ *   v = a * scale            (when scale is not NULL);
+ *   v = v + mask[b,h,i,j]    (when mask is not NULL);
+ *
+ * then Y[b,h,i,:] = softmax of the row v[0..cols) exactly as qc_softmax_f32 defines it.
+ * Y is batch x heads x rows x cols float32, contiguous, and must not overlap Q, K or the
+ * mask. Results are bit-identical on every ISA and equal to
+ * qcore.reference.attention.attention_scores.
+ *
+ * Statuses: a dimension 0: nothing to do (QC_OK); NULL pointers with work to do:
+ * QC_E_NULL_POINTER; a non-finite scale: QC_E_INVALID_ARGUMENT; sizes overflowing size_t:
+ * QC_E_OVERFLOW; scratch allocation failure: QC_E_NO_MEMORY.
+ */
+#ifndef QCORE_ATTENTION_H
+#define QCORE_ATTENTION_H
+
+/* cdef: begin */
+qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_t depth, size_t cols,
+                                  const float *q, const int64_t *q_strides, const float *k,
+                                  const int64_t *k_strides, const float *scale, const float *mask,
+                                  const int64_t *mask_strides, float *y, const qc_options *options);
+/* cdef: end */
+
+#endif /* QCORE_ATTENTION_H */

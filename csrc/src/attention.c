@@ -1,0 +1,117 @@
+/*
+ * qc_attention_scores_f32 (qcore_attention.h): argument checks, K packing, the scalar
+ * kernel and the dispatch; each head's rows end in the softmax kernel of activation.c.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "activation.h"
+#include "qcore.h"
+
+void qc_f32_attention_scores_ukernel__scalar(const qc__attention_head *h) {
+    for (size_t i = 0; i < h->rows; i++) {
+        const float *qi = h->q + (int64_t)i * h->q_rs;
+        float *yi = h->y + i * h->cols;
+        for (size_t j = 0; j < h->cols; j++) {
+            float a = 0.0f;
+            for (size_t d = 0; d < h->depth; d++) {
+                a = a + qi[(int64_t)d * h->q_cs] * h->kt[d * h->kt_stride + j];
+            }
+            if (h->scale != NULL) {
+                a = a * *h->scale;
+            }
+            if (h->mask != NULL) {
+                a = a + h->mask[(int64_t)i * h->m_rs + (int64_t)j * h->m_cs];
+            }
+            yi[j] = a;
+        }
+    }
+}
+
+qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_t depth, size_t cols,
+                                  const float *q, const int64_t *q_strides, const float *k,
+                                  const int64_t *k_strides, const float *scale, const float *mask,
+                                  const int64_t *mask_strides, float *y, const qc_options *options) {
+    int isa = QC_ISA_SCALAR;
+    int threads = 1;
+    QC__TRY(qc_options_resolve(options, &isa, &threads));
+    if (scale != NULL && !isfinite(*scale)) {
+        return QC_E_INVALID_ARGUMENT;
+    }
+    if (batch == 0 || heads == 0 || rows == 0 || cols == 0) {
+        return QC_OK;
+    }
+    if (y == NULL || (depth > 0 && (q == NULL || q_strides == NULL || k == NULL || k_strides == NULL)) ||
+        (mask != NULL && mask_strides == NULL)) {
+        return QC_E_NULL_POINTER;
+    }
+    void (*kernel)(const qc__attention_head *) = qc_f32_attention_scores_ukernel__scalar;
+    void (*softmax)(const float *, size_t, size_t, float *) = qc_f32_softmax_ukernel__scalar;
+    switch (isa) {
+#if defined(QC__BUILD_AVX2)
+    case QC_ISA_AVX2:
+        kernel = qc_f32_attention_scores_ukernel__avx2;
+        softmax = qc_f32_softmax_ukernel__avx2;
+        break;
+#endif
+    case QC_ISA_SCALAR:
+    case QC_ISA_NEON:
+    case QC_ISA_NEONDOT:
+    case QC_ISA_I8MM:
+        break;
+    default:
+        return QC_E_UNSUPPORTED_ISA;
+    }
+    size_t plane = 0, total = 0, kt_stride = (cols + 7) / 8 * 8, kt_floats = 0, scratch_floats = 0;
+    if (qc__mul_size(rows, cols, &plane) || qc__mul_size(plane, heads, &total) ||
+        qc__mul_size(total, batch, &total) || qc__mul_size(depth, kt_stride, &kt_floats) ||
+        depth > SIZE_MAX / 4 - kt_stride || kt_floats > SIZE_MAX / sizeof(float) - 4 * (depth + kt_stride) - 1) {
+        return QC_E_OVERFLOW;
+    }
+    scratch_floats = 4 * (depth + kt_stride);
+    float *kt = malloc((kt_floats + scratch_floats + 1) * sizeof(float));
+    if (kt == NULL) {
+        return QC_E_NO_MEMORY;
+    }
+    static const int64_t none[4] = {0, 0, 0, 0};
+    const int64_t *ms = mask != NULL ? mask_strides : none;
+    const int64_t *qs = depth > 0 ? q_strides : none;
+    const int64_t *ks = depth > 0 ? k_strides : none;
+    qc__attention_head h;
+    h.rows = rows;
+    h.depth = depth;
+    h.cols = cols;
+    h.q_rs = qs[2];
+    h.q_cs = qs[3];
+    h.kt = kt;
+    h.kt_stride = kt_stride;
+    h.scale = scale;
+    h.m_rs = ms[2];
+    h.m_cs = ms[3];
+    h.scratch = kt + kt_floats;
+    for (size_t b = 0; b < batch; b++) {
+        for (size_t hd = 0; hd < heads; hd++) {
+            const int64_t bh = (int64_t)b, hh = (int64_t)hd;
+            const float *kh = depth > 0 ? k + bh * ks[0] + hh * ks[1] : NULL;
+            for (size_t d = 0; d < depth; d++) {
+                const float *kd = kh + (int64_t)d * ks[2];
+                float *row = kt + d * kt_stride;
+                for (size_t j = 0; j < cols; j++) {
+                    row[j] = kd[(int64_t)j * ks[3]];
+                }
+                for (size_t j = cols; j < kt_stride; j++) {
+                    row[j] = 0.0f;
+                }
+            }
+            h.q = depth > 0 ? q + bh * qs[0] + hh * qs[1] : NULL;
+            h.mask = mask != NULL ? mask + bh * ms[0] + hh * ms[1] : NULL;
+            h.y = y + (b * heads + hd) * plane;
+            kernel(&h);
+            softmax(h.y, rows, cols, h.y);
+        }
+    }
+    free(kt);
+    return QC_OK;
+}

@@ -1,0 +1,30 @@
+/*
+ * One (batch, head) of qc_attention_scores_f32 (qcore_attention.h), before its softmax:
+ * y[i * cols + j] = mask(scale(sum_d q[i, d] * kt[d * kt_stride + j])) in float32, the sum
+ * from +0 in increasing d. K is packed (kt: depth rows of kt_stride >= cols floats, the
+ * padding zero); q and the mask are read through their strides.
+ */
+#ifndef QC_ATTENTION_INTERNAL_H
+#define QC_ATTENTION_INTERNAL_H
+
+#include "internal.h"
+
+typedef struct {
+    size_t rows, depth, cols;
+    const float *q;          /* q[i, d] = q[i * q_rs + d * q_cs] */
+    int64_t q_rs, q_cs;
+    const float *kt;         /* kt[d, j] = kt[d * kt_stride + j], j < kt_stride */
+    size_t kt_stride;
+    const float *scale;      /* NULL: no scaling */
+    const float *mask;       /* NULL: no mask; else mask[i, j] = mask[i * m_rs + j * m_cs] */
+    int64_t m_rs, m_cs;
+    float *y;                /* rows x cols, contiguous */
+    float *scratch;          /* 4 * (depth + kt_stride) floats */
+} qc__attention_head;
+
+void qc_f32_attention_scores_ukernel__scalar(const qc__attention_head *h);
+#if defined(QC__BUILD_AVX2)
+void qc_f32_attention_scores_ukernel__avx2(const qc__attention_head *h);
+#endif
+
+#endif /* QC_ATTENTION_INTERNAL_H */

@@ -1,0 +1,144 @@
+/*
+ * AVX2 attention scores (attention.h): the scalar twin's operations lane for lane. Four
+ * rows at a time, 16 columns (two vectors) per block then 8: eight or four independent
+ * sums, each a float32 multiply then add per d (no FMA), from +0 in increasing d.
+ */
+#include "attention.h"
+
+#if defined(QC__BUILD_AVX2)
+
+#include <string.h>
+
+#if defined(__clang__)
+#include <immintrin.h>
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#include <immintrin.h>
+#endif
+
+/* v * scale, + mask, stored to y[0..n) (n <= 8: a partial last vector goes through a buffer). */
+static inline void qc__attention_store(__m256 v, const qc__attention_head *h, const float *mrow, size_t j,
+                                       float *yrow) {
+    if (h->scale != NULL) {
+        v = _mm256_mul_ps(v, _mm256_set1_ps(*h->scale));
+    }
+    if (mrow != NULL) {
+        v = _mm256_add_ps(v, _mm256_loadu_ps(mrow + j));
+    }
+    if (j + 8 <= h->cols) {
+        _mm256_storeu_ps(yrow + j, v);
+    } else {
+        float buf[8];
+        _mm256_storeu_ps(buf, v);
+        memcpy(yrow + j, buf, (h->cols - j) * sizeof(float));
+    }
+}
+
+/* The mask row i as kt_stride contiguous floats: in place when it already is, else packed. */
+static const float *qc__attention_mask_row(const qc__attention_head *h, size_t i, float *buf) {
+    if (h->mask == NULL) {
+        return NULL;
+    }
+    const float *m = h->mask + (int64_t)i * h->m_rs;
+    if (h->m_cs == 1 && h->cols == h->kt_stride) {
+        return m;
+    }
+    for (size_t j = 0; j < h->cols; j++) {
+        buf[j] = m[(int64_t)j * h->m_cs];
+    }
+    for (size_t j = h->cols; j < h->kt_stride; j++) {
+        buf[j] = 0.0f;
+    }
+    return buf;
+}
+
+/* Rows i .. i + r - 1 (r <= 4) against columns j .. j + 8 * NV - 1 of the packed K, stored
+ * for the r rows. Rows beyond r repeat row 0 (computed, not stored). */
+#define QC__ATT_ACC(NV, x, p, a)                                                          \
+    do {                                                                                  \
+        a##0 = _mm256_add_ps(a##0, _mm256_mul_ps(x, k0));                                 \
+        if (NV > 1) {                                                                     \
+            a##1 = _mm256_add_ps(a##1, _mm256_mul_ps(x, k1));                             \
+        }                                                                                 \
+    } while (0)
+
+static inline __attribute__((always_inline)) void qc__attention_block(const qc__attention_head *h, const int nv,
+                                                                     const float *const qr[4], const float *kt,
+                                                                     const float *const mr[4], float *const yr[4],
+                                                                     int r, size_t j) {
+    const size_t ks = h->kt_stride;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
+    const float *kd = kt + j;
+    for (size_t d = 0; d < h->depth; d++, kd += ks) {
+        const __m256 k0 = _mm256_loadu_ps(kd);
+        const __m256 k1 = nv > 1 ? _mm256_loadu_ps(kd + 8) : k0;
+        __m256 x = _mm256_broadcast_ss(qr[0] + d);
+        QC__ATT_ACC(nv, x, 0, a);
+        x = _mm256_broadcast_ss(qr[1] + d);
+        QC__ATT_ACC(nv, x, 1, b);
+        x = _mm256_broadcast_ss(qr[2] + d);
+        QC__ATT_ACC(nv, x, 2, c);
+        x = _mm256_broadcast_ss(qr[3] + d);
+        QC__ATT_ACC(nv, x, 3, e);
+    }
+    qc__attention_store(a0, h, mr[0], j, yr[0]);
+    if (nv > 1) {
+        qc__attention_store(a1, h, mr[0], j + 8, yr[0]);
+    }
+    if (r > 1) {
+        qc__attention_store(b0, h, mr[1], j, yr[1]);
+        if (nv > 1) {
+            qc__attention_store(b1, h, mr[1], j + 8, yr[1]);
+        }
+    }
+    if (r > 2) {
+        qc__attention_store(c0, h, mr[2], j, yr[2]);
+        if (nv > 1) {
+            qc__attention_store(c1, h, mr[2], j + 8, yr[2]);
+        }
+    }
+    if (r > 3) {
+        qc__attention_store(e0, h, mr[3], j, yr[3]);
+        if (nv > 1) {
+            qc__attention_store(e1, h, mr[3], j + 8, yr[3]);
+        }
+    }
+}
+
+void qc_f32_attention_scores_ukernel__avx2(const qc__attention_head *h) {
+    const size_t depth = h->depth, ks = h->kt_stride;
+    for (size_t i = 0; i < h->rows; i += 4) {
+        const int r = h->rows - i < 4 ? (int)(h->rows - i) : 4;
+        const float *qr[4];
+        const float *mr[4];
+        float *yr[4];
+        for (int t = 0; t < 4; t++) {
+            const size_t row = i + (size_t)(t < r ? t : 0);
+            float *qbuf = h->scratch + (size_t)t * depth;
+            const float *src = h->q + (int64_t)row * h->q_rs;
+            for (size_t d = 0; d < depth; d++) {
+                qbuf[d] = src[(int64_t)d * h->q_cs];
+            }
+            qr[t] = qbuf;
+            mr[t] = qc__attention_mask_row(h, row, h->scratch + 4 * depth + (size_t)t * ks);
+            yr[t] = h->y + row * h->cols;
+        }
+        size_t j = 0;
+        for (; j + 16 <= ks; j += 16) {
+            qc__attention_block(h, 2, qr, h->kt, mr, yr, r, j);
+        }
+        if (j < ks) {
+            qc__attention_block(h, 1, qr, h->kt, mr, yr, r, j);
+        }
+    }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#endif /* QC__BUILD_AVX2 */

@@ -1,0 +1,122 @@
+"""float32 attention scores on the C core (csrc/include/qcore_attention.h).
+
+Bit-identical on every ISA path and to :func:`qcore.reference.attention.attention_scores`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._native import check, ffi, lib, make_options
+from .errors import DTypeError, QuantParamError, ShapeError
+
+
+def _strides(a: np.ndarray) -> list[int]:
+    return [s // a.itemsize for s in a.strides]
+
+
+def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, mask: np.ndarray | None = None, *,
+                     out: np.ndarray | None = None, isa: str | None = None) -> np.ndarray:
+    """``softmax(scale * (q @ k) + mask)`` over the last axis, in one C call.
+
+    Parameters
+    ----------
+    q : numpy.ndarray
+        float32 ``(..., S, D)``, any strides (transposed views are read in place).
+    k : numpy.ndarray
+        float32 ``(..., D, T)``: the keys already transposed. The leading axes of ``q``
+        and ``k`` broadcast.
+    scale : float, optional
+        Multiplies the scores (as float32); must be finite.
+    mask : numpy.ndarray, optional
+        float32, broadcastable to ``(..., S, T)``; added after the scale.
+    out : numpy.ndarray, optional
+        C-contiguous float32 ``(..., S, T)`` to write into (must not overlap the inputs).
+    isa : str, optional
+        Instruction-set path (results are identical on all).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(..., S, T)``.
+
+    Raises
+    ------
+    DTypeError
+        An input is not float32.
+    ShapeError
+        ``q`` and ``k`` do not match or broadcast, the mask does not broadcast, or ``out``
+        does not fit or overlaps an input.
+    QuantParamError
+        ``scale`` is not finite.
+
+    Notes
+    -----
+    Per score, float32: ``a = +0; a = a + q[i, d] * k[d, j]`` for ``d = 0 .. D - 1``;
+    ``v = a * scale``; ``v = v + mask``; then :func:`qcore.ops.softmax` of each row
+    (:func:`qcore.reference.attention.attention_scores` states the same in NumPy).
+    """
+    q = np.asarray(q)
+    k = np.asarray(k)
+    for name, value in (("q", q), ("k", k), ("mask", mask)):
+        if value is not None and np.asarray(value).dtype != np.float32:
+            raise DTypeError(f"attention_scores: {name} must be float32, got {np.asarray(value).dtype}")
+    if q.ndim < 2 or k.ndim < 2 or q.shape[-1] != k.shape[-2]:
+        raise ShapeError(f"attention_scores: q (..., S, D) and k (..., D, T) do not match: {q.shape}, {k.shape}")
+    try:
+        lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+        shape = lead + (q.shape[-2], k.shape[-1])
+        m = None if mask is None else np.asarray(mask)
+        if m is not None and np.broadcast_shapes(shape, m.shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ShapeError(f"attention_scores: shapes do not broadcast: q {q.shape}, k {k.shape}, "
+                         f"mask {None if mask is None else np.shape(mask)}") from None
+    scale_arg = ffi.NULL
+    if scale is not None:
+        with np.errstate(over="ignore"):  # 1e39 becomes inf: rejected below
+            scale32 = np.float32(scale)
+        if not np.isfinite(scale32):
+            raise QuantParamError(f"attention_scores: scale must be finite, got {scale!r}")
+        scale_arg = ffi.new("float *", float(scale32))
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float32
+          or not out.flags.c_contiguous):
+        raise ShapeError(f"attention_scores: out must be a C-contiguous float32 array of shape {shape}")
+    elif any(v is not None and np.shares_memory(out, v) for v in (q, k, m)):
+        raise ShapeError("attention_scores: out overlaps an input")
+    if out.size == 0:
+        return out
+    # leading axes as (batch, heads): padded with length-1 axes, or folded when there are more
+    lead4 = (1,) * max(0, 2 - len(lead)) + lead
+    full = lead4 + shape[-2:]
+    views = []
+    for a, tail in ((q, q.shape[-2:]), (k, k.shape[-2:])):
+        v = np.broadcast_to(a, lead4 + tail)
+        if v.ndim > 4:
+            v = np.ascontiguousarray(v).reshape((-1,) + v.shape[-3:])
+        views.append(v)
+    qv, kv = views
+    mv = None
+    if m is not None:
+        mv = np.broadcast_to(m, full)
+        if mv.ndim > 4:
+            mv = np.ascontiguousarray(mv).reshape((-1,) + mv.shape[-3:])
+    batch, heads = qv.shape[0], qv.shape[1]
+    keep = []
+
+    def strides(v: np.ndarray):
+        if any(s % v.itemsize for s in v.strides):
+            v = np.ascontiguousarray(v)
+        keep.append(v)  # alive until the call returns: the C side reads it through the address
+        return ffi.cast("const float *", v.__array_interface__["data"][0]), ffi.new("int64_t[4]", _strides(v))
+
+    q_ptr, q_str = strides(qv)
+    k_ptr, k_str = strides(kv)
+    m_ptr, m_str = strides(mv) if mv is not None else (ffi.NULL, ffi.NULL)
+    status = lib.qc_attention_scores_f32(batch, heads, shape[-2], q.shape[-1], shape[-1], q_ptr, q_str, k_ptr, k_str,
+                                         scale_arg, m_ptr, m_str, ffi.cast("float *", ffi.from_buffer(out)),
+                                         make_options(isa, None))
+    check(status, "attention_scores")
+    return out

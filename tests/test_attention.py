@@ -1,0 +1,149 @@
+"""qcore._attention (C attention scores) against qcore.reference.attention, bit for bit, on every ISA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from qcore import _attention, _native
+from qcore.errors import DTypeError, QuantParamError, ShapeError
+from qcore.reference import attention as ref
+
+ISAS = _native.available_isas()
+SCALE = float(np.float32(1 / np.sqrt(32)))
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, np.float32).view(np.uint32)
+
+
+def _same(q, k, scale=None, mask=None, isa=None):
+    expected = ref.attention_scores(q, k, scale, mask)
+    got = _attention.attention_scores(q, k, scale, mask, isa=isa)
+    np.testing.assert_array_equal(_bits(got), _bits(expected), strict=True)
+    return got
+
+
+def _heads(rng, batch, seq, heads, depth):
+    """q and k as an exported encoder holds them: transposed views of (batch, seq, heads * depth)."""
+    q = rng.standard_normal((batch, seq, heads * depth)).astype(np.float32) * 2
+    k = rng.standard_normal((batch, seq, heads * depth)).astype(np.float32) * 2
+    return (q.reshape(batch, seq, heads, depth).transpose(0, 2, 1, 3),
+            k.reshape(batch, seq, heads, depth).transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", [(1, 128, 12, 32), (2, 7, 3, 5), (3, 17, 2, 8), (1, 1, 1, 1), (2, 33, 4, 16)])
+def test_transposed_views_with_mask_match_bit_for_bit(isa, shape):
+    batch, seq, heads, depth = shape
+    rng = np.random.default_rng(sum(shape))
+    q, k = _heads(rng, batch, seq, heads, depth)
+    mask = np.zeros((batch, 1, 1, seq), np.float32)
+    mask[0, ..., seq // 2:] = np.float32(-3.4028235e38)  # padding, as the exported mask Mul makes it
+    got = _same(q, k, SCALE, mask, isa)
+    assert got.shape == (batch, heads, seq, seq) and got.flags.c_contiguous
+    np.testing.assert_allclose(got.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("rows, depth, cols", [(5, 3, 13), (4, 1, 8), (9, 0, 7), (6, 40, 17), (1, 64, 130)])
+def test_scale_and_mask_optional_any_sizes(isa, rows, depth, cols):
+    rng = np.random.default_rng(rows * 100 + cols)
+    q = rng.standard_normal((2, rows, depth)).astype(np.float32)
+    k = rng.standard_normal((2, depth, cols)).astype(np.float32)
+    mask = rng.standard_normal((rows, cols)).astype(np.float32)
+    for scale, m in ((None, None), (0.25, None), (None, mask), (-3.0, mask)):
+        _same(q, k, scale, m, isa)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_extreme_values(isa):
+    rng = np.random.default_rng(7)
+    q = rng.standard_normal((1, 2, 12, 9)).astype(np.float32)
+    k = rng.standard_normal((1, 2, 9, 21)).astype(np.float32)
+    q[0, 0, 0, 3] = np.nan          # a NaN row
+    q[0, 0, 1, :] = 3e38            # products overflow to inf: infinite maximum -> NaN row
+    q[0, 1, 2, :] = 0.0             # all-zero scores: uniform
+    q[0, 1, 3, :] = -0.0
+    k[0, 1, :, 4] = 1e-45           # denormals
+    mask = np.zeros((1, 1, 12, 21), np.float32)
+    mask[..., 5, :] = np.float32(-3.4028235e38)  # a fully masked row: uniform again
+    mask[..., 6, 3:] = -np.inf
+    with np.errstate(all="ignore"):
+        got = _same(q, k, SCALE, mask, isa)
+    assert np.isnan(got[0, 0, 0]).all() and np.isnan(got[0, 0, 1]).all()
+    np.testing.assert_allclose(got[0, 1, 2], 1 / 21, rtol=1e-6)
+
+
+def test_broadcast_leading_axes_and_more_than_two():
+    rng = np.random.default_rng(8)
+    q = rng.standard_normal((2, 1, 3, 6, 4)).astype(np.float32)
+    k = rng.standard_normal((1, 5, 1, 4, 7)).astype(np.float32)
+    for isa in ISAS:
+        got = _same(q, k, 0.5, rng.standard_normal((7,)).astype(np.float32), isa)
+        assert got.shape == (2, 5, 3, 6, 7)
+    _same(q[0, 0], k[0, 0, 0], None, None)  # no leading axes
+
+
+def test_out_buffer_used_and_checked():
+    rng = np.random.default_rng(9)
+    q, k = _heads(rng, 1, 10, 2, 4)
+    out = np.empty((1, 2, 10, 10), np.float32)
+    assert _attention.attention_scores(q, k, SCALE, out=out) is out
+    np.testing.assert_array_equal(_bits(out), _bits(ref.attention_scores(q, k, SCALE)), strict=True)
+    with pytest.raises(ShapeError, match="out"):
+        _attention.attention_scores(q, k, out=np.empty((1, 2, 10, 9), np.float32))
+    with pytest.raises(ShapeError, match="out"):
+        _attention.attention_scores(q, k, out=np.empty((1, 2, 10, 10), np.float64))
+    square = rng.standard_normal((1, 1, 8, 8)).astype(np.float32)
+    with pytest.raises(ShapeError, match="overlaps"):
+        _attention.attention_scores(square, square.copy(), out=square)
+
+
+def test_bad_input_raises_specific_errors():
+    rng = np.random.default_rng(10)
+    q, k = _heads(rng, 1, 6, 2, 4)
+    with pytest.raises(DTypeError, match="q must be float32"):
+        _attention.attention_scores(q.astype(np.float64), k)
+    with pytest.raises(DTypeError, match="mask must be float32"):
+        _attention.attention_scores(q, k, mask=np.zeros(6, np.float16))
+    with pytest.raises(ShapeError, match="do not match"):
+        _attention.attention_scores(q, k[..., :3, :])
+    with pytest.raises(ShapeError, match="do not match"):
+        _attention.attention_scores(q[0, 0, 0], k)
+    with pytest.raises(ShapeError, match="broadcast"):
+        _attention.attention_scores(q, k, mask=np.zeros((3, 6), np.float32))
+    with pytest.raises(ShapeError, match="broadcast"):
+        _attention.attention_scores(q, np.zeros((3, 4, 6), np.float32))
+    for bad in (np.inf, np.nan, 1e39):
+        with pytest.raises(QuantParamError, match="finite"):
+            _attention.attention_scores(q, k, bad)
+    with pytest.raises(DTypeError):
+        ref.attention_scores(q.astype(np.float64), k)
+    with pytest.raises(ShapeError):
+        ref.attention_scores(q, k[..., :3, :])
+
+
+def test_empty_dimensions():
+    for rows, depth, cols in ((0, 4, 5), (3, 4, 0), (3, 0, 5)):
+        q = np.ones((2, rows, depth), np.float32)
+        k = np.ones((2, depth, cols), np.float32)
+        for isa in ISAS:
+            _same(q, k, 2.0, None, isa)
+
+
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 9), st.integers(0, 6)),
+                  elements=st.floats(-1e4, 1e4, width=32)),
+       st.integers(1, 19), st.sampled_from([None, 0.125, -2.0]), st.booleans(), st.randoms())
+def test_any_values_match_on_every_isa(q, cols, scale, with_mask, random):
+    rng = np.random.default_rng(random.randint(0, 2**32 - 1))
+    k = (rng.standard_normal((q.shape[1], cols)) * 10 ** rng.uniform(-3, 3)).astype(np.float32)
+    mask = rng.choice(np.float32([0.0, -1e4, -3.4028235e38, 2.5]), (q.shape[0], cols)) if with_mask else None
+    with np.errstate(all="ignore"):
+        expected = _bits(ref.attention_scores(q, k, scale, mask))
+        for isa in ISAS:
+            got = _attention.attention_scores(q, k, scale, mask, isa=isa)
+            np.testing.assert_array_equal(_bits(got), expected, strict=True)
