@@ -104,3 +104,101 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
                                                        make_options(isa, num_threads))
     check(status, "linear_dynamic")
     return y
+
+
+class DynamicLinear:
+    """One dynamically quantized linear layer prepared for many calls of :func:`linear_dynamic`.
+
+    The weights, scales, bias, smoothing vector and call options are checked and turned
+    into C pointers once; each call then checks only its input and output buffer. Results
+    are those of :func:`linear_dynamic` with the same arguments, bit for bit.
+
+    Parameters
+    ----------
+    packed : qcore._gemm.PackedWeights
+        The int8/uint8 weights ``(K, N)``.
+    w_scale : numpy.ndarray
+        float32 weight scales: one, or one per output column.
+    bias : numpy.ndarray, optional
+        float32 ``(N,)``.
+    x_mul : numpy.ndarray, optional
+        float32 ``(K,)``: the smoothing vector (see :func:`linear_dynamic`).
+
+    Raises
+    ------
+    DTypeError
+        ``packed`` not a PackedWeights, or ``x_mul`` not float32.
+    ShapeError
+        A scale, bias or ``x_mul`` of the wrong size.
+    """
+
+    def __init__(self, packed: PackedWeights, w_scale: np.ndarray, bias: np.ndarray | None = None,
+                 x_mul: np.ndarray | None = None) -> None:
+        if not isinstance(packed, PackedWeights):
+            raise DTypeError(f"packed must be a PackedWeights, got {type(packed).__name__}")
+        self.k, self.n = packed.k, packed.n
+        self._packed = packed
+        self._ws = np.ascontiguousarray(w_scale, dtype=np.float32).reshape(-1)
+        if self._ws.size not in (1, self.n):
+            raise ShapeError(f"w_scale has {self._ws.size} values; it must have 1 or {self.n}")
+        self._bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        if self._bias is not None and self._bias.size != self.n:
+            raise ShapeError(f"bias has {self._bias.size} values; it must have {self.n}")
+        self._x_mul = None
+        if x_mul is not None:
+            s = np.asarray(x_mul)
+            if s.dtype != np.float32:
+                raise DTypeError(f"x_mul must be float32, got {s.dtype}")
+            if s.size != self.k:
+                raise ShapeError(f"x_mul has {s.size} values; it must have {self.k}")
+            self._x_mul = np.ascontiguousarray(s).reshape(-1)
+        self._w_ptr = ffi.cast("const float *", ffi.from_buffer(self._ws))
+        self._b_ptr = ffi.NULL if self._bias is None else ffi.cast("const float *", ffi.from_buffer(self._bias))
+        self._s_ptr = None if self._x_mul is None else ffi.cast("const float *", ffi.from_buffer(self._x_mul))
+        self._p_ptr = packed._ptr()
+        self._options = make_options(None, None)  # the default ISA and threads, resolved by C per call
+
+    def __call__(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Run the layer on ``x`` into ``out``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            C-contiguous float32 ``(M, K)``.
+        out : numpy.ndarray
+            Writeable C-contiguous float32 ``(M, N)``, not overlapping ``x``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``out``.
+
+        Raises
+        ------
+        DTypeError
+            ``x`` not float32.
+        ShapeError
+            ``x`` or ``out`` of the wrong shape or layout.
+        NonFiniteError
+            NaN or infinity in ``x`` (or in ``x * x_mul``).
+        """
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            raise DTypeError(f"x must be a float32 array, got {getattr(x, 'dtype', type(x).__name__)}")
+        if x.ndim != 2 or x.shape[1] != self.k or not x.flags.c_contiguous:
+            raise ShapeError(f"x must be C-contiguous (M, {self.k}), got {x.shape}")
+        m = x.shape[0]
+        if (not isinstance(out, np.ndarray) or out.shape != (m, self.n) or out.dtype != np.float32
+                or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {(m, self.n)}")
+        if m == 0 or self.n == 0:
+            return out
+        x_ptr = ffi.cast("const float *", ffi.from_buffer(x)) if x.size else ffi.NULL
+        y_ptr = ffi.cast("float *", ffi.from_buffer(out))
+        if self._s_ptr is None:
+            status = lib.qc_linear_dynamic_u8_f32(m, x_ptr, self._p_ptr, self._w_ptr, self._ws.size,
+                                                  self._b_ptr, y_ptr, self._options)
+        else:
+            status = lib.qc_linear_dynamic_smoothed_u8_f32(m, x_ptr, self._s_ptr, self._p_ptr, self._w_ptr,
+                                                           self._ws.size, self._b_ptr, y_ptr, self._options)
+        check(status, "linear_dynamic")
+        return out

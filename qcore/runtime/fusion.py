@@ -586,6 +586,7 @@ def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None,
             bias = np.asarray(inits[node.inputs[2]], dtype=np.float32)
         packed = kernels.PackedLinear.from_matmul(w, bias)
         k, n = packed.k, packed.n
+        call = packed.dynamic_rows_call(smoothing)
         names = [x_name]
         outputs = [fallback[-1][0].outputs[0]]
 
@@ -595,7 +596,7 @@ def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None,
                 return _run_nodes(fallback, names, inputs, outputs, inits)  # reports bad input as node by node
             lead = x.shape[:-1]
             out = pool.get((math.prod(lead), n))
-            packed.run_dynamic_rows(x.reshape(-1, k), x_mul=smoothing, out=out)
+            call(np.ascontiguousarray(x.reshape(-1, k)), out)
             return [out.reshape(lead + (n,))]
         return run
     return make

@@ -21,9 +21,11 @@ The integer products are exact whichever engine computes them; see :class:`Packe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from ..errors import NonFiniteError, ShapeError
+from ..errors import ModelError, NonFiniteError, ShapeError
 from ..reference.tensor import QuantizedTensor
 
 _RANGES = {"uint8": (0, 255), "int8": (-128, 127)}
@@ -276,6 +278,31 @@ class PackedLinear:
 
         return _linear.linear_dynamic(x, self._packed[0], self.w_scale.reshape(-1),
                                       None if self.bias is None else self.bias.reshape(-1), x_mul=x_mul, out=out)
+
+    def dynamic_rows_call(self, x_mul: np.ndarray | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """:meth:`run_dynamic_rows` prepared once: a ``call(x, out)`` for C-contiguous 2-D ``x`` and ``out``.
+
+        Parameters
+        ----------
+        x_mul : numpy.ndarray, optional
+            float32 ``(K,)``: the smoothing vector.
+
+        Returns
+        -------
+        callable
+            :class:`qcore._linear.DynamicLinear` (same bits as :meth:`run_dynamic_rows`).
+
+        Raises
+        ------
+        ModelError
+            The layer does not run in one C call (:attr:`fuses_dynamic_rows` is False).
+        """
+        from .. import _linear  # noqa: PLC0415
+
+        if not self.fuses_dynamic_rows:
+            raise ModelError("this linear layer does not run dynamic rows in one C call")
+        return _linear.DynamicLinear(self._packed[0], self.w_scale.reshape(-1),
+                                     None if self.bias is None else self.bias.reshape(-1), x_mul)
 
     def run(self, q: np.ndarray, x_scale: float | np.ndarray, x_zero_point: float | np.ndarray) -> np.ndarray:
         """Integer product of quantized rows, dequantized to float32.
