@@ -483,16 +483,20 @@ def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
     """
     flat = indices.reshape(-1)
     data = table.data[flat].astype(np.float32)
-    scale = np.asarray(table.scale, dtype=np.float32)
-    zp = np.asarray(table.zero_point, dtype=np.float32)
+    scale = np.asarray(table.scale)
+    zp = np.asarray(table.zero_point)
     cols = table.data.shape[1]
+
+    def rows(a: np.ndarray) -> np.ndarray:  # the gathered rows' parameters only, as float32
+        return (a[flat] if a.ndim else a).astype(np.float32)
+
     if table.axis is None:
-        out = (data - zp.reshape(())) * scale.reshape(())
+        out = (data - zp.astype(np.float32).reshape(())) * scale.astype(np.float32).reshape(())
     elif table.axis == 0 and not table.block_size:
-        out = (data - zp[flat, None]) * scale[flat, None]
+        out = (data - rows(zp).reshape(-1, 1)) * rows(scale).reshape(-1, 1)
     elif table.axis == 1 and table.block_size:
-        s = np.repeat(scale[flat], table.block_size, axis=1)[:, :cols]
-        z = np.repeat(zp[flat], table.block_size, axis=1)[:, :cols]
+        s = np.repeat(rows(scale), table.block_size, axis=1)[:, :cols]
+        z = np.repeat(rows(zp), table.block_size, axis=1)[:, :cols]
         out = (data - z) * s
     else:
         raise ShapeError("quantized tables are per tensor, per row (axis 0) or blocked along a row (axis 1)")
