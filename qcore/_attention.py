@@ -5,6 +5,8 @@ Bit-identical on every ISA path and to :func:`qcore.reference.attention.attentio
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._native import check, ffi, lib, make_options
@@ -91,30 +93,30 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
     # leading axes as (batch, heads): padded with length-1 axes, or folded when there are more
     lead4 = (1,) * max(0, 2 - len(lead)) + lead
     full = lead4 + shape[-2:]
-    views = []
-    for a, tail in ((q, q.shape[-2:]), (k, k.shape[-2:])):
-        v = np.broadcast_to(a, lead4 + tail)
-        if v.ndim > 4:
-            v = np.ascontiguousarray(v).reshape((-1,) + v.shape[-3:])
-        views.append(v)
-    qv, kv = views
-    mv = None
-    if m is not None:
-        mv = np.broadcast_to(m, full)
-        if mv.ndim > 4:
-            mv = np.ascontiguousarray(mv).reshape((-1,) + mv.shape[-3:])
-    batch, heads = qv.shape[0], qv.shape[1]
     keep = []
 
-    def strides(v: np.ndarray):
-        if any(s % v.itemsize for s in v.strides):
-            v = np.ascontiguousarray(v)
-        keep.append(v)  # alive until the call returns: the C side reads it through the address
-        return ffi.cast("const float *", v.__array_interface__["data"][0]), ffi.new("int64_t[4]", _strides(v))
+    def pointer(a: np.ndarray, tail: tuple[int, ...]):
+        """``a`` broadcast to ``lead4 + tail`` as (b, h, row, col): a float pointer and four element strides."""
+        if len(lead4) == 2 and a.ndim <= 4 and not any(s % a.itemsize for s in a.strides):
+            # zero strides for the broadcast axes, no view objects (the usual case)
+            want = lead4 + tail
+            dims = (1,) * (4 - a.ndim) + a.shape
+            steps = (0,) * (4 - a.ndim) + tuple(s // a.itemsize for s in a.strides)
+            strides = [0 if dims[i] == 1 and want[i] != 1 else steps[i] for i in range(4)]
+        else:
+            a = np.broadcast_to(a, lead4 + tail)
+            if a.ndim > 4:
+                a = np.ascontiguousarray(a).reshape((-1,) + a.shape[-3:])
+            if any(s % a.itemsize for s in a.strides):
+                a = np.ascontiguousarray(a)
+            strides = _strides(a)
+        keep.append(a)  # alive until the call returns: the C side reads it through the address
+        return ffi.cast("const float *", a.__array_interface__["data"][0]), ffi.new("int64_t[4]", strides)
 
-    q_ptr, q_str = strides(qv)
-    k_ptr, k_str = strides(kv)
-    m_ptr, m_str = strides(mv) if mv is not None else (ffi.NULL, ffi.NULL)
+    q_ptr, q_str = pointer(q, q.shape[-2:])
+    k_ptr, k_str = pointer(k, k.shape[-2:])
+    m_ptr, m_str = pointer(m, full[-2:]) if m is not None else (ffi.NULL, ffi.NULL)
+    batch, heads = math.prod(lead4[:-1]), lead4[-1]
     status = lib.qc_attention_scores_f32(batch, heads, shape[-2], q.shape[-1], shape[-1], q_ptr, q_str, k_ptr, k_str,
                                          scale_arg, m_ptr, m_str, ffi.cast("float *", ffi.from_buffer(out)),
                                          make_options(isa, None))
