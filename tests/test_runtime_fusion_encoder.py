@@ -2,7 +2,7 @@
 norm with its residual Add, attention scores, pooled output buffers.
 
 Bit-identical with the node-by-node plan where the arithmetic is the same (smoothing fold,
-layer norm with its residual); within float tolerance where the fused GELU kernel replaces
+layer norm with its residual, the context product written in its transposed layout); within float tolerance where the fused GELU kernel replaces
 the exported five-op chain and the attention kernel (qcore_attention.h) the MatMul, scale,
 mask and softmax.
 """
@@ -91,6 +91,7 @@ def test_quantized_encoder_rewrites_are_bit_identical_except_gelu_and_attention(
     fast_no_gelu = Executor(no_gelu.graph)
     no_gelu_ops = _ops(fast_no_gelu)
     assert "Gelu(fused)" not in no_gelu_ops and "Attention scores" not in no_gelu_ops
+    assert no_gelu_ops.count("MatMul+Transpose") == 2  # the context written transposed: same bits
     assert "QMatMul+smoothing" in no_gelu_ops and "Add+LayerNorm" in no_gelu_ops
     for batch, seq in ((1, 1), (3, 10), (2, 40)):
         feeds = eb.feeds(rng, batch, seq)

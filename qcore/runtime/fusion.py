@@ -240,6 +240,9 @@ class FastPlan:
                 add(match(_match_layer_norm, index, node, nodes, inits, only_reader, producers, claimed))
             elif node.op == "Softmax":
                 add(match(_match_attention_scores, index, node, nodes, inits, only_reader, producers))
+        for index, node in enumerate(nodes):  # after the scores, which claim their own MatMul
+            if node.op == "MatMul" and index not in claimed:
+                add(match(_match_matmul_transpose, index, node, nodes, inits, only_reader))
         for index, node in enumerate(nodes):  # the remaining C-fused dynamic linear layers
             if node.op == "QMatMul" and index not in claimed and _dynamic_rows(node, inits):
                 add(_Rewrite("QMatMul", [index], list(node.inputs[:1]), list(node.outputs),
@@ -812,6 +815,33 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
             return [_activation.softmax(s, out=s)]
         return run
     return _Rewrite("Attention scores", members, inputs, [output], make)
+
+
+def _match_matmul_transpose(index: int, node: Node, nodes: list[Node], inits: dict,
+                            only_reader: Callable[[str], int | None]) -> _Rewrite | None:
+    """``Transpose(MatMul(p, v), perm=[0, 2, 1, 3])`` (an attention's context): the product
+    written straight into the transposed layout, so the Reshape after it is a view."""
+    if len(node.inputs) != 2 or any(n in inits for n in node.inputs):
+        return None
+    t = only_reader(node.outputs[0])
+    if t is None or nodes[t].op != "Transpose" or list(nodes[t].attrs.get("perm", [])) != [0, 2, 1, 3]:
+        return None
+    inputs = list(node.inputs)
+    output = nodes[t].outputs[0]
+
+    def make(pool: BufferPool, fallback: Fallback) -> Step:
+        def run(args: list) -> list:
+            p, v = args
+            if (not isinstance(p, np.ndarray) or not isinstance(v, np.ndarray) or p.dtype != np.float32
+                    or v.dtype != np.float32 or p.ndim != 4 or v.ndim != 4 or p.shape[-1] != v.shape[-2]
+                    or p.shape[:2] != v.shape[:2]):
+                return _run_nodes(fallback, inputs, args, [output], inits)
+            b, h, s, d = p.shape[0], p.shape[1], p.shape[2], v.shape[3]
+            out = pool.get((b, s, h, d))
+            np.matmul(p, v, out=out.transpose(0, 2, 1, 3))
+            return [out]
+        return run
+    return _Rewrite("MatMul+Transpose", [index, t], inputs, [output], make)
 
 
 def build(graph: Graph) -> FastPlan | None:
