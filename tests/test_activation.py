@@ -110,6 +110,26 @@ def test_gelu_clamp(isa):
     assert np.isnan(_activation.gelu(nan, isa=isa)).all()
 
 
+def test_gelu_constants_come_from_the_fit():
+    """tools/fit_gelu.py reproduces P, Q (to float32 rounding noise of the fit) and A exactly."""
+    pytest.importorskip("scipy.special")
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("fit_gelu", Path(__file__).parents[1] / "tools" / "fit_gelu.py")
+    fit_gelu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit_gelu)
+    b = fit_gelu.erf_rounds_to_one()
+    assert b == np.float32(3.919206)
+    err, p, q = fit_gelu.fit(7, 3, float(b))
+    assert err < 1e-7
+    np.testing.assert_allclose(p, np.array(ref.GELU_ERF_P, np.float64), rtol=1e-6)
+    np.testing.assert_allclose(q, np.array(ref.GELU_ERF_Q, np.float64), rtol=1e-6)
+    p32, q32 = np.array(ref.GELU_ERF_P, np.float32), np.array(ref.GELU_ERF_Q, np.float32)
+    assert fit_gelu.first_reaching_one(p32, q32, b) == ref.GELU_ERF_A
+    assert fit_gelu.erf_f32(p32, q32, np.array([ref.GELU_ERF_A], np.float32))[0] == 1
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_special_values(op):
     fn = getattr(_activation, op)

@@ -93,11 +93,16 @@ def erf_f32(p: np.ndarray, q: np.ndarray, uc: np.ndarray) -> np.ndarray:
     return uc * (num / den)
 
 
-def check(p: np.ndarray, q: np.ndarray, b: np.float32, chunk: int = 1 << 24):
-    """A (first float32 where the evaluation reaches 1) and the largest error on [0, A]."""
+def first_reaching_one(p: np.ndarray, q: np.ndarray, b: np.float32) -> np.float32:
+    """A: the smallest float32 u in [3, b] whose float32 evaluation is >= 1 (b if none)."""
     top = float32_range(F32(3), b)
     reach = np.nonzero(erf_f32(p, q, top) >= 1)[0]
-    a = top[reach[0]] if len(reach) else b
+    return top[reach[0]] if len(reach) else b
+
+
+def check(p: np.ndarray, q: np.ndarray, b: np.float32, chunk: int = 1 << 24):
+    """A (:func:`first_reaching_one`) and the largest error over every float32 in [0, A]."""
+    a = first_reaching_one(p, q, b)
     worst, at = 0.0, F32(0)
     first, last = 0, int(a.view(np.int32))
     for lo in range(first, last + 1, chunk):
