@@ -24,7 +24,7 @@ Run ``python tools/fit_gelu.py`` (one to two minutes: the exhaustive float32 che
 ``--scan`` also prints the float64 minimax error of other degree pairs. Lower degrees fit
 worse than 3e-7 in float64 already (P6/Q3 4.0e-7, P5/Q4 4.3e-7); from P5/Q5, P6/Q4 and
 P7/Q3 on, the float32 rounding of the twenty-odd Horner steps, not the fit, sets the error
-(exhaustively: P5/Q5 and P6/Q4 3.94e-7 with A = 3.60, P7/Q3 3.70e-7 with A = 3.70; P4/Q6's
+(exhaustively: P5/Q5 and P6/Q4 3.94e-7 with A = 3.60, P7/Q3 3.705e-7 with A = 3.70; P4/Q6's
 Q has a zero in the interval). The kernels use the default, P7/Q3. Needs numpy and scipy.
 """
 
@@ -144,7 +144,7 @@ def main() -> None:
     assert one == 1, f"evaluation at A is {one!r}, not 1"
     print(f"P{args.p}/Q{args.q} (Q monic): float64 minimax error {e64:.3g}")
     print(f"A = {a!r}: float32 evaluation reaches 1 there; erfc(A) = {1 - erf(float(a)):.3g}")
-    print(f"largest float32 error over every float32 u in [0, A]: {worst:.3g} at u = {at!r}")
+    print(f"largest float32 error over every float32 u in [0, A]: {worst:.4g} at u = {at!r}")
     print()
     print(f"#define QC__GELU_ERF_A {c_literal(a)}")
     for j, c in enumerate(p):

@@ -25,7 +25,7 @@
  *             for u >= A, 0 <= y <= x for x >= 0, x / 2 <= y <= 0 for x < 0.
  *
  * Absolute error of erf below 3e-7 everywhere; erf(+-inf) = +-1, erf(+-0) = +-0, NaN in
- * gives NaN out. GELU's rational erf is within 3.7e-7 of erf for every float32 u; its error
+ * gives NaN out. GELU's rational erf is within 3.71e-7 of erf for every float32 u; its error
  * is absolute (1 + erf cancels for negative x): |y - gelu(x)| < 2.5e-7 * max(1, |x|);
  * gelu(+inf) = +inf, gelu(-inf) = -0, gelu(+-0) = +-0, NaN in gives NaN out (the clamp
  * takes a NaN u to -A and the NaN passes through 0.5 * x). x and y may be the same buffer

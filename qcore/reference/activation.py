@@ -144,7 +144,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
     ``u = x * 0.70710677``, ``uc = min(max(u, -A), A)`` (``A = 3.7021167``), ``s = uc * uc``,
     ``g = 1 + uc * (P(s) / Q(s))``, ``y = (0.5 * x) * g``: a rational fit of erf
     (:data:`GELU_ERF_P` of degree 7, :data:`GELU_ERF_Q` monic of degree 3, Horner; fitted by
-    tools/fit_gelu.py) that is exactly +-1 at ``+-A``. Its absolute error is below 3.7e-7
+    tools/fit_gelu.py) that is exactly +-1 at ``+-A``. Its absolute error is below 3.71e-7
     for every float32 ``u``, so ``|y - gelu(x)| <= 2.5e-7 * max(1, |x|)``: the error is
     absolute (``1 + erf`` cancels for negative ``x``), unlike :func:`erf`'s. ``y = -0`` for
     ``u < -A`` (also ``gelu(-inf)``); ``y = x`` exactly for ``u >= A``; ``gelu(+inf) = +inf``;
