@@ -11,7 +11,9 @@ Throughput is (bytes read + bytes written) / best time. Every entry records
 ``extra_info``: the operation, implementation, ISA, bytes moved, GB/s and whether its
 output equals :mod:`qcore.reference` bit for bit ("exact"). The plain NumPy expressions are
 the formula written the obvious way in float32; they are exact here only because these
-inputs contain no NaN and stay in range -- they are a speed baseline, not an oracle.
+inputs contain no NaN and stay in range -- they are a speed baseline, not an oracle. The
+GELU's baseline is the unfused export it replaces (Div, Erf, Add, Mul, Mul on qcore's
+float32 erf), a different float32 formula, so never "exact".
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from qcore import _activation as act
 from qcore import _elementwise as ew
 from qcore import reference as ref
 from qcore._native import available_isas
+from qcore.reference import activation as ref_act
 from qcore.reference import fixedpoint
 
 N = 1 << 20  # elements per call: 4 MiB of float32 / int32, larger than L2
@@ -153,6 +157,25 @@ DYNAMIC = _impls(
 def test_dynamic_quantize(benchmark, impl, isa, fn):
     # Two passes over x (range, then quantize) plus the output.
     _run(benchmark, fn, ref.dynamic_quantize_linear(X), "dynamic quantize f32->u8", impl, isa, N * 9)
+
+
+GELU_X = (np.random.default_rng(1).standard_normal((128, 1536)) * 2).astype(np.float32)  # one MiniLM GELU
+_GELU_OUT = np.empty_like(GELU_X)
+
+
+def _gelu_erf_chain():
+    """The unfused ONNX export (Div, Erf, Add, Mul, Mul) on qcore's accurate float32 erf."""
+    return (GELU_X * (np.float32(1) + act.erf(GELU_X / np.float32(np.sqrt(2))))) * np.float32(0.5)
+
+
+GELU = [(f"qcore-{isa}", isa, (lambda isa=isa: act.gelu(GELU_X, out=_GELU_OUT, isa=isa))) for isa in ISAS] + [
+    ("reference", "numpy", lambda: ref_act.gelu(GELU_X)), ("erf-chain", "numpy+qcore-erf", _gelu_erf_chain)]
+
+
+@pytest.mark.parametrize("impl, isa, fn", GELU, ids=[r[0] for r in GELU])
+def test_gelu(benchmark, impl, isa, fn):
+    # The erf chain is a different float32 formula (five roundings): never "exact".
+    _run(benchmark, fn, ref_act.gelu(GELU_X), "gelu f32 (128 x 1536)", impl, isa, GELU_X.size * 8)
 
 
 def report(path: str) -> None:

@@ -16,15 +16,20 @@
  *   exp(a), a in [-88, 0]: k = round_half_even(a * log2(e)) (by adding and subtracting
  *             1.5 * 2^23), r = (a - k * ln2_hi) - k * ln2_lo, exp(a) = p(r) * 2^k with p the
  *             degree-7 Taylor polynomial (Horner) and 2^k built from its exponent bits.
- *   gelu(x) = (0.5 * x) * g, u = x / sqrt(2) (float32 division by 1.41421354f), z = |u|:
- *             g = 1 + sign(u) * z * S(z * z)   when z < 0.5,
- *             g = 2 - erfc(z)                   when u >= 0.5,
- *             g = erfc(z)                       when u <= -0.5 (no cancellation);
- *             y = -0 when u < -9 (also for x = -inf).
+ *   gelu(x) = (0.5 * x) * g with its own, cheaper erf (one rational, no exp, one division):
+ *             u = x * 0.70710677f, uc = min(max(u, -A), A) with A = 3.7021167f,
+ *             s = uc * uc, g = 1 + uc * (P(s) / Q(s)),
+ *             P of degree 7 and Q monic of degree 3 (Horner; constants and fit in
+ *             csrc/src/activation.h and tools/fit_gelu.py); y = -0 when u < -A (also for
+ *             x = -inf). uc * P / Q stays within [-1, 1] and is exactly +-1 at +-A: y = x
+ *             for u >= A, 0 <= y <= x for x >= 0, x / 2 <= y <= 0 for x < 0.
  *
  * Absolute error of erf below 3e-7 everywhere; erf(+-inf) = +-1, erf(+-0) = +-0, NaN in
- * gives NaN out. x and y may be the same buffer (in place); otherwise they must not
- * overlap. n == 0 is valid (pointers may then be NULL).
+ * gives NaN out. GELU's rational erf is within 3.71e-7 of erf for every float32 u; its error
+ * is absolute (1 + erf cancels for negative x): |y - gelu(x)| < 2.5e-7 * max(1, |x|);
+ * gelu(+inf) = +inf, gelu(-inf) = -0, gelu(+-0) = +-0, NaN in gives NaN out (the clamp
+ * takes a NaN u to -A and the NaN passes through 0.5 * x). x and y may be the same buffer
+ * (in place); otherwise they must not overlap. n == 0 is valid (pointers may then be NULL).
  */
 #ifndef QCORE_ACTIVATION_H
 #define QCORE_ACTIVATION_H
@@ -33,7 +38,8 @@
 /* y[i] = erf(x[i]) for i < n (formula above). */
 qc_status qc_erf_f32(const float *x, size_t n, float *y, const qc_options *options);
 
-/* y[i] = gelu(x[i]) = x[i] / 2 * (1 + erf(x[i] / sqrt(2))) (ONNX Gelu, approximate="none"). */
+/* y[i] = gelu(x[i]) ~= x[i] / 2 * (1 + erf(x[i] / sqrt(2))) (ONNX Gelu, approximate="none";
+ * formula above). */
 qc_status qc_gelu_f32(const float *x, size_t n, float *y, const qc_options *options);
 /* Softmax over each of `rows` contiguous rows of `cols` values (the last axis):
  *   m = max_i x[i]; e[i] = exp(x[i] - m) (the exp above; 0 when x[i] - m < -87);

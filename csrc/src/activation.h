@@ -44,7 +44,23 @@
 #define QC__EXP_C5 0.008333333333333333f
 #define QC__EXP_C6 0.001388888888888889f
 #define QC__EXP_C7 0.0001984126984126984f
-#define QC__SQRT2 1.41421356237309505f
+/* GELU: erf(u) ~= uc * P(s) / Q(s), s = uc * uc, uc = u clamped to [-A, A], P of degree 7
+ * and Q monic of degree 3 in s; fitted by tools/fit_gelu.py (minimax absolute error on
+ * [0, 3.919206], the point where float32(erf) becomes 1), A the smallest float32 at which
+ * the float32 evaluation reaches 1 (it is exactly 1 there). */
+#define QC__GELU_INV_SQRT2 0.70710677f
+#define QC__GELU_ERF_A 3.7021167f
+#define QC__GELU_ERF_P0 242.66454f
+#define QC__GELU_ERF_P1 15.292289f
+#define QC__GELU_ERF_P2 7.7902617f
+#define QC__GELU_ERF_P3 (-0.23335302f)
+#define QC__GELU_ERF_P4 0.023203049f
+#define QC__GELU_ERF_P5 (-0.0010815004f)
+#define QC__GELU_ERF_P6 2.8516211e-05f
+#define QC__GELU_ERF_P7 (-3.2990764e-07f)
+#define QC__GELU_ERF_Q0 215.0557f
+#define QC__GELU_ERF_Q1 85.23937f
+#define QC__GELU_ERF_Q2 13.805925f
 
 /* exp(a) for a in [-88, 1]. */
 static inline float qc__exp_f32_scalar(float a) {
@@ -104,22 +120,28 @@ static inline float qc__erf_scalar(float x) {
     return copysignf(v, x);
 }
 
+/* gelu(x) = (0.5 * x) * (1 + uc * (P(s) / Q(s))); -0 below u = -A. A NaN x is clamped to
+ * -A (g = 0) and comes out of 0.5 * x as NaN; +inf gives +inf (g = 2). */
 static inline float qc__gelu_scalar(float x) {
-    if (x != x) {
-        return x;
-    }
-    float u = x / QC__SQRT2;
-    float z = fabsf(u);
-    float g;
-    if (z < QC__ERF_SPLIT) {
-        g = 1.0f + copysignf(qc__erf_series_scalar(z), u);
-    } else if (u > 0.0f) {
-        g = 2.0f - qc__erfc_big_scalar(z);
-    } else {
-        g = qc__erfc_big_scalar(z);
-    }
-    /* u < -9: g = 0, and -0 also for x = -inf (where 0.5 * x * g would be NaN) */
-    return u < -QC__ERF_ZMAX ? -0.0f : (0.5f * x) * g;
+    float u = x * QC__GELU_INV_SQRT2;
+    float uc = u > -QC__GELU_ERF_A ? u : -QC__GELU_ERF_A; /* the operand order of maxps / minps */
+    uc = uc < QC__GELU_ERF_A ? uc : QC__GELU_ERF_A;
+    float s = uc * uc;
+    float p = QC__GELU_ERF_P7;
+    p = p * s + QC__GELU_ERF_P6;
+    p = p * s + QC__GELU_ERF_P5;
+    p = p * s + QC__GELU_ERF_P4;
+    p = p * s + QC__GELU_ERF_P3;
+    p = p * s + QC__GELU_ERF_P2;
+    p = p * s + QC__GELU_ERF_P1;
+    p = p * s + QC__GELU_ERF_P0;
+    float q = s + QC__GELU_ERF_Q2;
+    q = q * s + QC__GELU_ERF_Q1;
+    q = q * s + QC__GELU_ERF_Q0;
+    float g = 1.0f + uc * (p / q);
+    float y = (0.5f * x) * g;
+    /* u < -A: g = 0 already; -0 also for x = -inf (where -inf * 0 would be NaN) */
+    return u < -QC__GELU_ERF_A ? -0.0f : y;
 }
 
 /* Below this, exp(x - max) of softmax is taken as 0. */

@@ -79,17 +79,26 @@ static inline __m256 qc__erf8_avx2(__m256 x) {
 }
 
 static inline __m256 qc__gelu8_avx2(__m256 x) {
-    const __m256 sign = QC__S(-0.0f);
-    __m256 u = _mm256_div_ps(x, QC__S(QC__SQRT2));
-    __m256 z = _mm256_andnot_ps(sign, u);
-    __m256 small = _mm256_add_ps(QC__S(1.0f), _mm256_or_ps(qc__erf_series8_avx2(z), _mm256_and_ps(sign, u)));
-    __m256 erfc = qc__erfc_big8_avx2(z);
-    __m256 big = _mm256_blendv_ps(erfc, _mm256_sub_ps(QC__S(2.0f), erfc), _mm256_cmp_ps(u, _mm256_setzero_ps(),
-                                                                                        _CMP_GT_OQ));
-    __m256 g = _mm256_blendv_ps(big, small, _mm256_cmp_ps(z, QC__S(QC__ERF_SPLIT), _CMP_LT_OQ));
+    const __m256 a = QC__S(QC__GELU_ERF_A);
+    const __m256 minus_a = QC__S(-QC__GELU_ERF_A);
+    __m256 u = _mm256_mul_ps(x, QC__S(QC__GELU_INV_SQRT2));
+    /* max(u, -A) is -A for NaN (the second operand), like the scalar u > -A ? u : -A */
+    __m256 uc = _mm256_min_ps(_mm256_max_ps(u, minus_a), a);
+    __m256 s = _mm256_mul_ps(uc, uc);
+    __m256 p = QC__S(QC__GELU_ERF_P7);
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P6));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P5));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P4));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P3));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P2));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P1));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P0));
+    __m256 q = _mm256_add_ps(s, QC__S(QC__GELU_ERF_Q2));
+    q = _mm256_add_ps(_mm256_mul_ps(q, s), QC__S(QC__GELU_ERF_Q1));
+    q = _mm256_add_ps(_mm256_mul_ps(q, s), QC__S(QC__GELU_ERF_Q0));
+    __m256 g = _mm256_add_ps(QC__S(1.0f), _mm256_mul_ps(uc, _mm256_div_ps(p, q)));
     __m256 y = _mm256_mul_ps(_mm256_mul_ps(QC__S(0.5f), x), g);
-    y = _mm256_blendv_ps(y, sign, _mm256_cmp_ps(u, QC__S(-QC__ERF_ZMAX), _CMP_LT_OQ));
-    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    return _mm256_blendv_ps(y, QC__S(-0.0f), _mm256_cmp_ps(u, minus_a, _CMP_LT_OQ));
 }
 
 /* Four independent vectors per iteration: their long dependency chains (Horner, exp,
