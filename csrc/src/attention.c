@@ -95,14 +95,25 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
         for (size_t hd = 0; hd < heads; hd++) {
             const int64_t bh = (int64_t)b, hh = (int64_t)hd;
             const float *kh = depth > 0 ? k + bh * ks[0] + hh * ks[1] : NULL;
-            for (size_t d = 0; d < depth; d++) {
-                const float *kd = kh + (int64_t)d * ks[2];
-                float *row = kt + d * kt_stride;
-                for (size_t j = 0; j < cols; j++) {
-                    row[j] = kd[(int64_t)j * ks[3]];
+            if (ks[3] == 1 || (ks[2] != 1 && ks[2] * ks[2] >= ks[3] * ks[3])) {
+                for (size_t d = 0; d < depth; d++) { /* K rows contiguous (or neither): row by row */
+                    const float *kd = kh + (int64_t)d * ks[2];
+                    float *row = kt + d * kt_stride;
+                    for (size_t j = 0; j < cols; j++) {
+                        row[j] = kd[(int64_t)j * ks[3]];
+                    }
                 }
+            } else {
+                for (size_t j = 0; j < cols; j++) { /* K transposed in memory (an exported key): read along d */
+                    const float *kj = kh + (int64_t)j * ks[3];
+                    for (size_t d = 0; d < depth; d++) {
+                        kt[d * kt_stride + j] = kj[(int64_t)d * ks[2]];
+                    }
+                }
+            }
+            for (size_t d = 0; d < depth; d++) {
                 for (size_t j = cols; j < kt_stride; j++) {
-                    row[j] = 0.0f;
+                    kt[d * kt_stride + j] = 0.0f;
                 }
             }
             h.q = depth > 0 ? q + bh * qs[0] + hh * qs[1] : NULL;
