@@ -27,7 +27,9 @@ typedef int (*qc__mul_minmax_fn)(size_t n, const float *x, const float *mul, flo
  * block height mr (gemm_internal.h): element kk of the row at dst[(kk / 4) * mr * 4 + kk % 4]
  * for kk < kp, zero for k <= kk < kp (kp >= k, a multiple of 4). *rowsum gets the sum of
  * the stored values. Returns nonzero when x held a NaN (the stored values are then
- * unspecified). */
+ * unspecified). Only the AVX2 GEMM takes this layout today: the __scalar twin is the
+ * reference the AVX2 kernel is tested against (and is itself tested against
+ * qc_dynamic_quantize_u8 on every architecture). */
 typedef int (*qc__quantize_pack_fn)(size_t k, size_t kp, const float *x, float scale, int32_t zero_point, size_t mr,
                                     int16_t *dst, int32_t *rowsum);
 
