@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qcore import _gemm, _linear, _native
-from qcore.errors import DTypeError, NonFiniteError, ShapeError
+from qcore.errors import DTypeError, NonFiniteError, ShapeError, UnsupportedISAError
 from qcore.reference.tensor import QuantizedTensor
 from qcore.runtime import kernels
 
@@ -140,3 +140,118 @@ def test_smoothed_overflow_and_bad_arguments():
         _linear.linear_dynamic(x, packed, ws, bias, out=np.empty((4, 5), np.float32))
     assert _linear.linear_dynamic(np.zeros((0, 8), np.float32), packed, ws, bias,
                                   x_mul=np.ones(8, np.float32)).shape == (0, 6)
+
+
+def extreme_rows(seed: int, m: int, k: int) -> np.ndarray:
+    """M x K float32 rows of every awkward kind, cycling: all equal (positive, negative),
+    huge, subnormal, range underflowing 255 * 2^-149, all zero, one-signed, mixed scales."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((m, k)) * 3).astype(np.float32)
+    for i in range(m):
+        kind = (seed + i) % 8
+        if kind == 0:
+            x[i] = np.float32(2.75)
+        elif kind == 1:
+            x[i] = np.float32(-1e-3)
+        elif kind == 2:
+            x[i] = (rng.random(k) * 2 - 1) * np.float32(1.5e38)
+        elif kind == 3:
+            x[i] = (rng.random(k) * 2 - 1) * np.float32(1e-39)
+        elif kind == 4:
+            x[i] = np.float32(1e-44) * rng.integers(-1, 2, k)
+        elif kind == 5:
+            x[i] = 0
+        elif kind == 6:
+            x[i] = -np.abs(x[i])
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 6, 7, 13])
+@pytest.mark.parametrize("k", [1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 65, 100])
+def test_extreme_rows_every_isa(m, k):
+    """Plain and smoothed forms on every ISA, M across the 6-row block, K across 4/8/16/32."""
+    _, w, zw, ws, bias = case(m * 100 + k, m, k, 11)
+    x = extreme_rows(m * 31 + k, m, k)
+    rng = np.random.default_rng(k)
+    smooth = np.exp(rng.normal(0, 1, k)).astype(np.float32)
+    smooth[rng.random(k) < 0.2] = 0.0
+    packed = _gemm.PackedWeights(w, zw)
+    expected = definition(x, w, zw, ws, bias)
+    for isa in ISAS:
+        y = _linear.linear_dynamic(x, packed, ws, bias, isa=isa)
+        np.testing.assert_array_equal(y.view(np.uint32), expected.view(np.uint32), strict=True)
+    # smoothing factors up to ~50 (huge rows may then overflow) and the same capped at 1 (never)
+    for x_mul in (smooth, np.minimum(smooth, np.float32(1))):
+        with np.errstate(over="ignore"):
+            smoothed = x * x_mul
+            ranges = np.maximum(smoothed.max(axis=1), 0) - np.minimum(smoothed.min(axis=1), 0)
+        for isa in ISAS:
+            if not np.isfinite(ranges).all():  # an infinite product or a row range past float32
+                with pytest.raises(NonFiniteError):
+                    _linear.linear_dynamic(x, packed, ws, bias, x_mul=x_mul, isa=isa)
+                continue
+            y = _linear.linear_dynamic(x, packed, ws, bias, x_mul=x_mul, isa=isa)
+            expected_smoothed = definition(smoothed, w, zw, ws, bias)
+            np.testing.assert_array_equal(y.view(np.uint32), expected_smoothed.view(np.uint32), strict=True)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("k", [5, 16, 37])
+def test_non_finite_rejected_plain_and_smoothed(isa, k):
+    """NaN or infinity anywhere in x, in x_mul, or in their product (0 * inf, overflow): NonFiniteError."""
+    x, w, zw, ws, bias = case(k, 7, k, 9)
+    packed = _gemm.PackedWeights(w, zw)
+    ones = np.ones(k, np.float32)
+    for row, col in [(0, 0), (6, k - 1), (3, k // 2)]:
+        for bad in (np.nan, np.inf, -np.inf):
+            xb = x.copy()
+            xb[row, col] = bad
+            with pytest.raises(NonFiniteError):
+                _linear.linear_dynamic(xb, packed, ws, bias, isa=isa)
+            with pytest.raises(NonFiniteError):
+                _linear.linear_dynamic(xb, packed, ws, bias, x_mul=ones, isa=isa)
+            mul = ones.copy()
+            mul[col] = bad
+            with pytest.raises(NonFiniteError):  # x[:, col] is nonzero somewhere: inf or NaN products
+                _linear.linear_dynamic(x, packed, ws, bias, x_mul=mul, isa=isa)
+    xz = x.copy()
+    xz[:, 1] = 0
+    mul = ones.copy()
+    mul[1] = np.inf
+    with pytest.raises(NonFiniteError):  # 0 * inf is NaN, as in NumPy
+        _linear.linear_dynamic(xz, packed, ws, bias, x_mul=mul, isa=isa)
+    with pytest.raises(NonFiniteError):  # finite factors, infinite product
+        _linear.linear_dynamic(x * 0 + np.float32(1e30), packed, ws, bias, x_mul=ones * np.float32(1e10), isa=isa)
+
+
+@given(st.integers(1, 9), st.integers(1, 70), st.integers(1, 20), st.integers(0, 2**31))
+def test_random_shapes_smoothed(m, k, n, seed):
+    x, w, zw, ws, bias = case(seed, m, k, n)
+    rng = np.random.default_rng(seed)
+    smooth = np.exp(rng.normal(0, 2, k)).astype(np.float32)
+    smooth[rng.random(k) < 0.1] = 0.0
+    expected = definition(x * smooth, w, zw, ws, bias)
+    packed = _gemm.PackedWeights(w, zw)
+    for isa in ISAS:
+        y = _linear.linear_dynamic(x, packed, ws, bias, x_mul=smooth, isa=isa, num_threads=1 + seed % 2)
+        np.testing.assert_array_equal(y.view(np.uint32), expected.view(np.uint32), strict=True)
+
+
+def test_environment_read_at_every_call(monkeypatch):
+    """QCORE_ISA / QCORE_NUM_THREADS are read at each call (docs/C-API.md), not cached."""
+    x, w, zw, ws, bias = case(8, 20, 40, 16)
+    packed = _gemm.PackedWeights(w, zw)
+    expected = definition(x, w, zw, ws, bias)
+    for isa in ISAS:
+        monkeypatch.setenv("QCORE_ISA", isa)
+        monkeypatch.setenv("QCORE_NUM_THREADS", "2")
+        np.testing.assert_array_equal(_linear.linear_dynamic(x, packed, ws, bias).view(np.uint32),
+                                      expected.view(np.uint32), strict=True)
+    monkeypatch.setenv("QCORE_ISA", "no-such-isa")
+    with pytest.raises(UnsupportedISAError):
+        _linear.linear_dynamic(x, packed, ws, bias)
+    with pytest.raises(UnsupportedISAError):
+        _linear.linear_dynamic(x, packed, ws, bias, x_mul=np.ones(40, np.float32))
+    monkeypatch.delenv("QCORE_ISA")
+    np.testing.assert_array_equal(_linear.linear_dynamic(x, packed, ws, bias).view(np.uint32),
+                                  expected.view(np.uint32), strict=True)

@@ -2,9 +2,10 @@
  * Interleaved A/B of two builds of libqcore.so at the MiniLM linear shapes (M = 128;
  * K x N = 384 x 384, 384 x 1536, 1536 x 384), one thread: qc_linear_dynamic_u8_f32
  * (float32 rows in, per-row u8 quantization, int8 weights, float32 out) and
- * qc_gemm_packed_s32 (u8 A with per-row zero points x packed s8 B), each build called in
- * turn for `seconds` per shape, best time each, and a check that both builds return the
- * same bits. Used for the before/after figures in bench/results/gemm.md:
+ * qc_linear_dynamic_smoothed_u8_f32 (the same on x times a smoothing vector, what the
+ * MiniLM recipe runs) and qc_gemm_packed_s32 (u8 A with per-row zero points x packed s8 B),
+ * each build called in turn for `seconds` per shape, best time each, and a check that both
+ * builds return the same bits. Used for the before/after figures in bench/results/gemm.md:
  *
  *   git worktree add /tmp/qcore-before <commit>   # or git archive <commit> | tar -x
  *   make -C /tmp/qcore-before/csrc BUILD=/tmp/before lib
@@ -23,6 +24,8 @@
 
 typedef qc_status (*linear_fn)(size_t, const float *, const void *, const float *, size_t, const float *, float *,
                                const qc_options *);
+typedef qc_status (*smoothed_fn)(size_t, const float *, const float *, const void *, const float *, size_t,
+                                 const float *, float *, const qc_options *);
 typedef qc_status (*gemm_fn)(size_t, int, const void *, size_t, const int32_t *, size_t, const void *, int32_t *,
                              size_t, const qc_options *);
 typedef qc_status (*pack_fn)(size_t, size_t, int, int, const void *, size_t, const int32_t *, size_t, void *, size_t,
@@ -59,7 +62,7 @@ int main(int argc, char **argv) {
     for (int si = 0; si < 3; si++) {
         const size_t m = shapes[si][0], k = shapes[si][1], n = shapes[si][2];
         int8_t *w = malloc(n * k);
-        float *x = malloc(sizeof(float) * m * k), *ws = malloc(sizeof(float) * n), *bias = malloc(sizeof(float) * n);
+        float *x = malloc(sizeof(float) * m * k), *x_mul = malloc(sizeof(float) * k), *ws = malloc(sizeof(float) * n), *bias = malloc(sizeof(float) * n);
         uint8_t *q = malloc(m * k);
         int32_t *zp = malloc(sizeof(int32_t) * m);
         for (size_t i = 0; i < n * k; i++) {
@@ -69,6 +72,9 @@ int main(int argc, char **argv) {
             x[i] = (float)((int)(rnd() % 2001) - 1000) / 300.0f;
             q[i] = (uint8_t)rnd();
         }
+        for (size_t i = 0; i < k; i++) {
+            x_mul[i] = 0.25f + (float)(rnd() % 1000) * 2e-3f;
+        }
         for (size_t i = 0; i < n; i++) {
             ws[i] = 0.001f + (float)(rnd() % 1000) * 1e-5f;
             bias[i] = (float)(rnd() % 100) / 50.0f;
@@ -77,9 +83,10 @@ int main(int argc, char **argv) {
             zp[i] = (int32_t)(rnd() & 255);
         }
         void *packed[2];
-        float *y[2];
+        float *y[2], *ys[2];
         int32_t *c[2];
         linear_fn linear[2];
+        smoothed_fn smoothed[2];
         gemm_fn gemm[2];
         for (int v = 0; v < 2; v++) {
             size_t size = 0;
@@ -92,11 +99,13 @@ int main(int argc, char **argv) {
                 return 1;
             }
             linear[v] = (linear_fn)dlsym(lib[v], "qc_linear_dynamic_u8_f32");
+            smoothed[v] = (smoothed_fn)dlsym(lib[v], "qc_linear_dynamic_smoothed_u8_f32");
             gemm[v] = (gemm_fn)dlsym(lib[v], "qc_gemm_packed_s32");
             y[v] = malloc(sizeof(float) * m * n);
+            ys[v] = malloc(sizeof(float) * m * n);
             c[v] = malloc(sizeof(int32_t) * m * n);
         }
-        double best_linear[2] = {1e9, 1e9}, best_gemm[2] = {1e9, 1e9};
+        double best_linear[2] = {1e9, 1e9}, best_smoothed[2] = {1e9, 1e9}, best_gemm[2] = {1e9, 1e9};
         const double end = now() + seconds;
         while (now() < end) {
             for (int v = 0; v < 2; v++) {
@@ -107,6 +116,12 @@ int main(int argc, char **argv) {
                 t = now() - t;
                 best_linear[v] = t < best_linear[v] ? t : best_linear[v];
                 t = now();
+                if (smoothed[v](m, x, x_mul, packed[v], ws, n, bias, ys[v], &opt) != QC_OK) {
+                    return 1;
+                }
+                t = now() - t;
+                best_smoothed[v] = t < best_smoothed[v] ? t : best_smoothed[v];
+                t = now();
                 if (gemm[v](m, QC_GEMM_U8, q, k, zp, m, packed[v], c[v], n, &opt) != QC_OK) {
                     return 1;
                 }
@@ -115,19 +130,23 @@ int main(int argc, char **argv) {
             }
         }
         const double ops = 2.0 * (double)m * (double)k * (double)n;
-        printf("%zux%zux%zu  linear_dynamic GOP/s: A %.1f B %.1f (B/A %.3f)  gemm_packed_s32 GOP/s: A %.1f B %.1f "
-               "(B/A %.3f)  identical: %s\n",
+        printf("%zux%zux%zu  linear_dynamic GOP/s: A %.1f B %.1f (B/A %.3f)  smoothed GOP/s: A %.1f B %.1f "
+               "(B/A %.3f)  gemm_packed_s32 GOP/s: A %.1f B %.1f (B/A %.3f)  identical: %s\n",
                m, k, n, ops / best_linear[0] / 1e9, ops / best_linear[1] / 1e9, best_linear[0] / best_linear[1],
+               ops / best_smoothed[0] / 1e9, ops / best_smoothed[1] / 1e9, best_smoothed[0] / best_smoothed[1],
                ops / best_gemm[0] / 1e9, ops / best_gemm[1] / 1e9, best_gemm[0] / best_gemm[1],
-               memcmp(y[0], y[1], sizeof(float) * m * n) == 0 && memcmp(c[0], c[1], sizeof(int32_t) * m * n) == 0
+               memcmp(y[0], y[1], sizeof(float) * m * n) == 0 && memcmp(ys[0], ys[1], sizeof(float) * m * n) == 0 &&
+                       memcmp(c[0], c[1], sizeof(int32_t) * m * n) == 0
                    ? "yes" : "NO");
         for (int v = 0; v < 2; v++) {
             free(packed[v]);
             free(y[v]);
+            free(ys[v]);
             free(c[v]);
         }
         free(w);
         free(x);
+        free(x_mul);
         free(ws);
         free(bias);
         free(q);

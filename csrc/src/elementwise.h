@@ -159,6 +159,40 @@ static inline int32_t qc__quantize_value(float x, float scale, int32_t zero_poin
     return (int32_t)q + zero_point;
 }
 
+/* DynamicQuantizeLinear's uint8 parameters from a row's min and max (docs/ARITHMETIC.md):
+ * lo = min(xmin, 0), hi = max(xmax, 0), scale = (hi - lo) / 255 (1 when the range is 0),
+ * zero_point = round_half_even(clip(0 - lo / scale, 0, 255)). QC_E_NONFINITE for a
+ * non-finite min, max or range; QC_E_SCALE when a range below 255 * 2^-149 underflows.
+ * Shared by qc_dynamic_quantize_u8 and the dynamic linear layer: one formula. */
+static inline qc_status qc__dynamic_u8_params(float xmin, float xmax, float *scale_out, int32_t *zero_point_out) {
+    if (!isfinite(xmin) || !isfinite(xmax)) {
+        return QC_E_NONFINITE;
+    }
+    const float lo = xmin < 0.0f ? xmin : 0.0f;
+    const float hi = xmax > 0.0f ? xmax : 0.0f;
+    const float range = hi - lo;
+    if (!isfinite(range)) {
+        return QC_E_NONFINITE;
+    }
+    float scale = 1.0f; /* all-zero input: onnxruntime's choice (docs/ARITHMETIC.md) */
+    if (range != 0.0f) {
+        scale = range / 255.0f;
+        if (!(scale > 0.0f)) {
+            return QC_E_SCALE;
+        }
+    }
+    float zp = 0.0f - lo / scale;
+    if (zp < 0.0f) {
+        zp = 0.0f;
+    }
+    if (zp > 255.0f) {
+        zp = 255.0f;
+    }
+    *scale_out = scale;
+    *zero_point_out = (int32_t)nearbyintf(zp);
+    return QC_OK;
+}
+
 /* (x - zero_point) exactly in 64 bits, rounded once to float32, times scale. */
 static inline float qc__dequantize_value(int32_t x, float scale, int32_t zero_point) {
     return (float)((int64_t)x - (int64_t)zero_point) * scale;

@@ -528,6 +528,38 @@ static qc_status qc__check_requant(size_t m, size_t n, const qc_gemm_requant_par
     return QC_OK;
 }
 
+/* The job of m rows of A against the packed B behind h (already validated): the ISA's
+ * kernel, sizes, views into the packed buffer, outputs; A and its row sums are set by the
+ * caller. */
+static void qc__gemm_job_init(qc__gemm_job *job, int isa, size_t m, const qc__packed_header *h, int32_t *c,
+                              size_t c_stride, const qc_gemm_requant_params *rq, void *y, size_t y_stride) {
+    memset(job, 0, sizeof *job);
+    job->uk = qc__select_ukernel(isa);
+    job->m = m;
+    job->k = (size_t)h->k;
+    job->n = (size_t)h->n;
+    job->kp = (size_t)h->kp;
+    job->np = (size_t)h->np;
+    const uint8_t *base = (const uint8_t *)h;
+    job->colsum = (const int32_t *)(base + QC__PACKED_HEADER);
+    job->zb_eff = job->colsum + job->np;
+    job->panels = (const int8_t *)(base + h->panels_offset);
+    job->c = c;
+    job->c_stride = c_stride;
+    job->rq = rq;
+    job->y = y;
+    job->y_stride = y_stride;
+    /* Kernels with a direct store take A centred (A - za in int16): C = raw - zb' * rowsum. */
+    job->a_centered = job->uk.store != NULL;
+    job->zb_all_zero = 1;
+    for (size_t j = 0; j < job->n; j++) {
+        if (job->zb_eff[j] != 0) {
+            job->zb_all_zero = 0;
+            break;
+        }
+    }
+}
+
 /* The common path of the four GEMM entry points; B is already packed. */
 static qc_status qc__gemm_packed(size_t m, int a_type, const void *a, size_t a_stride,
                                  const int32_t *a_zero_point, size_t a_zero_point_count, const void *packed,
@@ -572,23 +604,7 @@ static qc_status qc__gemm_packed(size_t m, int a_type, const void *a, size_t a_s
     }
 
     qc__gemm_job job;
-    memset(&job, 0, sizeof job);
-    job.uk = qc__select_ukernel(isa);
-    job.m = m;
-    job.k = k;
-    job.n = n;
-    job.kp = (size_t)h->kp;
-    job.np = (size_t)h->np;
-    const uint8_t *base = (const uint8_t *)packed;
-    job.colsum = (const int32_t *)(base + QC__PACKED_HEADER);
-    job.zb_eff = job.colsum + job.np;
-    job.panels = (const int8_t *)(base + h->panels_offset);
-    job.c = c;
-    job.c_stride = c_stride;
-    job.rq = rq;
-    job.y = y;
-    job.y_stride = y_stride;
-
+    qc__gemm_job_init(&job, isa, m, h, c, c_stride, rq, y, y_stride);
     size_t mblocks = (m + job.uk.mr - 1) / job.uk.mr;
     size_t a_bytes, rows_bytes, zp_bytes;
     if (qc__mul_size(mblocks * job.uk.mr, job.kp, &a_bytes) || qc__mul_size(a_bytes, job.uk.a_elem_size, &a_bytes) ||
@@ -609,15 +625,6 @@ static qc_status qc__gemm_packed(size_t m, int a_type, const void *a, size_t a_s
     }
     job.a_zp = za_eff;
     job.a_zp_count = m;
-    /* Kernels with a direct store take A centred (A - za in int16): C = raw - zb' * rowsum. */
-    job.a_centered = job.uk.store != NULL;
-    job.zb_all_zero = 1;
-    for (size_t j = 0; j < n; j++) {
-        if (job.zb_eff[j] != 0) {
-            job.zb_all_zero = 0;
-            break;
-        }
-    }
     if (k > 0 && job.a_centered && job.uk.pack_a_centered != NULL) {
         job.uk.pack_a_centered(m, k, job.kp, (const uint8_t *)a, a_stride, flip, za_eff, job.uk.mr,
                                (int16_t *)(void *)scratch, rowsum);
@@ -650,6 +657,42 @@ qc_status qc_gemm_packed_requant(size_t m, int a_type, const void *a, size_t a_s
     }
     return qc__gemm_packed(m, a_type, a, a_stride, a_zero_point, a_zero_point_count, packed, NULL, 0, params,
                            y, y_stride, options);
+}
+
+/* ------------------------------------------------ A packed by the caller (centred int16) */
+
+size_t qc__gemm_centered_s16_mr(int isa) {
+    const qc__gemm_ukernel uk = qc__select_ukernel(isa);
+    return uk.store != NULL && uk.a_elem_size == sizeof(int16_t) ? uk.mr : 0;
+}
+
+qc_status qc__gemm_packed_centered_s32(size_t m, const int16_t *a_packed, const int32_t *rowsum, const void *packed,
+                                       int32_t *c, size_t c_stride, int isa, int threads) {
+    const qc__packed_header *h = qc__packed_view(packed);
+    if (h == NULL) {
+        return QC_E_INVALID_ARGUMENT;
+    }
+    if (qc__gemm_centered_s16_mr(isa) == 0 || !(qc__cpu_isa_mask() & (1u << isa))) {
+        return QC_E_UNSUPPORTED_ISA;
+    }
+    if (threads < 1 || threads > 256) {
+        return QC_E_INVALID_ARGUMENT;
+    }
+    if (m == 0 || h->n == 0) {
+        return QC_OK;
+    }
+    if (a_packed == NULL || rowsum == NULL || c == NULL) {
+        return QC_E_NULL_POINTER;
+    }
+    if (c_stride < h->n) {
+        return QC_E_SHAPE;
+    }
+    qc__gemm_job job;
+    qc__gemm_job_init(&job, isa, m, h, c, c_stride, NULL, NULL, 0);
+    job.a_packed = (const uint8_t *)a_packed;
+    job.rowsum = rowsum; /* sum of A - za per row: with a_centered, za' plays no further part */
+    qc__gemm_run(&job, threads);
+    return QC_OK;
 }
 
 #if defined(QC__BUILD_AVX2)

@@ -76,6 +76,19 @@ typedef struct qc__gemm_ukernel {
     qc__gemm_pack_a_fn pack_a_centered; /* NULL: the generic C loop */
 } qc__gemm_ukernel;
 
+/* A packed by its caller, for callers that produce A themselves (the dynamic linear layer
+ * quantizes float rows straight into it): qc__gemm_centered_s16_mr(isa) is the block
+ * height MR of the ISA's centred int16 layout (the layout above with int16 elements,
+ * holding A - za: rows past M and k past K zero, kp = K rounded up to KG), or 0 when the
+ * ISA's kernel does not take A that way. qc__gemm_packed_centered_s32 then computes
+ * C = (A - za) (B - zb) in int32 (wrapping) from that A (ceil(M / MR) blocks of MR x kp
+ * values) and its row sums sum_k (A - za) (m values, wrapping), on `threads` threads
+ * (1..256) with the ISA's kernel: the same bits as qc_gemm_packed_s32 on the uint8 rows
+ * with per-row zero points. */
+size_t qc__gemm_centered_s16_mr(int isa);
+qc_status qc__gemm_packed_centered_s32(size_t m, const int16_t *a_packed, const int32_t *rowsum, const void *packed,
+                                       int32_t *c, size_t c_stride, int isa, int threads);
+
 void qc_s8_gemm_ukernel_4x8c4__scalar(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                       int32_t *tile);
 #if defined(QC__BUILD_AVX2)

@@ -1,29 +1,136 @@
 /*
- * qc_linear_dynamic_u8_f32 and qc_linear_dynamic_smoothed_u8_f32 (qcore_linear.h): per-row
- * dynamic quantization with the public element-wise kernel (of the row times the smoothing
- * vector, formed in a row-sized scratch buffer, for the smoothed form), the packed GEMM writing int32 into the output buffer, then the
- * float32 epilogue in place, row by row.
+ * qc_linear_dynamic_u8_f32 and qc_linear_dynamic_smoothed_u8_f32 (qcore_linear.h).
+ *
+ * The options are resolved once per call, and every step below gets the explicit ISA and
+ * thread count (the environment is read once per call, not once per row). Each row's
+ * min/max (of its products with the smoothing vector, stored to a K-float row buffer in
+ * the same pass, for the smoothed form) gives DynamicQuantizeLinear's parameters
+ * (qc__dynamic_u8_params, shared with qc_dynamic_quantize_u8); then:
+ *   - ISAs whose GEMM kernel takes A centred in int16 (AVX2): the row is quantized
+ *     straight into the kernel's packed A layout as q - zp, with its row sum, and the GEMM
+ *     runs on that A (no uint8 rows, no separate packing pass);
+ *   - the others: the row is quantized to uint8 with the ISA's element-wise kernel, and
+ *     the packed GEMM packs it;
+ * the GEMM writes int32 into the output buffer, and the float32 epilogue turns it in place
+ * into float32 in one pass (applying it tile by tile or strip by strip inside the GEMM
+ * measured slower: docs/KERNELS.md).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "elementwise.h"
+#include "gemm_internal.h"
 #include "qcore.h"
 #include "qlinear_f32.h"
 
-void qc_s32_f32_dequant_bias_ukernel__scalar(size_t n, void *buf, float x_scale, const float *w_scale,
-                                             int per_column, const float *bias) {
-    unsigned char *p = (unsigned char *)buf;
-    for (size_t j = 0; j < n; j++) {
-        int32_t acc;
-        memcpy(&acc, p + 4 * j, sizeof acc);
-        float mult = x_scale * w_scale[per_column ? j : 0];
-        float v = (float)acc * mult;
-        if (bias != NULL) {
-            v = v + bias[j];
-        }
-        memcpy(p + 4 * j, &v, sizeof v);
+typedef struct linear_kernels {
+    qc__minmax_fn minmax;
+    qc__mul_minmax_fn mul_minmax;
+    qc__quantize_fn quantize_q8;          /* uint8 rows for the GEMM's own packing */
+    qc__quantize_pack_fn quantize_pack;   /* NULL: the ISA's GEMM takes uint8 rows */
+    qc__dequant_rows_fn epilogue;
+    size_t mr;                            /* block height of the centred int16 A, or 0 */
+} linear_kernels;
+
+static qc_status select_kernels(int isa, linear_kernels *out) {
+    const qc_options resolved = {isa, 1};
+    const qc__elementwise_kernels *table = NULL;
+    QC__TRY(qc__elementwise_resolve(&resolved, &table));
+    out->minmax = table->minmax;
+    out->mul_minmax = qc_f32_mul_minmax_ukernel__scalar;
+    out->quantize_q8 = table->quantize_q8;
+    out->quantize_pack = NULL;
+    out->epilogue = qc_s32_f32_dequant_bias_ukernel__scalar;
+    out->mr = 0;
+#if defined(QC__BUILD_AVX2)
+    if (isa == QC_ISA_AVX2) {
+        out->mul_minmax = qc_f32_mul_minmax_ukernel__avx2;
+        out->epilogue = qc_s32_f32_dequant_bias_ukernel__avx2;
+        out->mr = qc__gemm_centered_s16_mr(isa);
+        out->quantize_pack = out->mr > 0 ? qc_f32_qu8_quantize_centered_pack_ukernel__avx2 : NULL;
     }
+#endif
+    return QC_OK;
+}
+
+/* Row `row` (k >= 1 floats) times x_mul when given (the products go to prod): its
+ * quantization parameters and the values to quantize. QC_E_SCALE: the range / 255
+ * underflows (every value rounds to 0; the caller stores q = 0 with s = 1, z = 0). */
+static qc_status row_params(const linear_kernels *kern, size_t k, const float *row, const float *x_mul, float *prod,
+                            const float **values, float *scale, int32_t *zero_point) {
+    float xmin = 0.0f;
+    float xmax = 0.0f;
+    int nan_seen;
+    if (x_mul != NULL) { /* the smoothing Mul: one float32 product per element, as NumPy's */
+        nan_seen = kern->mul_minmax(k, row, x_mul, prod, &xmin, &xmax);
+        row = prod;
+    } else {
+        nan_seen = kern->minmax(k, row, &xmin, &xmax);
+    }
+    if (nan_seen) {
+        return QC_E_NONFINITE;
+    }
+    *values = row;
+    return qc__dynamic_u8_params(xmin, xmax, scale, zero_point);
+}
+
+/* Quantizes the m rows straight into the GEMM's centred int16 A (blocks of mr rows). */
+static qc_status rows_to_packed_a(const linear_kernels *kern, size_t m, size_t k, size_t kp, const float *x,
+                                  const float *x_mul, float *prod, int16_t *a, int32_t *rowsum, float *scales) {
+    const size_t mr = kern->mr, step = mr * QC__GEMM_KG, blocks = (m + mr - 1) / mr;
+    for (size_t i = 0; i < blocks * mr; i++) {
+        int16_t *dst = a + (i / mr) * mr * kp + (i % mr) * QC__GEMM_KG;
+        const float *values = NULL;
+        float scale = 1.0f;
+        int32_t zero_point = 0;
+        qc_status status = i < m && k > 0 ? row_params(kern, k, x + i * k, x_mul, prod, &values, &scale, &zero_point)
+                                          : QC_E_SCALE;
+        if (status == QC_OK) {
+            if (kern->quantize_pack(k, kp, values, scale, zero_point, mr, dst, &rowsum[i])) {
+                return QC_E_NONFINITE;
+            }
+        } else if (status == QC_E_SCALE) { /* also k == 0, and the rows past m: zeros */
+            for (size_t g = 0; g < kp / QC__GEMM_KG; g++) {
+                memset(dst + g * step, 0, QC__GEMM_KG * sizeof(int16_t));
+            }
+            if (i < m) {
+                rowsum[i] = 0;
+            }
+        } else {
+            return status;
+        }
+        if (i < m) {
+            scales[i] = scale;
+        }
+    }
+    return QC_OK;
+}
+
+/* Quantizes the m rows to uint8 (row i at q + i * k) with their zero points. */
+static qc_status rows_to_u8(const linear_kernels *kern, size_t m, size_t k, const float *x, const float *x_mul,
+                            float *prod, uint8_t *q, int32_t *zps, float *scales) {
+    for (size_t i = 0; i < m; i++) {
+        scales[i] = 1.0f;
+        zps[i] = 0;
+        if (k == 0) {
+            continue;
+        }
+        const float *values = NULL;
+        float scale = 1.0f;
+        int32_t zero_point = 0;
+        qc_status status = row_params(kern, k, x + i * k, x_mul, prod, &values, &scale, &zero_point);
+        if (status == QC_E_SCALE) {
+            memset(q + i * k, 0, k);
+            continue;
+        }
+        QC__TRY(status);
+        if (kern->quantize_q8(k, values, scale, zero_point, 0, 255, q + i * k)) {
+            return QC_E_NONFINITE;
+        }
+        scales[i] = scale;
+        zps[i] = zero_point;
+    }
+    return QC_OK;
 }
 
 static qc_status linear_dynamic(size_t m, const float *x, const float *x_mul, const void *packed,
@@ -47,69 +154,57 @@ static qc_status linear_dynamic(size_t m, const float *x, const float *x_mul, co
     if (y == NULL || (x == NULL && k > 0)) {
         return QC_E_NULL_POINTER;
     }
-    qc__dequant_row_fn epilogue = qc_s32_f32_dequant_bias_ukernel__scalar;
-#if defined(QC__BUILD_AVX2)
-    if (isa == QC_ISA_AVX2) {
-        epilogue = qc_s32_f32_dequant_bias_ukernel__avx2;
-    }
-#endif
-    size_t q_bytes = 0;
+    linear_kernels kern;
+    QC__TRY(select_kernels(isa, &kern));
+
+    /* One scratch allocation: A (packed int16, or uint8 rows), then row sums or zero
+     * points (m int32), row scales (m float), the smoothed row (k float). */
+    const size_t kp = (k + QC__GEMM_KG - 1) / QC__GEMM_KG * QC__GEMM_KG;
+    size_t a_bytes = 0;
     size_t row_bytes = 0;
-    if (qc__mul_size(m, k, &q_bytes) || qc__mul_size(m, sizeof(float), &row_bytes)) {
+    size_t prod_bytes = 0;
+    size_t total = 0;
+    if (kern.quantize_pack != NULL) {
+        const size_t rows = (m + kern.mr - 1) / kern.mr * kern.mr;
+        if (qc__mul_size(rows, kp, &a_bytes) || qc__mul_size(a_bytes, sizeof(int16_t), &a_bytes)) {
+            return QC_E_OVERFLOW;
+        }
+    } else if (qc__mul_size(m, k, &a_bytes)) {
         return QC_E_OVERFLOW;
     }
-    size_t smooth_bytes = 0;
-    if (x_mul != NULL && qc__mul_size(k, sizeof(float), &smooth_bytes)) {
+    if (qc__add_size(a_bytes, 63, &a_bytes) || qc__mul_size(m, 2 * sizeof(int32_t), &row_bytes) ||
+        qc__mul_size(x_mul != NULL ? k : 0, sizeof(float), &prod_bytes) ||
+        qc__add_size(a_bytes / 64 * 64, row_bytes, &total) || qc__add_size(total, prod_bytes + 63, &total)) {
         return QC_E_OVERFLOW;
     }
-    uint8_t *q = malloc(q_bytes > 0 ? q_bytes : 1);
-    float *scales = malloc(row_bytes);
-    int32_t *zps = malloc(row_bytes);
-    float *smoothed = x_mul != NULL ? malloc(smooth_bytes > 0 ? smooth_bytes : 1) : NULL;
-    qc_status status = QC_OK;
-    if (q == NULL || scales == NULL || zps == NULL || (x_mul != NULL && smoothed == NULL)) {
-        status = QC_E_NO_MEMORY;
-        goto done;
+    a_bytes = a_bytes / 64 * 64;
+    unsigned char *scratch = aligned_alloc(64, total / 64 * 64);
+    if (scratch == NULL) {
+        return QC_E_NO_MEMORY;
     }
-    for (size_t i = 0; i < m && status == QC_OK; i++) {
-        uint8_t *qi = q + i * k;
-        if (k == 0) {
-            scales[i] = 1.0f;
-            zps[i] = 0;
-            continue;
+    int32_t *row_ints = (int32_t *)(void *)(scratch + a_bytes);
+    float *scales = (float *)(void *)(row_ints + m);
+    float *prod = x_mul != NULL ? scales + m : NULL;
+
+    qc_status status;
+    if (kern.quantize_pack != NULL) {
+        status = rows_to_packed_a(&kern, m, k, kp, x, x_mul, prod, (int16_t *)(void *)scratch, row_ints, scales);
+        if (status == QC_OK) {
+            status = qc__gemm_packed_centered_s32(m, (const int16_t *)(void *)scratch, row_ints, packed,
+                                                  (int32_t *)(void *)y, n, isa, threads);
         }
-        const float *row = x + i * k;
-        if (x_mul != NULL) { /* the smoothing Mul: one float32 product per element, as NumPy's */
-            for (size_t j = 0; j < k; j++) {
-                smoothed[j] = row[j] * x_mul[j];
-            }
-            row = smoothed;
+    } else {
+        status = rows_to_u8(&kern, m, k, x, x_mul, prod, scratch, row_ints, scales);
+        if (status == QC_OK) {
+            const qc_options resolved = {isa, threads};
+            status = qc_gemm_packed_s32(m, QC_GEMM_U8, scratch, k, row_ints, m, packed, (int32_t *)(void *)y, n,
+                                        &resolved);
         }
-        uint8_t zp = 0;
-        status = qc_dynamic_quantize_u8(row, k, qi, &scales[i], &zp, options);
-        if (status == QC_E_SCALE) { /* range / 255 underflows: every value rounds to 0 */
-            scales[i] = 1.0f;
-            zp = 0;
-            memset(qi, 0, k);
-            status = QC_OK;
-        }
-        zps[i] = zp;
     }
-    if (status != QC_OK) {
-        goto done;
+    if (status == QC_OK) {
+        kern.epilogue(m, n, y, n, scales, w_scale, w_scale_count != 1, bias);
     }
-    status = qc_gemm_packed_s32(m, QC_GEMM_U8, q, k, zps, m, packed, (int32_t *)(void *)y, n, options);
-    if (status != QC_OK) {
-        goto done;
-    }
-    for (size_t i = 0; i < m; i++) {
-        epilogue(n, y + i * n, scales[i], w_scale, w_scale_count != 1, bias);
-    }
-done:
-    free(q);
-    free(scales);
-    free(zps);
-    free(smoothed);
+    free(scratch);
     return status;
 }
 

@@ -144,31 +144,12 @@ qc_status qc_dynamic_quantize_u8(const float *x, size_t n, uint8_t *y, float *sc
     QC__TRY(qc__elementwise_resolve(options, &k));
     float xmin = 0.0f;
     float xmax = 0.0f;
-    if (k->minmax(n, x, &xmin, &xmax) || !isfinite(xmin) || !isfinite(xmax)) {
+    if (k->minmax(n, x, &xmin, &xmax)) {
         return QC_E_NONFINITE;
     }
-    const float lo = xmin < 0.0f ? xmin : 0.0f;
-    const float hi = xmax > 0.0f ? xmax : 0.0f;
-    const float range = hi - lo;
-    if (!isfinite(range)) {
-        return QC_E_NONFINITE;
-    }
-    float scale = 1.0f; /* all-zero input: onnxruntime's choice (docs/ARITHMETIC.md) */
-    if (range != 0.0f) {
-        scale = range / 255.0f;
-        if (!(scale > 0.0f)) {
-            return QC_E_SCALE; /* a range below 255 * 2^-149 underflows */
-        }
-    }
-    /* zero_point = round_half_even(clip(0 - lo / scale, 0, 255)) */
-    float zp = 0.0f - lo / scale;
-    if (zp < 0.0f) {
-        zp = 0.0f;
-    }
-    if (zp > 255.0f) {
-        zp = 255.0f;
-    }
-    const int32_t zero_point = (int32_t)nearbyintf(zp);
+    float scale = 1.0f;
+    int32_t zero_point = 0;
+    QC__TRY(qc__dynamic_u8_params(xmin, xmax, &scale, &zero_point));
     *scale_out = scale;
     *zero_point_out = (uint8_t)zero_point;
     return k->quantize_q8(n, x, scale, zero_point, 0, 255, y) ? QC_E_NONFINITE : QC_OK;
