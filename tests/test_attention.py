@@ -147,3 +147,34 @@ def test_any_values_match_on_every_isa(q, cols, scale, with_mask, random):
         for isa in ISAS:
             got = _attention.attention_scores(q, k, scale, mask, isa=isa)
             np.testing.assert_array_equal(_bits(got), expected, strict=True)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_masked_padding_skipped_only_when_the_bits_cannot_change(isa):
+    """Key columns masked at the end (padding) are not multiplied when the mask alone gives the
+    score; NaN, infinity or huge values in q or those K columns keep the full computation."""
+    rng = np.random.default_rng(14)
+    seq, real = 40, 11
+    q, k = _heads(rng, 2, seq, 3, 8)
+    q, k = q.copy(), k.copy()
+    mask = np.zeros((2, 1, 1, seq), np.float32)
+    mask[0, ..., real:] = np.float32(-3.4028235e38)
+    mask[1, ..., real:] = -np.inf
+    _same(q, k, SCALE, mask, isa)
+    _same(q, k, None, mask, isa)
+    full = mask.copy()
+    full[:] = np.float32(-3.4028235e38)  # every key masked: uniform rows
+    np.testing.assert_allclose(_same(q, k, SCALE, full, isa)[0], 1 / seq, rtol=1e-6)
+    with np.errstate(all="ignore"):
+        bad_k = k.copy()
+        bad_k[0, 1, 2, seq - 3] = np.nan        # NaN in a masked key: its rows turn NaN
+        got = _same(q, bad_k, SCALE, mask, isa)
+        assert np.isnan(got[0, 1]).all() and not np.isnan(got[0, 0]).any()
+        bad_k = k.copy()
+        bad_k[1, 0, 0, seq - 1] = np.inf       # inf * q + -inf: NaN as computed in full
+        _same(q, bad_k, SCALE, mask, isa)
+        huge = q.copy()
+        huge[0, 2, 5, :] = np.float32(1e30)     # near the bound: computed in full
+        _same(huge, k, SCALE, mask, isa)
+        huge[0, 2, 5, 0] = np.float32(3e38)
+        _same(huge, k * np.float32(1e8), SCALE, mask, isa)

@@ -17,6 +17,11 @@
  * mask. Results are bit-identical on every ISA and equal to
  * qcore.reference.attention.attention_scores.
  *
+ * Keys masked at the end (padding: a mask the same for every row, at most -2^127 or -inf
+ * there) are not multiplied when q and those keys are finite and small enough that the
+ * scaled product cannot move the sum off the mask value (|a * scale| < 2^100): the score
+ * is then the mask value exactly as the formula gives it, so the results do not change.
+ *
  * Statuses: a dimension 0: nothing to do (QC_OK); NULL pointers with work to do:
  * QC_E_NULL_POINTER; a non-finite scale: QC_E_INVALID_ARGUMENT; sizes overflowing size_t:
  * QC_E_OVERFLOW; scratch allocation failure: QC_E_NO_MEMORY.

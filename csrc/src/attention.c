@@ -13,7 +13,7 @@
 void qc_f32_attention_scores_ukernel__scalar(const qc__attention_head *h) {
     for (size_t i = 0; i < h->rows; i++) {
         const float *qi = h->q + (int64_t)i * h->q_rs;
-        float *yi = h->y + i * h->cols;
+        float *yi = h->y + (int64_t)i * h->y_rs;
         for (size_t j = 0; j < h->cols; j++) {
             float a = 0.0f;
             for (size_t d = 0; d < h->depth; d++) {
@@ -28,6 +28,49 @@ void qc_f32_attention_scores_ukernel__scalar(const qc__attention_head *h) {
             yi[j] = a;
         }
     }
+}
+
+/* Columns [live, cols) of a head whose mask is the same for every row and at most -2^127
+ * (or -inf) there, with |sum_d q[i, d] * k[d, j] * scale| provably below 2^100 for every
+ * row (finite q and k): their masked score is the mask value itself, bit for bit
+ * (fl(fl(a * scale) + m) = m when |a * scale| is below half an ulp of m, 2^102 or more),
+ * so the product need not be formed. Returns live (cols when nothing can be skipped). */
+static size_t qc__attention_live_columns(const qc__attention_head *h, const float *kh, const int64_t ks[4],
+                                         size_t cols) {
+    if (h->mask == NULL || h->m_rs != 0) {
+        return cols;
+    }
+    double qmax = 0.0;
+    for (size_t i = 0; i < h->rows; i++) {
+        for (size_t d = 0; d < h->depth; d++) {
+            double v = fabs((double)h->q[(int64_t)i * h->q_rs + (int64_t)d * h->q_cs]);
+            if (!(v <= 0x1p100)) { /* NaN, infinity or absurdly large: compute everything */
+                return cols;
+            }
+            qmax = v > qmax ? v : qmax;
+        }
+    }
+    const double scale = h->scale != NULL ? fabs((double)*h->scale) : 1.0;
+    size_t live = cols;
+    while (live > 0) {
+        const float m = h->mask[(int64_t)(live - 1) * h->m_cs];
+        if (!(m == -INFINITY || m <= -0x1p127f)) {
+            break;
+        }
+        double kmax = 0.0;
+        for (size_t d = 0; d < h->depth; d++) {
+            double v = fabs((double)kh[(int64_t)d * ks[2] + (int64_t)(live - 1) * ks[3]]);
+            if (!(v <= 0x1p100)) {
+                return live;
+            }
+            kmax = v > kmax ? v : kmax;
+        }
+        if (!((double)h->depth * qmax * kmax * scale < 0x1p100)) {
+            break;
+        }
+        live--;
+    }
+    return live;
 }
 
 qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_t depth, size_t cols,
@@ -82,7 +125,7 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
     qc__attention_head h;
     h.rows = rows;
     h.depth = depth;
-    h.cols = cols;
+    h.y_rs = (int64_t)cols;
     h.q_rs = qs[2];
     h.q_cs = qs[3];
     h.kt = kt;
@@ -95,31 +138,46 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
         for (size_t hd = 0; hd < heads; hd++) {
             const int64_t bh = (int64_t)b, hh = (int64_t)hd;
             const float *kh = depth > 0 ? k + bh * ks[0] + hh * ks[1] : NULL;
+            h.q = depth > 0 ? q + bh * qs[0] + hh * qs[1] : NULL;
+            h.mask = mask != NULL ? mask + bh * ms[0] + hh * ms[1] : NULL;
+            h.y = y + (b * heads + hd) * plane;
+            /* masked padding at the end of the keys: scores equal to the mask, not computed */
+            h.cols = qc__attention_live_columns(&h, kh, ks, cols);
+            h.kt_stride = (h.cols + 7) / 8 * 8;
+            const size_t live = h.cols, kt_stride_h = h.kt_stride;
             if (ks[3] == 1 || (ks[2] != 1 && ks[2] * ks[2] >= ks[3] * ks[3])) {
                 for (size_t d = 0; d < depth; d++) { /* K rows contiguous (or neither): row by row */
                     const float *kd = kh + (int64_t)d * ks[2];
-                    float *row = kt + d * kt_stride;
-                    for (size_t j = 0; j < cols; j++) {
+                    float *row = kt + d * kt_stride_h;
+                    for (size_t j = 0; j < live; j++) {
                         row[j] = kd[(int64_t)j * ks[3]];
                     }
                 }
             } else {
-                for (size_t j = 0; j < cols; j++) { /* K transposed in memory (an exported key): read along d */
+                for (size_t j = 0; j < live; j++) { /* K transposed in memory (an exported key): read along d */
                     const float *kj = kh + (int64_t)j * ks[3];
                     for (size_t d = 0; d < depth; d++) {
-                        kt[d * kt_stride + j] = kj[(int64_t)d * ks[2]];
+                        kt[d * kt_stride_h + j] = kj[(int64_t)d * ks[2]];
                     }
                 }
             }
             for (size_t d = 0; d < depth; d++) {
-                for (size_t j = cols; j < kt_stride; j++) {
-                    kt[d * kt_stride + j] = 0.0f;
+                for (size_t j = live; j < kt_stride_h; j++) {
+                    kt[d * kt_stride_h + j] = 0.0f;
                 }
             }
-            h.q = depth > 0 ? q + bh * qs[0] + hh * qs[1] : NULL;
-            h.mask = mask != NULL ? mask + bh * ms[0] + hh * ms[1] : NULL;
-            h.y = y + (b * heads + hd) * plane;
-            kernel(&h);
+            if (live > 0) {
+                kernel(&h);
+            }
+            if (live < cols) {
+                float *first = h.y + live;
+                for (size_t j = live; j < cols; j++) {
+                    first[j - live] = h.mask[(int64_t)j * h.m_cs];
+                }
+                for (size_t i = 1; i < rows; i++) {
+                    memcpy(h.y + i * cols + live, first, (cols - live) * sizeof(float));
+                }
+            }
             softmax(h.y, rows, cols, h.y);
         }
     }

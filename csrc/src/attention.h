@@ -18,7 +18,8 @@ typedef struct {
     const float *scale;      /* NULL: no scaling */
     const float *mask;       /* NULL: no mask; else mask[i, j] = mask[i * m_rs + j * m_cs] */
     int64_t m_rs, m_cs;
-    float *y;                /* rows x cols, contiguous */
+    float *y;                /* y[i, j] = y[i * y_rs + j] */
+    int64_t y_rs;
     float *scratch;          /* 4 * (depth + kt_stride) floats */
 } qc__attention_head;
 

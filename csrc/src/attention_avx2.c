@@ -123,7 +123,7 @@ void qc_f32_attention_scores_ukernel__avx2(const qc__attention_head *h) {
             }
             qr[t] = qbuf;
             mr[t] = qc__attention_mask_row(h, row, h->scratch + 4 * depth + (size_t)t * ks);
-            yr[t] = h->y + row * h->cols;
+            yr[t] = h->y + (int64_t)row * h->y_rs;
         }
         size_t j = 0;
         for (; j + 16 <= ks; j += 16) {
