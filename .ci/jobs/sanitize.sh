@@ -26,7 +26,7 @@ copy="$work/tree"
 mkdir -p "$copy"
 # The sources only: no in-place build products of the tested tree.
 tar -C "$root" --exclude='*.so' --exclude='__pycache__' --exclude='csrc/build' --exclude='.venv' \
-    --exclude='.git' --exclude='.hypothesis' -cf - qcore csrc tests pyproject.toml | tar -C "$copy" -xf -
+    --exclude='.git' --exclude='.hypothesis' -cf - qcore csrc tests tools pyproject.toml | tar -C "$copy" -xf -
 (cd "$copy" && QCORE_CFLAGS="-O1 -g $san_flags" QCORE_LDFLAGS="$san_flags" python csrc/ffi_build.py >"$work/build.log" 2>&1) || {
     cat "$work/build.log"
     echo "sanitize: building the instrumented extension failed"
