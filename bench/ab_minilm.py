@@ -7,7 +7,7 @@ CPU time of the calling thread (every contender runs on it alone: one thread; CP
 leaves out the time the thread waited for a core, which dominates wall time when the
 machine is oversubscribed)::
 
-    PYTHONPATH=$PWD python bench/ab_minilm.py [SECONDS] [--workdir DIR] [--profile]
+    PYTHONPATH=$PWD python bench/ab_minilm.py [SECONDS] [--workdir DIR] [--profile] [--full]
 
 Contenders: qcore int8 (the transformer recipe, ``qcore.load`` of its .qcm file, the
 runtime's fast plan), the same model node by node (``Executor(fuse=False)``: no rewrites,
@@ -15,6 +15,9 @@ what the runtime does when intermediate values are requested), onnxruntime int8
 (``quantize_dynamic`` per-channel) and onnxruntime float32. Models are built once into
 ``--workdir`` (default ``.pytest_cache/d/qcore_minilm_ab``) and reused. ``--profile``
 prints the per-op profile of the qcore int8 fast plan first (median of 15 profiled runs).
+The input is the last test sentence padded to 128 tokens (as bench/bench_minilm.py
+times it); ``--full`` gives 128 real tokens instead (the test sentences joined and
+truncated), where no key is padding.
 
 Needs the torch test dependencies (tests/minilm_support.py) to build the models.
 """
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("seconds", nargs="?", type=float, default=20.0)
     parser.add_argument("--workdir", type=Path, default=ROOT / ".pytest_cache" / "d" / "qcore_minilm_ab")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--full", action="store_true",
+                        help="128 real tokens (the sentences joined and truncated) instead of one padded sentence")
     args = parser.parse_args(argv)
     reason = minilm_support.missing_dependencies()
     if reason:
@@ -72,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     from qcore.runtime.executor import Executor
 
     float_path, ort_int8, qcore_int8 = _models(args.workdir)
-    batch = minilm_support.tokenize(minilm_support.load_sentences()[-1:])
+    sentences = minilm_support.load_sentences()
+    batch = minilm_support.tokenize([" ".join(sentences)] if args.full else sentences[-1:])
+    print(f"input: batch 1, {int(batch['attention_mask'].sum())} real tokens of {batch['input_ids'].shape[1]}\n")
     feeds = {name: batch[name] for name in minilm_support.INPUT_NAMES}
 
     def session(path: Path):
