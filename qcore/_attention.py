@@ -18,7 +18,8 @@ def _strides(a: np.ndarray) -> list[int]:
 
 
 def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, mask: np.ndarray | None = None, *,
-                     out: np.ndarray | None = None, isa: str | None = None) -> np.ndarray:
+                     out: np.ndarray | None = None, isa: str | None = None,
+                     live_keys: bool = False) -> np.ndarray | tuple[np.ndarray, int]:
     """``softmax(scale * (q @ k) + mask)`` over the last axis, in one C call.
 
     Parameters
@@ -36,11 +37,16 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
         C-contiguous float32 ``(..., S, T)`` to write into (must not overlap the inputs).
     isa : str, optional
         Instruction-set path (results are identical on all).
+    live_keys : bool, optional
+        Also return ``L``: every probability in key columns ``L`` and after is exactly +0
+        (padding masked with one value whose probabilities came out 0 in every row;
+        ``L = T`` when that is not shown), so a product with the probabilities may stop
+        at ``L`` for finite values.
 
     Returns
     -------
-    numpy.ndarray
-        float32 ``(..., S, T)``.
+    numpy.ndarray or (numpy.ndarray, int)
+        float32 ``(..., S, T)``, with ``L`` when ``live_keys`` is set.
 
     Raises
     ------
@@ -89,7 +95,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
     elif any(v is not None and np.shares_memory(out, v) for v in (q, k, m)):
         raise ShapeError("attention_scores: out overlaps an input")
     if out.size == 0:
-        return out
+        return (out, shape[-1]) if live_keys else out
     # leading axes as (batch, heads): padded with length-1 axes, or folded when there are more
     lead4 = (1,) * max(0, 2 - len(lead)) + lead
     full = lead4 + shape[-2:]
@@ -117,8 +123,9 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
     k_ptr, k_str = pointer(k, k.shape[-2:])
     m_ptr, m_str = pointer(m, full[-2:]) if m is not None else (ffi.NULL, ffi.NULL)
     batch, heads = math.prod(lead4[:-1]), lead4[-1]
+    live = ffi.new("size_t *")
     status = lib.qc_attention_scores_f32(batch, heads, shape[-2], q.shape[-1], shape[-1], q_ptr, q_str, k_ptr, k_str,
-                                         scale_arg, m_ptr, m_str, ffi.cast("float *", ffi.from_buffer(out)),
+                                         scale_arg, m_ptr, m_str, ffi.cast("float *", ffi.from_buffer(out)), live,
                                          make_options(isa, None))
     check(status, "attention_scores")
-    return out
+    return (out, int(live[0])) if live_keys else out

@@ -178,3 +178,20 @@ def test_masked_padding_skipped_only_when_the_bits_cannot_change(isa):
         _same(huge, k, SCALE, mask, isa)
         huge[0, 2, 5, 0] = np.float32(3e38)
         _same(huge, k * np.float32(1e8), SCALE, mask, isa)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_live_keys_reports_the_zero_probability_tail(isa):
+    rng = np.random.default_rng(15)
+    q, k = _heads(rng, 2, 30, 4, 8)
+    mask = np.zeros((2, 1, 1, 30), np.float32)
+    mask[0, ..., 12:] = np.float32(-3.4028235e38)
+    mask[1, ..., 17:] = np.float32(-3.4028235e38)
+    probs, live = _attention.attention_scores(q, k, SCALE, mask, isa=isa, live_keys=True)
+    assert live == 17 and not probs[..., 17:].any()
+    np.testing.assert_array_equal(_bits(probs), _bits(ref.attention_scores(q, k, SCALE, mask)), strict=True)
+    mask[1, ..., 29] = -np.inf  # padding values differ: nothing shown
+    assert _attention.attention_scores(q, k, SCALE, mask, isa=isa, live_keys=True)[1] == 30
+    assert _attention.attention_scores(q, k, SCALE, None, isa=isa, live_keys=True)[1] == 30
+    empty = _attention.attention_scores(q[:, :, :0], k, SCALE, mask, isa=isa, live_keys=True)
+    assert empty[0].shape == (2, 4, 0, 30) and empty[1] == 30

@@ -22,6 +22,12 @@
  * scaled product cannot move the sum off the mask value (|a * scale| < 2^100): the score
  * is then the mask value exactly as the formula gives it, so the results do not change.
  *
+ * live_keys (may be NULL) receives a count L <= cols such that every probability of
+ * every (b, h, i) in columns L .. cols - 1 is exactly +0 (L = cols when that is not
+ * shown): the padded keys whose mask values are all equal and whose probabilities came
+ * out +0 in every row. A product with the probabilities may then stop at L (0 * v adds
+ * nothing for finite v). With a dimension 0 it receives cols.
+ *
  * Statuses: a dimension 0: nothing to do (QC_OK); NULL pointers with work to do:
  * QC_E_NULL_POINTER; a non-finite scale: QC_E_INVALID_ARGUMENT; sizes overflowing size_t:
  * QC_E_OVERFLOW; scratch allocation failure: QC_E_NO_MEMORY.
@@ -33,7 +39,8 @@
 qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_t depth, size_t cols,
                                   const float *q, const int64_t *q_strides, const float *k,
                                   const int64_t *k_strides, const float *scale, const float *mask,
-                                  const int64_t *mask_strides, float *y, const qc_options *options);
+                                  const int64_t *mask_strides, float *y, size_t *live_keys,
+                                  const qc_options *options);
 /* cdef: end */
 
 #endif /* QCORE_ATTENTION_H */

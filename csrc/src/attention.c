@@ -76,7 +76,11 @@ static size_t qc__attention_live_columns(const qc__attention_head *h, const floa
 qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_t depth, size_t cols,
                                   const float *q, const int64_t *q_strides, const float *k,
                                   const int64_t *k_strides, const float *scale, const float *mask,
-                                  const int64_t *mask_strides, float *y, const qc_options *options) {
+                                  const int64_t *mask_strides, float *y, size_t *live_keys,
+                                  const qc_options *options) {
+    if (live_keys != NULL) {
+        *live_keys = cols;
+    }
     int isa = QC_ISA_SCALAR;
     int threads = 1;
     QC__TRY(qc_options_resolve(options, &isa, &threads));
@@ -134,6 +138,7 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
     h.m_rs = ms[2];
     h.m_cs = ms[3];
     h.scratch = kt + kt_floats;
+    size_t zero_from = 0; /* max over heads of their zero tail's start; cols + 1: not shown */
     for (size_t b = 0; b < batch; b++) {
         for (size_t hd = 0; hd < heads; hd++) {
             const int64_t bh = (int64_t)b, hh = (int64_t)hd;
@@ -179,7 +184,32 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
                 }
             }
             softmax(h.y, rows, cols, h.y);
+            if (live < cols) { /* equal mask values in the padding: each row's padded
+                                * probabilities are equal, so one column shows they are 0 */
+                const float m = h.mask[(int64_t)live * h.m_cs];
+                for (size_t j = live + 1; j < cols && zero_from <= cols; j++) {
+                    if (!(h.mask[(int64_t)j * h.m_cs] == m)) {
+                        zero_from = cols + 1;
+                    }
+                }
+                for (size_t i = 0; i < rows && zero_from <= cols; i++) {
+                    float p = h.y[i * cols + live];
+                    uint32_t bits;
+                    memcpy(&bits, &p, sizeof bits);
+                    if (bits != 0u) {
+                        zero_from = cols + 1;
+                    }
+                }
+                if (zero_from <= cols && live > zero_from) {
+                    zero_from = live;
+                }
+            } else {
+                zero_from = cols + 1;
+            }
         }
+    }
+    if (live_keys != NULL && zero_from <= cols) {
+        *live_keys = zero_from;
     }
     free(kt);
     return QC_OK;

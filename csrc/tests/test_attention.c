@@ -73,8 +73,16 @@ static uint64_t run_case(uint64_t h, size_t batch, size_t heads, size_t seq, siz
     const float *sp = use_scale ? &scale : NULL;
     const float *mp = use_mask ? mask : NULL;
     qc_options scalar = {QC_ISA_SCALAR, 1};
-    CHECK(qc_attention_scores_f32(batch, heads, seq, depth, seq, q, qs, k, ks, sp, mp, ms, ref, &scalar) == QC_OK,
+    size_t live_ref = 0;
+    CHECK(qc_attention_scores_f32(batch, heads, seq, depth, seq, q, qs, k, ks, sp, mp, ms, ref, &live_ref, &scalar) ==
+              QC_OK,
           "scalar run");
+    CHECK(live_ref <= seq && (use_mask || live_ref == seq), "live keys %zu of %zu", live_ref, seq);
+    for (size_t i = 0; i < n_out; i++) { /* the reported tail is exactly +0 */
+        uint32_t bits;
+        memcpy(&bits, &ref[i], sizeof bits);
+        CHECK(i % seq < live_ref || bits == 0u, "probability %zu past live keys %zu is %a", i, live_ref, ref[i]);
+    }
     /* the scalar path against double precision (rows without NaN / masked columns only) */
     for (size_t b = 0; b < batch && !special && seq <= 64; b++) {
         for (size_t hd = 0; hd < heads; hd++) {
@@ -119,8 +127,10 @@ static uint64_t run_case(uint64_t h, size_t batch, size_t heads, size_t seq, siz
         }
         qc_options o = {isa, 1};
         out[n_out] = 12345.0f; /* guard: nothing is written past the end */
-        CHECK(qc_attention_scores_f32(batch, heads, seq, depth, seq, q, qs, k, ks, sp, mp, ms, out, &o) == QC_OK,
+        size_t live = 0;
+        CHECK(qc_attention_scores_f32(batch, heads, seq, depth, seq, q, qs, k, ks, sp, mp, ms, out, &live, &o) == QC_OK,
               "%s run", qc_isa_name(isa));
+        CHECK(live == live_ref, "%s live keys %zu vs scalar %zu", qc_isa_name(isa), live, live_ref);
         CHECK(out[n_out] == 12345.0f, "%s wrote past the end", qc_isa_name(isa));
         for (size_t i = 0; i < n_out; i++) {
             CHECK(same_bits(out[i], ref[i]), "%s b%zu h%zu s%zu d%zu [%zu]: %a vs scalar %a", qc_isa_name(isa), batch,
@@ -135,32 +145,62 @@ static uint64_t run_case(uint64_t h, size_t batch, size_t heads, size_t seq, siz
     return h;
 }
 
+/* Padding at the end of every sequence: the live count is the longest sequence. */
+static void test_live_keys(void) {
+    enum { B = 2, H = 3, S = 24, D = 8 };
+    static float q[B * S * H * D], k[B * S * H * D], mask[B * S], y[B * H * S * S];
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        q[i] = rng_sym(2.0f);
+        k[i] = rng_sym(2.0f);
+    }
+    const size_t lengths[B] = {9, 13};
+    for (size_t b = 0; b < B; b++) {
+        for (size_t j = 0; j < S; j++) {
+            mask[b * S + j] = j < lengths[b] ? 0.0f : -3.4028235e38f;
+        }
+    }
+    const int64_t qs[4] = {S * H * D, D, H * D, 1}, ks[4] = {S * H * D, D, 1, H * D}, ms[4] = {S, 0, 0, 1};
+    const float scale = 0.35f;
+    size_t live = 0;
+    CHECK(qc_attention_scores_f32(B, H, S, D, S, q, qs, k, ks, &scale, mask, ms, y, &live, NULL) == QC_OK, "padded");
+    CHECK(live == 13, "live keys %zu, expected 13", live);
+    mask[S - 1] = -INFINITY; /* unequal padding values: not shown */
+    CHECK(qc_attention_scores_f32(B, H, S, D, S, q, qs, k, ks, &scale, mask, ms, y, &live, NULL) == QC_OK, "mixed");
+    CHECK(live == S, "mixed padding: live keys %zu, expected %d", live, S);
+    mask[S - 1] = -3.4028235e38f;
+    q[5] = NAN; /* a NaN query: nothing is skipped, nothing shown */
+    CHECK(qc_attention_scores_f32(B, H, S, D, S, q, qs, k, ks, &scale, mask, ms, y, &live, NULL) == QC_OK, "NaN");
+    CHECK(live == S, "NaN: live keys %zu", live);
+    CHECK(qc_attention_scores_f32(B, H, S, D, S, q, qs, k, ks, &scale, NULL, NULL, y, &live, NULL) == QC_OK, "no mask");
+    CHECK(live == S, "no mask: live keys %zu", live);
+}
+
 static void test_errors(void) {
     float q[4] = {1, 2, 3, 4}, k[4] = {1, 2, 3, 4}, y[4];
     const int64_t s[4] = {0, 0, 2, 1};
     float inf = INFINITY, nan = NAN;
     qc_options bad = {QC_ISA_COUNT, 1};
-    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, NULL, NULL, NULL, y, NULL) == QC_OK, "plain");
-    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, NULL, NULL, NULL, y, &bad) == QC_E_UNSUPPORTED_ISA,
+    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, NULL, NULL, NULL, y, NULL, NULL) == QC_OK, "plain");
+    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, NULL, NULL, NULL, y, NULL, &bad) == QC_E_UNSUPPORTED_ISA,
           "bad isa");
-    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, NULL, s, k, s, NULL, NULL, NULL, y, NULL) == QC_E_NULL_POINTER,
+    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, NULL, s, k, s, NULL, NULL, NULL, y, NULL, NULL) == QC_E_NULL_POINTER,
           "null q");
-    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, NULL, k, s, NULL, NULL, NULL, y, NULL) == QC_E_NULL_POINTER,
+    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, NULL, k, s, NULL, NULL, NULL, y, NULL, NULL) == QC_E_NULL_POINTER,
           "null strides");
-    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, NULL, q, NULL, y, NULL) == QC_E_NULL_POINTER,
+    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, NULL, q, NULL, y, NULL, NULL) == QC_E_NULL_POINTER,
           "mask without strides");
-    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, NULL, NULL, NULL, NULL, NULL) == QC_E_NULL_POINTER,
+    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, NULL, NULL, NULL, NULL, NULL, NULL) == QC_E_NULL_POINTER,
           "null y");
-    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, &inf, NULL, NULL, y, NULL) == QC_E_INVALID_ARGUMENT,
+    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, &inf, NULL, NULL, y, NULL, NULL) == QC_E_INVALID_ARGUMENT,
           "inf scale");
-    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, &nan, NULL, NULL, y, NULL) == QC_E_INVALID_ARGUMENT,
+    CHECK(qc_attention_scores_f32(1, 1, 2, 2, 2, q, s, k, s, &nan, NULL, NULL, y, NULL, NULL) == QC_E_INVALID_ARGUMENT,
           "NaN scale");
-    CHECK(qc_attention_scores_f32(0, 1, 2, 2, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) == QC_OK,
+    CHECK(qc_attention_scores_f32(0, 1, 2, 2, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) == QC_OK,
           "empty batch");
-    CHECK(qc_attention_scores_f32(1, 1, 2, 0, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, y, NULL) == QC_OK,
+    CHECK(qc_attention_scores_f32(1, 1, 2, 0, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, y, NULL, NULL) == QC_OK,
           "depth 0");
     CHECK(y[0] == 0.5f && y[3] == 0.5f, "depth 0 is uniform");
-    CHECK(qc_attention_scores_f32(SIZE_MAX / 2, 4, 2, 2, 2, q, s, k, s, NULL, NULL, NULL, y, NULL) ==
+    CHECK(qc_attention_scores_f32(SIZE_MAX / 2, 4, 2, 2, 2, q, s, k, s, NULL, NULL, NULL, y, NULL, NULL) ==
               QC_E_OVERFLOW, "overflow");
 }
 
@@ -184,6 +224,7 @@ int main(void) {
         h = run_case(h, shapes[c][0], shapes[c][1], shapes[c][2], shapes[c][3], 1, 1, 1);
     }
     printf("checksum attention %016" PRIx64 "\n", h);
+    test_live_keys();
     test_errors();
     printf("test_attention: %d checks, %d failures\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;

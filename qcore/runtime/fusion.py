@@ -753,7 +753,12 @@ def _match_layer_norm(index: int, node: Node, nodes: list[Node], inits: dict,
 def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: dict,
                             only_reader: Callable[[str], int | None],
                             producers: dict[str, int]) -> _Rewrite | None:
-    """``Softmax(MatMul(q, k) * c + mask)`` over the last axis: one C call (qcore_attention.h), or NumPy in one buffer."""
+    """``Softmax(MatMul(q, k) * c + mask)`` over the last axis: one C call (qcore_attention.h), or NumPy in one buffer.
+
+    When the probabilities only feed ``Transpose(MatMul(probs, v), perm=[0, 2, 1, 3])``,
+    that context product is taken in too ("Attention"): written into the transposed
+    layout, and stopped at the padded keys whose probabilities the C call shows are 0.
+    """
     if int(node.attrs.get("axis", -1)) != -1 or node.attrs.get("coerce_2d"):
         return None
     chain: list[int] = []
@@ -782,6 +787,19 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
     members = sorted(chain + [index])
     inputs = list(matmul.inputs) + ([mask] if mask is not None else [])
     output = node.outputs[0]
+    # the context product Transpose(MatMul(probs, v), perm=[0, 2, 1, 3]) read only from here:
+    # taken in too, so the product can stop at the padded keys whose probabilities are 0
+    context = only_reader(output)
+    transpose = only_reader(nodes[context].outputs[0]) if context is not None else None
+    with_context = (
+        context is not None and nodes[context].op == "MatMul" and len(nodes[context].inputs) == 2
+        and nodes[context].inputs[0] == output and nodes[context].inputs[1] not in inits
+        and transpose is not None and nodes[transpose].op == "Transpose"
+        and list(nodes[transpose].attrs.get("perm", [])) == [0, 2, 1, 3])
+    if with_context:
+        members = sorted(members + [context, transpose])
+        inputs.append(nodes[context].inputs[1])
+        output = nodes[transpose].outputs[0]
     c = np.float32(_scalar(inits, scale)) if scale is not None else None
     # the C kernel's order: the product, then the scale, then the mask
     one_call = [nodes[i].op for i in chain[-2::-1]] in ([], ["Mul"], ["Add"], ["Mul", "Add"]) and (
@@ -793,6 +811,7 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
         def run(args: list) -> list:
             q, k = args[0], args[1]
             m = args[2] if mask is not None else None
+            v = args[-1] if with_context else None
             if (not isinstance(q, np.ndarray) or not isinstance(k, np.ndarray) or q.dtype != np.float32
                     or k.dtype != np.float32 or q.ndim < 2 or k.ndim < 2 or q.shape[-1] != k.shape[-2]
                     or (m is not None and (not isinstance(m, np.ndarray) or m.dtype != np.float32))):
@@ -803,18 +822,33 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
                     return _run_nodes(fallback, inputs, args, [output], inits)
             except ValueError:
                 return _run_nodes(fallback, inputs, args, [output], inits)
+            if with_context and (not isinstance(v, np.ndarray) or v.dtype != np.float32 or len(shape) != 4
+                                 or v.shape != shape[:2] + (shape[3], v.shape[-1])):
+                return _run_nodes(fallback, inputs, args, [output], inits)
             s = pool.get(shape)
+            live = shape[-1]
             if one_call:
-                return [_attention.attention_scores(q, k, c, m, out=s)]
-            np.matmul(q, k, out=s)
-            for i in chain[-2::-1]:  # the Mul / Add in graph order, in place
-                if nodes[i].op == "Mul":
-                    np.multiply(s, c, out=s)
-                else:
-                    np.add(s, m, out=s)
-            return [_activation.softmax(s, out=s)]
+                s, live = _attention.attention_scores(q, k, c, m, out=s, live_keys=True)
+            else:
+                np.matmul(q, k, out=s)
+                for i in chain[-2::-1]:  # the Mul / Add in graph order, in place
+                    if nodes[i].op == "Mul":
+                        np.multiply(s, c, out=s)
+                    else:
+                        np.add(s, m, out=s)
+                _activation.softmax(s, out=s)
+            if not with_context:
+                return [s]
+            b, h, rows, d = shape[0], shape[1], shape[2], v.shape[-1]
+            out = pool.get((b, rows, h, d))
+            if live < shape[-1] and np.isfinite(v[..., live:, :]).all():
+                # probabilities past `live` are exactly +0 and those values finite: no terms
+                np.matmul(s[..., :live], v[..., :live, :], out=out.transpose(0, 2, 1, 3))
+            else:
+                np.matmul(s, v, out=out.transpose(0, 2, 1, 3))
+            return [out]
         return run
-    return _Rewrite("Attention scores", members, inputs, [output], make)
+    return _Rewrite("Attention" if with_context else "Attention scores", members, inputs, [output], make)
 
 
 def _match_matmul_transpose(index: int, node: Node, nodes: list[Node], inits: dict,
