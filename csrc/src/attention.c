@@ -40,16 +40,24 @@ static size_t qc__attention_live_columns(const qc__attention_head *h, const floa
     if (h->mask == NULL || h->m_rs != 0) {
         return cols;
     }
-    double qmax = 0.0;
+    /* |x| compared as the bits of a float without its sign (a vectorisable integer max);
+     * above the bits of 2^100 (NaN, infinity, absurdly large): compute everything */
+    const uint32_t limit = 0x71800000u;
+    uint32_t qbits = 0;
     for (size_t i = 0; i < h->rows; i++) {
+        const float *qi = h->q + (int64_t)i * h->q_rs;
         for (size_t d = 0; d < h->depth; d++) {
-            double v = fabs((double)h->q[(int64_t)i * h->q_rs + (int64_t)d * h->q_cs]);
-            if (!(v <= 0x1p100)) { /* NaN, infinity or absurdly large: compute everything */
-                return cols;
-            }
-            qmax = v > qmax ? v : qmax;
+            uint32_t b;
+            memcpy(&b, &qi[(int64_t)d * h->q_cs], sizeof b);
+            b &= 0x7FFFFFFFu;
+            qbits = b > qbits ? b : qbits;
         }
     }
+    if (qbits > limit) {
+        return cols;
+    }
+    float qmax;
+    memcpy(&qmax, &qbits, sizeof qmax);
     const double scale = h->scale != NULL ? fabs((double)*h->scale) : 1.0;
     size_t live = cols;
     while (live > 0) {
@@ -57,20 +65,55 @@ static size_t qc__attention_live_columns(const qc__attention_head *h, const floa
         if (!(m == -INFINITY || m <= -0x1p127f)) {
             break;
         }
-        double kmax = 0.0;
+        uint32_t kbits = 0;
+        const float *kj = kh + (int64_t)(live - 1) * ks[3];
         for (size_t d = 0; d < h->depth; d++) {
-            double v = fabs((double)kh[(int64_t)d * ks[2] + (int64_t)(live - 1) * ks[3]]);
-            if (!(v <= 0x1p100)) {
-                return live;
-            }
-            kmax = v > kmax ? v : kmax;
+            uint32_t b;
+            memcpy(&b, &kj[(int64_t)d * ks[2]], sizeof b);
+            b &= 0x7FFFFFFFu;
+            kbits = b > kbits ? b : kbits;
         }
-        if (!((double)h->depth * qmax * kmax * scale < 0x1p100)) {
+        float kmax;
+        memcpy(&kmax, &kbits, sizeof kmax);
+        if (kbits > limit || !((double)h->depth * (double)qmax * (double)kmax * scale < 0x1p100)) {
             break;
         }
         live--;
     }
     return live;
+}
+
+/* The softmax of rows whose columns [live, cols) are padding (scores equal to the mask
+ * values there): a row whose live maximum mx is finite, at least the largest padded mask
+ * value and more than 87 above it gets the softmax of its live prefix and +0 in the padding,
+ * which is what the whole row's softmax gives bit for bit (the maximum is mx, every padded
+ * exp(x - mx) is cut to 0, and a 0 added to the 8-lane sums changes nothing); any other row
+ * gets its padding filled with the mask values and the whole-row softmax. */
+static void qc__attention_padded_softmax(const qc__attention_head *h, size_t live, size_t cols,
+                                         void (*softmax)(const float *, size_t, size_t, float *)) {
+    float dead_max = -INFINITY;
+    for (size_t j = live; j < cols; j++) {
+        const float m = h->mask[(int64_t)j * h->m_cs];
+        dead_max = m > dead_max ? m : dead_max;
+    }
+    for (size_t i = 0; i < h->rows; i++) {
+        float *row = h->y + i * cols;
+        int prefix = live > 0;
+        float mx = prefix ? row[0] : 0.0f;
+        for (size_t j = 0; j < live; j++) {
+            prefix &= row[j] == row[j];
+            mx = row[j] > mx ? row[j] : mx;
+        }
+        if (prefix && !isinf(mx) && mx >= dead_max && dead_max - mx < QC__SOFTMAX_MIN_ARG) {
+            softmax(row, 1, live, row);
+            memset(row + live, 0, (cols - live) * sizeof(float));
+        } else {
+            for (size_t j = live; j < cols; j++) {
+                row[j] = h->mask[(int64_t)j * h->m_cs];
+            }
+            softmax(row, 1, cols, row);
+        }
+    }
 }
 
 qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_t depth, size_t cols,
@@ -174,16 +217,11 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
             if (live > 0) {
                 kernel(&h);
             }
-            if (live < cols) {
-                float *first = h.y + live;
-                for (size_t j = live; j < cols; j++) {
-                    first[j - live] = h.mask[(int64_t)j * h.m_cs];
-                }
-                for (size_t i = 1; i < rows; i++) {
-                    memcpy(h.y + i * cols + live, first, (cols - live) * sizeof(float));
-                }
+            if (live == cols) {
+                softmax(h.y, rows, cols, h.y);
+            } else {
+                qc__attention_padded_softmax(&h, live, cols, softmax);
             }
-            softmax(h.y, rows, cols, h.y);
             if (live < cols) { /* equal mask values in the padding: each row's padded
                                 * probabilities are equal, so one column shows they are 0 */
                 const float m = h.mask[(int64_t)live * h.m_cs];
