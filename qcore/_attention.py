@@ -17,6 +17,25 @@ def _strides(a: np.ndarray) -> list[int]:
     return [s // a.itemsize for s in a.strides]
 
 
+def _pointer(keep: list, a: np.ndarray, want: tuple[int, ...]):
+    """``a`` broadcast to ``want`` (leading axes, row, col) as (b, h, row, col): a float
+    pointer and four element strides; ``keep`` holds what the pointer refers to."""
+    if len(want) == 4 and a.ndim <= 4 and not any(s % a.itemsize for s in a.strides):
+        # zero strides for the broadcast axes, no view objects (the usual case)
+        dims = (1,) * (4 - a.ndim) + a.shape
+        steps = (0,) * (4 - a.ndim) + tuple(s // a.itemsize for s in a.strides)
+        strides = [0 if dims[i] == 1 and want[i] != 1 else steps[i] for i in range(4)]
+    else:
+        a = np.broadcast_to(a, want)
+        if a.ndim > 4:
+            a = np.ascontiguousarray(a).reshape((-1,) + a.shape[-3:])
+        if any(s % a.itemsize for s in a.strides):
+            a = np.ascontiguousarray(a)
+        strides = _strides(a)
+    keep.append(a)  # alive until the call returns: the C side reads it through the address
+    return ffi.cast("const float *", a.__array_interface__["data"][0]), ffi.new("int64_t[4]", strides)
+
+
 def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, mask: np.ndarray | None = None, *,
                      out: np.ndarray | None = None, isa: str | None = None,
                      live_keys: bool = False) -> np.ndarray | tuple[np.ndarray, int]:
@@ -99,29 +118,10 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
     # leading axes as (batch, heads): padded with length-1 axes, or folded when there are more
     lead4 = (1,) * max(0, 2 - len(lead)) + lead
     full = lead4 + shape[-2:]
-    keep = []
-
-    def pointer(a: np.ndarray, tail: tuple[int, ...]):
-        """``a`` broadcast to ``lead4 + tail`` as (b, h, row, col): a float pointer and four element strides."""
-        if len(lead4) == 2 and a.ndim <= 4 and not any(s % a.itemsize for s in a.strides):
-            # zero strides for the broadcast axes, no view objects (the usual case)
-            want = lead4 + tail
-            dims = (1,) * (4 - a.ndim) + a.shape
-            steps = (0,) * (4 - a.ndim) + tuple(s // a.itemsize for s in a.strides)
-            strides = [0 if dims[i] == 1 and want[i] != 1 else steps[i] for i in range(4)]
-        else:
-            a = np.broadcast_to(a, lead4 + tail)
-            if a.ndim > 4:
-                a = np.ascontiguousarray(a).reshape((-1,) + a.shape[-3:])
-            if any(s % a.itemsize for s in a.strides):
-                a = np.ascontiguousarray(a)
-            strides = _strides(a)
-        keep.append(a)  # alive until the call returns: the C side reads it through the address
-        return ffi.cast("const float *", a.__array_interface__["data"][0]), ffi.new("int64_t[4]", strides)
-
-    q_ptr, q_str = pointer(q, q.shape[-2:])
-    k_ptr, k_str = pointer(k, k.shape[-2:])
-    m_ptr, m_str = pointer(m, full[-2:]) if m is not None else (ffi.NULL, ffi.NULL)
+    keep: list[np.ndarray] = []
+    q_ptr, q_str = _pointer(keep, q, lead4 + q.shape[-2:])
+    k_ptr, k_str = _pointer(keep, k, lead4 + k.shape[-2:])
+    m_ptr, m_str = _pointer(keep, m, full) if m is not None else (ffi.NULL, ffi.NULL)
     batch, heads = math.prod(lead4[:-1]), lead4[-1]
     live = ffi.new("size_t *")
     status = lib.qc_attention_scores_f32(batch, heads, shape[-2], q.shape[-1], shape[-1], q_ptr, q_str, k_ptr, k_str,

@@ -62,48 +62,14 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
     ``acc = sum_k (q - z)(w - zw)`` in int32 and ``y = float32(acc) * float32(s * s_w[n]) + b[n]``.
     With ``x_mul`` the row is ``x[m, k] * x_mul[k]`` (float32) before all of this.
     """
-    if not isinstance(packed, PackedWeights):
-        raise DTypeError(f"packed must be a PackedWeights, got {type(packed).__name__}")
+    layer = DynamicLinear(packed, w_scale, bias, x_mul, isa=isa, num_threads=num_threads)
     x = np.asarray(x)
     if x.dtype != np.float32:
         raise DTypeError(f"x must be float32, got {x.dtype}")
     if x.ndim != 2 or x.shape[1] != packed.k:
         raise ShapeError(f"x must be (M, {packed.k}), got {x.shape}")
     x = np.ascontiguousarray(x)
-    ws = np.ascontiguousarray(w_scale, dtype=np.float32).reshape(-1)
-    if ws.size not in (1, packed.n):
-        raise ShapeError(f"w_scale has {ws.size} values; it must have 1 or {packed.n}")
-    b = None
-    if bias is not None:
-        b = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
-        if b.size != packed.n:
-            raise ShapeError(f"bias has {b.size} values; it must have {packed.n}")
-    if out is None:
-        y = np.empty((x.shape[0], packed.n), dtype=np.float32)
-    elif (not isinstance(out, np.ndarray) or out.shape != (x.shape[0], packed.n) or out.dtype != np.float32
-          or not out.flags.c_contiguous or not out.flags.writeable):
-        raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {(x.shape[0], packed.n)}")
-    else:
-        y = out
-    x_ptr = ffi.cast("const float *", ffi.from_buffer(x)) if x.size else ffi.NULL
-    w_ptr = ffi.cast("const float *", ffi.from_buffer(ws))
-    b_ptr = ffi.NULL if b is None else ffi.cast("const float *", ffi.from_buffer(b))
-    y_ptr = ffi.cast("float *", ffi.from_buffer(y)) if y.size else ffi.NULL
-    if x_mul is None:
-        status = lib.qc_linear_dynamic_u8_f32(x.shape[0], x_ptr, packed._ptr(), w_ptr, ws.size, b_ptr, y_ptr,
-                                              make_options(isa, num_threads))
-    else:
-        s = np.asarray(x_mul)
-        if s.dtype != np.float32:
-            raise DTypeError(f"x_mul must be float32, got {s.dtype}")
-        if s.size != packed.k:
-            raise ShapeError(f"x_mul has {s.size} values; it must have {packed.k}")
-        s = np.ascontiguousarray(s).reshape(-1)
-        status = lib.qc_linear_dynamic_smoothed_u8_f32(x.shape[0], x_ptr, ffi.cast("const float *", ffi.from_buffer(s)),
-                                                       packed._ptr(), w_ptr, ws.size, b_ptr, y_ptr,
-                                                       make_options(isa, num_threads))
-    check(status, "linear_dynamic")
-    return y
+    return layer(x, np.empty((x.shape[0], packed.n), dtype=np.float32) if out is None else out)
 
 
 class DynamicLinear:
@@ -123,6 +89,8 @@ class DynamicLinear:
         float32 ``(N,)``.
     x_mul : numpy.ndarray, optional
         float32 ``(K,)``: the smoothing vector (see :func:`linear_dynamic`).
+    isa, num_threads
+        Instruction-set path and GEMM threads (results are identical for all).
 
     Raises
     ------
@@ -130,10 +98,14 @@ class DynamicLinear:
         ``packed`` not a PackedWeights, or ``x_mul`` not float32.
     ShapeError
         A scale, bias or ``x_mul`` of the wrong size.
+    UnsupportedISAError
+        ``isa`` cannot run here.
+    QuantParamError
+        ``num_threads`` not in [1, 256].
     """
 
     def __init__(self, packed: PackedWeights, w_scale: np.ndarray, bias: np.ndarray | None = None,
-                 x_mul: np.ndarray | None = None) -> None:
+                 x_mul: np.ndarray | None = None, *, isa: str | None = None, num_threads: int | None = None) -> None:
         if not isinstance(packed, PackedWeights):
             raise DTypeError(f"packed must be a PackedWeights, got {type(packed).__name__}")
         self.k, self.n = packed.k, packed.n
@@ -156,7 +128,7 @@ class DynamicLinear:
         self._b_ptr = ffi.NULL if self._bias is None else ffi.cast("const float *", ffi.from_buffer(self._bias))
         self._s_ptr = None if self._x_mul is None else ffi.cast("const float *", ffi.from_buffer(self._x_mul))
         self._p_ptr = packed._ptr()
-        self._options = make_options(None, None)  # the default ISA and threads, resolved by C per call
+        self._options = make_options(isa, num_threads)  # None: QCORE_ISA / QCORE_NUM_THREADS, read by C per call
 
     def __call__(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Run the layer on ``x`` into ``out``.

@@ -176,7 +176,6 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
     h.q_rs = qs[2];
     h.q_cs = qs[3];
     h.kt = kt;
-    h.kt_stride = kt_stride;
     h.scale = scale;
     h.m_rs = ms[2];
     h.m_cs = ms[3];

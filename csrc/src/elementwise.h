@@ -194,6 +194,29 @@ static inline qc_status qc__dynamic_u8_params(float xmin, float xmax, float *sca
 }
 
 /* (x - zero_point) exactly in 64 bits, rounded once to float32, times scale. */
+/* Minimum and maximum of v[i] = x[i], or x[i] * mul[i] (one float32 multiply, stored in
+ * prod[i]) when mul is not NULL, for n >= 1 values; returns 1 when a v[i] is NaN. The
+ * scalar twin of qc__minmax_avx2 (elementwise_avx2.h): min / max are exact in any order. */
+static inline int qc__minmax_scalar(size_t n, const float *x, const float *mul, float *prod, float *min_out,
+                                    float *max_out) {
+    float lo = mul != NULL ? x[0] * mul[0] : x[0];
+    float hi = lo;
+    int nan_seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (mul != NULL) {
+            v = v * mul[i];
+            prod[i] = v;
+        }
+        nan_seen |= v != v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    *min_out = lo;
+    *max_out = hi;
+    return nan_seen;
+}
+
 static inline float qc__dequantize_value(int32_t x, float scale, int32_t zero_point) {
     return (float)((int64_t)x - (int64_t)zero_point) * scale;
 }

@@ -26,6 +26,8 @@
 
 #include <string.h>
 
+#include "elementwise.h"
+#include "elementwise_avx2.h"
 #include "gemm_internal.h"
 #include "qlinear_f32.h"
 
@@ -54,37 +56,7 @@ void qc_s32_f32_dequant_bias_ukernel__avx2(size_t rows, size_t n, void *buf, siz
 
 int qc_f32_mul_minmax_ukernel__avx2(size_t n, const float *x, const float *mul, float *prod, float *min_out,
                                     float *max_out) {
-    __m256 vmin = _mm256_set1_ps(x[0] * mul[0]);
-    __m256 vmax = vmin;
-    __m256 nan_acc = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(mul + i));
-        _mm256_storeu_ps(prod + i, v);
-        nan_acc = _mm256_or_ps(nan_acc, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-        vmin = _mm256_min_ps(vmin, v);
-        vmax = _mm256_max_ps(vmax, v);
-    }
-    float lo_lanes[8], hi_lanes[8];
-    _mm256_storeu_ps(lo_lanes, vmin);
-    _mm256_storeu_ps(hi_lanes, vmax);
-    float lo = lo_lanes[0];
-    float hi = hi_lanes[0];
-    for (int l = 1; l < 8; l++) {
-        lo = lo_lanes[l] < lo ? lo_lanes[l] : lo;
-        hi = hi_lanes[l] > hi ? hi_lanes[l] : hi;
-    }
-    int nan_seen = _mm256_movemask_ps(nan_acc) != 0;
-    for (; i < n; i++) {
-        const float v = x[i] * mul[i];
-        prod[i] = v;
-        nan_seen |= v != v;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-    }
-    *min_out = lo;
-    *max_out = hi;
-    return nan_seen;
+    return qc__minmax_avx2(n, x, mul, prod, min_out, max_out);
 }
 
 /* clamp(round_half_even(x / scale), lo, hi) as int32 (lo = -zp, hi = 255 - zp). A NaN

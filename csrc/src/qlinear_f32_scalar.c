@@ -27,19 +27,7 @@ void qc_s32_f32_dequant_bias_ukernel__scalar(size_t rows, size_t n, void *buf, s
 
 int qc_f32_mul_minmax_ukernel__scalar(size_t n, const float *x, const float *mul, float *prod, float *min_out,
                                       float *max_out) {
-    float lo = x[0] * mul[0];
-    float hi = lo;
-    int nan_seen = 0;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i] * mul[i];
-        prod[i] = v;
-        nan_seen |= v != v;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-    }
-    *min_out = lo;
-    *max_out = hi;
-    return nan_seen;
+    return qc__minmax_scalar(n, x, mul, prod, min_out, max_out);
 }
 
 int qc_f32_qu8_quantize_centered_pack_ukernel__scalar(size_t k, size_t kp, const float *x, float scale,

@@ -264,35 +264,7 @@ QC__DEQUANT_AVX2(qs32, QC_DTYPE_INT32)
 /* ---- min / max (exact in any order; NaN reported separately) ---- */
 
 int qc_f32_minmax_ukernel__avx2(size_t n, const float *x, float *min_out, float *max_out) {
-    __m256 vmin = _mm256_set1_ps(x[0]);
-    __m256 vmax = vmin;
-    __m256 nan_acc = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        nan_acc = _mm256_or_ps(nan_acc, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-        vmin = _mm256_min_ps(vmin, v);
-        vmax = _mm256_max_ps(vmax, v);
-    }
-    float lo_lanes[8], hi_lanes[8];
-    _mm256_storeu_ps(lo_lanes, vmin);
-    _mm256_storeu_ps(hi_lanes, vmax);
-    float lo = lo_lanes[0];
-    float hi = hi_lanes[0];
-    for (int l = 1; l < 8; l++) {
-        lo = lo_lanes[l] < lo ? lo_lanes[l] : lo;
-        hi = hi_lanes[l] > hi ? hi_lanes[l] : hi;
-    }
-    int nan_seen = qc__any_nan(nan_acc);
-    for (; i < n; i++) {
-        float v = x[i];
-        nan_seen |= v != v;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-    }
-    *min_out = lo;
-    *max_out = hi;
-    return nan_seen;
+    return qc__minmax_avx2(n, x, NULL, NULL, min_out, max_out);
 }
 
 #if defined(__clang__)

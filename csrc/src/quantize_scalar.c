@@ -72,16 +72,5 @@ QC__DEQUANT_SCALAR(qu16, uint16_t)
 QC__DEQUANT_SCALAR(qs32, int32_t)
 
 int qc_f32_minmax_ukernel__scalar(size_t n, const float *x, float *min_out, float *max_out) {
-    float lo = x[0];
-    float hi = x[0];
-    int nan_seen = 0;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        nan_seen |= v != v;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-    }
-    *min_out = lo;
-    *max_out = hi;
-    return nan_seen;
+    return qc__minmax_scalar(n, x, NULL, NULL, min_out, max_out);
 }

@@ -16,26 +16,8 @@
 #include <string.h>
 
 #include "qcore.h"
+#include "test_check.h"
 #include "test_support.h"
-
-static int g_checks = 0;
-static int g_failures = 0;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        g_checks++;                                                   \
-        if (!(cond)) {                                                \
-            g_failures++;                                             \
-            if (g_failures <= 30) {                                   \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);  \
-                fprintf(stderr, __VA_ARGS__);                         \
-                fprintf(stderr, "\n");                                \
-            }                                                         \
-        }                                                             \
-    } while (0)
-
-/* Uniform in [-r, r). */
-static float rng_sym(float r) { return ((float)(rng_next() >> 40) / 16777216.0f * 2.0f - 1.0f) * r; }
 
 static int g_isas[QC_ISA_COUNT];
 static int g_num_isas = 0;

@@ -18,23 +18,8 @@
 #include <string.h>
 
 #include "qcore.h"
+#include "test_check.h"
 #include "test_support.h"
-
-static int g_checks = 0;
-static int g_failures = 0;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        g_checks++;                                                   \
-        if (!(cond)) {                                                \
-            g_failures++;                                             \
-            if (g_failures <= 30) {                                   \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);  \
-                fprintf(stderr, __VA_ARGS__);                         \
-                fprintf(stderr, "\n");                                \
-            }                                                         \
-        }                                                             \
-    } while (0)
 
 /* ---- deterministic inputs: splitmix64 ---- */
 

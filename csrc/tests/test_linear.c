@@ -22,25 +22,8 @@
 
 #include "qcore.h"
 #include "qlinear_f32.h"
+#include "test_check.h"
 #include "test_support.h"
-
-static int g_checks = 0;
-static int g_failures = 0;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        g_checks++;                                                   \
-        if (!(cond)) {                                                \
-            g_failures++;                                             \
-            if (g_failures <= 30) {                                   \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);  \
-                fprintf(stderr, __VA_ARGS__);                         \
-                fprintf(stderr, "\n");                                \
-            }                                                         \
-        }                                                             \
-    } while (0)
-
-static float rng_sym(float r) { return ((float)(rng_next() >> 40) / 16777216.0f * 2.0f - 1.0f) * r; }
 
 static uint64_t g_sum = FNV_INIT;
 static void hash(const void *data, size_t n) { g_sum = fnv(g_sum, data, n); }

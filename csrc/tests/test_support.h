@@ -27,6 +27,9 @@ static inline int32_t rng_range(int32_t lo, int32_t hi) {
     return (int32_t)((int64_t)lo + (int64_t)(rng_next() % (uint64_t)((int64_t)hi - lo + 1)));
 }
 
+/* Uniform in [-r, r) (24 random bits). */
+static inline float rng_sym(float r) { return ((float)(rng_next() >> 40) / 16777216.0f * 2.0f - 1.0f) * r; }
+
 /* FNV-1a over bytes, starting from FNV_INIT. */
 #define FNV_INIT 0xCBF29CE484222325ull
 static inline uint64_t fnv(uint64_t h, const void *data, size_t size) {

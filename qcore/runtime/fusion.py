@@ -839,14 +839,7 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
                 _activation.softmax(s, out=s)
             if not with_context:
                 return [s]
-            b, h, rows, d = shape[0], shape[1], shape[2], v.shape[-1]
-            out = pool.get((b, rows, h, d))
-            if live < shape[-1] and np.isfinite(v[..., live:, :]).all():
-                # probabilities past `live` are exactly +0 and those values finite: no terms
-                np.matmul(s[..., :live], v[..., :live, :], out=out.transpose(0, 2, 1, 3))
-            else:
-                np.matmul(s, v, out=out.transpose(0, 2, 1, 3))
-            return [out]
+            return [_context_transposed(pool, s, v, live)]
         return run
     return _Rewrite("Attention" if with_context else "Attention scores", members, inputs, [output], make)
 
@@ -870,12 +863,21 @@ def _match_matmul_transpose(index: int, node: Node, nodes: list[Node], inits: di
                     or v.dtype != np.float32 or p.ndim != 4 or v.ndim != 4 or p.shape[-1] != v.shape[-2]
                     or p.shape[:2] != v.shape[:2]):
                 return _run_nodes(fallback, inputs, args, [output], inits)
-            b, h, s, d = p.shape[0], p.shape[1], p.shape[2], v.shape[3]
-            out = pool.get((b, s, h, d))
-            np.matmul(p, v, out=out.transpose(0, 2, 1, 3))
-            return [out]
+            return [_context_transposed(pool, p, v)]
         return run
     return _Rewrite("MatMul+Transpose", [index, t], inputs, [output], make)
+
+
+def _context_transposed(pool: BufferPool, p: np.ndarray, v: np.ndarray, live: int | None = None) -> np.ndarray:
+    """``Transpose(p @ v, perm=[0, 2, 1, 3])`` for 4-D ``p``, ``v``: NumPy's matmul writing into
+    the transposed layout of a pooled buffer. With ``live`` (every probability in ``p``'s
+    columns ``live`` and after is exactly +0) the product stops there when the values it
+    skips are finite (0 * v then adds nothing)."""
+    out = pool.get((p.shape[0], p.shape[2], p.shape[1], v.shape[3]))
+    if live is not None and live < p.shape[-1] and np.isfinite(v[..., live:, :]).all():
+        p, v = p[..., :live], v[..., :live, :]
+    np.matmul(p, v, out=out.transpose(0, 2, 1, 3))
+    return out
 
 
 def build(graph: Graph) -> FastPlan | None:
