@@ -18,16 +18,15 @@ void qc_f32_gelu_ukernel__scalar(const float *x, size_t n, float *y) {
     }
 }
 
-/* Maximum of a row; returns 1 when the row holds NaN or the maximum is infinite. */
-static int qc__softmax_row_max(const float *x, size_t cols, float *max_out) {
+int qc_f32_row_max_ukernel__scalar(const float *x, size_t n, float *max_out) {
     float m = x[0];
     int nan = 0;
-    for (size_t i = 0; i < cols; i++) {
+    for (size_t i = 0; i < n; i++) {
         nan |= x[i] != x[i];
         m = x[i] > m ? x[i] : m;
     }
     *max_out = m;
-    return nan || isinf(m);
+    return nan;
 }
 
 void qc_f32_softmax_ukernel__scalar(const float *x, size_t rows, size_t cols, float *y) {
@@ -35,7 +34,7 @@ void qc_f32_softmax_ukernel__scalar(const float *x, size_t rows, size_t cols, fl
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         float m = 0.0f;
-        if (qc__softmax_row_max(xr, cols, &m)) {
+        if (qc_f32_row_max_ukernel__scalar(xr, cols, &m) || isinf(m)) {
             for (size_t i = 0; i < cols; i++) {
                 yr[i] = NAN;
             }

@@ -152,8 +152,12 @@ static inline float qc__softmax_lane_sum(const float l[8]) {
 }
 
 void qc_f32_softmax_ukernel__scalar(const float *x, size_t rows, size_t cols, float *y);
+/* The maximum of n >= 1 floats; returns nonzero when one is NaN (the maximum is then
+ * unspecified). Equal across ISAs as floats (a zero's sign may differ). */
+int qc_f32_row_max_ukernel__scalar(const float *x, size_t n, float *max_out);
 #if defined(QC__BUILD_AVX2)
 void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, float *y);
+int qc_f32_row_max_ukernel__avx2(const float *x, size_t n, float *max_out);
 #endif
 void qc_f32_erf_ukernel__scalar(const float *x, size_t n, float *y);
 void qc_f32_gelu_ukernel__scalar(const float *x, size_t n, float *y);

@@ -129,31 +129,44 @@ void qc_f32_erf_ukernel__avx2(const float *x, size_t n, float *y) { QC__ACTIVATI
 
 void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__gelu8_avx2) }
 
+/* Lanes [0, n) of a vector (n in 1..7): the mask of a row's tail for maskload / maskstore. */
+static inline __m256i qc__tail_mask(size_t n) {
+    static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(const void *)(table + 8 - n));
+}
+
+/* Maximum of n >= 1 floats and whether one is NaN (max is exact: the lane order does not
+ * matter; with a NaN the maximum is unspecified). */
+static inline int qc__row_max_avx2(const float *x, size_t n, float *max_out) {
+    __m256 vmax = _mm256_set1_ps(x[0]);
+    __m256 vnan = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        vmax = _mm256_max_ps(vmax, v);
+    }
+    if (i < n) { /* the lanes past the row take x[0], which is in it */
+        const __m256i mask = qc__tail_mask(n - i);
+        __m256 v = _mm256_blendv_ps(_mm256_set1_ps(x[0]), _mm256_maskload_ps(x + i, mask), _mm256_castsi256_ps(mask));
+        vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        vmax = _mm256_max_ps(vmax, v);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    *max_out = _mm_cvtss_f32(m4);
+    return _mm256_movemask_ps(vnan) != 0;
+}
+
+int qc_f32_row_max_ukernel__avx2(const float *x, size_t n, float *max_out) { return qc__row_max_avx2(x, n, max_out); }
+
 void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, float *y) {
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
-        /* maximum and NaN check (max is exact, so lane order does not matter) */
-        __m256 vmax = _mm256_set1_ps(xr[0]);
-        __m256 vnan = _mm256_setzero_ps();
-        size_t i = 0;
-        for (; i + 8 <= cols; i += 8) {
-            __m256 v = _mm256_loadu_ps(xr + i);
-            vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-            vmax = _mm256_max_ps(vmax, v);
-        }
-        float lanes[8];
-        _mm256_storeu_ps(lanes, vmax);
-        float m = lanes[0];
-        int nan = _mm256_movemask_ps(vnan) != 0;
-        for (int j = 1; j < 8; j++) {
-            m = lanes[j] > m ? lanes[j] : m;
-        }
-        for (; i < cols; i++) {
-            nan |= xr[i] != xr[i];
-            m = xr[i] > m ? xr[i] : m;
-        }
-        if (nan || isinf(m)) {
+        float m;
+        if (qc__row_max_avx2(xr, cols, &m) || isinf(m)) {
             for (size_t c = 0; c < cols; c++) {
                 yr[c] = NAN;
             }
@@ -162,6 +175,7 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
         const __m256 vm = _mm256_set1_ps(m);
         const __m256 lo = QC__S(QC__SOFTMAX_MIN_ARG);
         __m256 acc = _mm256_setzero_ps();
+        size_t i;
         /* four vectors' exp in flight at once (long dependency chains); the sums keep
          * their order: acc takes e of block i, then i + 8, ... */
         for (i = 0; i + 32 <= cols; i += 32) {
@@ -197,19 +211,17 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
             acc = _mm256_add_ps(acc, e);
             _mm256_storeu_ps(yr + i, e);
         }
-        if (i < cols) {
-            float buf[8];
-            for (int j = 0; j < 8; j++) {
-                buf[j] = i + (size_t)j < cols ? xr[i + (size_t)j] - m : QC__SOFTMAX_MIN_ARG - 1.0f;
-            }
-            __m256 a = _mm256_loadu_ps(buf);
+        const size_t tail = cols - i;
+        const __m256i tail_mask = qc__tail_mask(tail ? tail : 8);
+        if (tail) { /* lanes past the row: below the cut, so e = +0 (adding it changes no sum) */
+            __m256 a = _mm256_blendv_ps(QC__S(QC__SOFTMAX_MIN_ARG - 1.0f),
+                                        _mm256_sub_ps(_mm256_maskload_ps(xr + i, tail_mask), vm),
+                                        _mm256_castsi256_ps(tail_mask));
             __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
             acc = _mm256_add_ps(acc, e);
-            _mm256_storeu_ps(buf, e);
-            for (size_t j = 0; i + j < cols; j++) {
-                yr[i + j] = buf[j];
-            }
+            _mm256_maskstore_ps(yr + i, tail_mask, e);
         }
+        float lanes[8];
         _mm256_storeu_ps(lanes, acc);
         const __m256 vs = _mm256_set1_ps(qc__softmax_lane_sum(lanes));
         for (i = 0; i + 8 <= cols; i += 8) {
@@ -218,9 +230,8 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
                 _mm256_storeu_ps(yr + i, _mm256_div_ps(e, vs));
             }
         }
-        const float s = qc__softmax_lane_sum(lanes);
-        for (; i < cols; i++) {
-            yr[i] = yr[i] / s;
+        if (tail) { /* one IEEE division per element, as the scalar e / s */
+            _mm256_maskstore_ps(yr + i, tail_mask, _mm256_div_ps(_mm256_maskload_ps(yr + i, tail_mask), vs));
         }
     }
 }

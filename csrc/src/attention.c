@@ -90,7 +90,8 @@ static size_t qc__attention_live_columns(const qc__attention_head *h, const floa
  * exp(x - mx) is cut to 0, and a 0 added to the 8-lane sums changes nothing); any other row
  * gets its padding filled with the mask values and the whole-row softmax. */
 static void qc__attention_padded_softmax(const qc__attention_head *h, size_t live, size_t cols,
-                                         void (*softmax)(const float *, size_t, size_t, float *)) {
+                                         void (*softmax)(const float *, size_t, size_t, float *),
+                                         int (*row_max)(const float *, size_t, float *)) {
     float dead_max = -INFINITY;
     for (size_t j = live; j < cols; j++) {
         const float m = h->mask[(int64_t)j * h->m_cs];
@@ -98,13 +99,8 @@ static void qc__attention_padded_softmax(const qc__attention_head *h, size_t liv
     }
     for (size_t i = 0; i < h->rows; i++) {
         float *row = h->y + i * cols;
-        int prefix = live > 0;
-        float mx = prefix ? row[0] : 0.0f;
-        for (size_t j = 0; j < live; j++) {
-            prefix &= row[j] == row[j];
-            mx = row[j] > mx ? row[j] : mx;
-        }
-        if (prefix && !isinf(mx) && mx >= dead_max && dead_max - mx < QC__SOFTMAX_MIN_ARG) {
+        float mx = 0.0f;
+        if (live > 0 && !row_max(row, live, &mx) && !isinf(mx) && mx >= dead_max && dead_max - mx < QC__SOFTMAX_MIN_ARG) {
             softmax(row, 1, live, row);
             memset(row + live, 0, (cols - live) * sizeof(float));
         } else {
@@ -139,11 +135,13 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
     }
     void (*kernel)(const qc__attention_head *) = qc_f32_attention_scores_ukernel__scalar;
     void (*softmax)(const float *, size_t, size_t, float *) = qc_f32_softmax_ukernel__scalar;
+    int (*row_max)(const float *, size_t, float *) = qc_f32_row_max_ukernel__scalar;
     switch (isa) {
 #if defined(QC__BUILD_AVX2)
     case QC_ISA_AVX2:
         kernel = qc_f32_attention_scores_ukernel__avx2;
         softmax = qc_f32_softmax_ukernel__avx2;
+        row_max = qc_f32_row_max_ukernel__avx2;
         break;
 #endif
     case QC_ISA_SCALAR:
@@ -219,7 +217,7 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
             if (live == cols) {
                 softmax(h.y, rows, cols, h.y);
             } else {
-                qc__attention_padded_softmax(&h, live, cols, softmax);
+                qc__attention_padded_softmax(&h, live, cols, softmax, row_max);
             }
             if (live < cols) { /* equal mask values in the padding: each row's padded
                                 * probabilities are equal, so one column shows they are 0 */
