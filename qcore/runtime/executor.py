@@ -121,6 +121,8 @@ class Executor:
         # runs without per-node timing: each run of linked int8 steps as one step
         self.chained_steps = fast.chained(self.fast_steps) if fast is not None else None
         self._shape_cache: dict[tuple, dict[str, np.ndarray]] = {}
+        self._slots = _SlotPlan(self.chained_steps if self.chained_steps is not None else self.steps,
+                                self.constants, [v.name for v in graph.inputs])
 
     # -- input checks ----------------------------------------------------------------
     def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -156,14 +158,16 @@ class Executor:
         dict
             Output name -> array.
         """
-        values: dict[str, np.ndarray] = dict(self.constants)
         checked = self._check_feeds(feeds)
-        values.update(checked)
         wanted = [v.name for v in self.graph.outputs] if outputs is None else list(outputs)
         keep_all = outputs is not None
-        clock = time.perf_counter
         shape_key = tuple(a.shape for a in checked.values())
         cached = self._shape_cache.get(shape_key) if self.shape_only_steps else None
+        if timings is None and observe is None and not keep_all and (cached is not None or not self.shape_only_steps):
+            return self._slots.run(checked, cached or {}, wanted)
+        values: dict[str, np.ndarray] = dict(self.constants)
+        values.update(checked)
+        clock = time.perf_counter
         if cached is not None:
             values.update(cached)
         recorded: dict[str, np.ndarray] | None = {} if cached is None and self.shape_only_steps else None
@@ -204,6 +208,65 @@ class Executor:
             self._shape_cache[shape_key] = recorded
         try:
             return {name: values[name] for name in wanted}
+        except KeyError as exc:
+            raise ModelError(f"no value named {exc.args[0]!r} in the graph") from None
+
+
+class _SlotPlan:
+    """The run plan with every value in a numbered slot: the same steps, releases and
+    errors as :meth:`Executor.run`, for a run that records nothing and whose shape-only
+    values are cached (those steps are left out; what they released is released where
+    they would have run)."""
+
+    def __init__(self, plan: list[tuple[Node, Callable[[list], list], list[str], bool]], constants: dict,
+                 inputs: list[str]) -> None:
+        index: dict[str, int] = {"": 0}  # slot 0 stays None: an omitted optional input
+
+        def slot(name: str) -> int:
+            return index.setdefault(name, len(index))
+
+        for name in list(constants) + inputs:
+            slot(name)
+        self.start_release: list[int] = []
+        self.steps: list[tuple[Callable[[list], list], list[int], list[int], list[int], Node]] = []
+        for node, fn, release, is_shape in plan:
+            ins = [slot(name) for name in node.inputs]
+            outs = [slot(name) for name in node.outputs]
+            dropped = [slot(name) for name in release]
+            if is_shape:  # skipped: its releases happen after the step before it
+                (self.steps[-1][3] if self.steps else self.start_release).extend(dropped)
+                continue
+            self.steps.append((fn, ins, outs, dropped, node))
+        self.index = index
+        self.template: list = [None] * len(index)
+        for name, value in constants.items():
+            self.template[index[name]] = value
+
+    def run(self, feeds: dict[str, np.ndarray], cached: dict[str, np.ndarray], wanted: list[str]) -> dict:
+        """Run with the checked feeds and the cached shape-only values."""
+        index = self.index
+        slots = self.template.copy()
+        for name, value in feeds.items():
+            slots[index[name]] = value
+        for name, value in cached.items():
+            if name in index:
+                slots[index[name]] = value
+        for i in self.start_release:
+            slots[i] = None
+        for fn, ins, outs, release, node in self.steps:
+            try:
+                results = fn([slots[i] for i in ins])
+            except QcoreError as exc:
+                raise type(exc)(f"node {node.name!r} ({node.op}): {exc}") from None
+            except (ValueError, TypeError, IndexError, FloatingPointError) as exc:
+                raise ModelError(f"node {node.name!r} ({node.op}) failed: {exc}") from None
+            for i, value in zip(outs, results):
+                if i:
+                    slots[i] = value if isinstance(value, np.ndarray) else np.asarray(value)
+            for i in release:
+                slots[i] = None
+        try:
+            return {name: slots[index[name]] for name in wanted}
         except KeyError as exc:
             raise ModelError(f"no value named {exc.args[0]!r} in the graph") from None
 
