@@ -257,7 +257,11 @@ def test_layer_norm_any_input_matches_on_every_isa(x, residual):
         expected = ref.layer_norm(x, g, b, 1e-5, residual=res)
     for isa in ISAS:
         got = _activation.layer_norm(x, g, b, 1e-5, residual=res, isa=isa)
-        np.testing.assert_array_equal(_bits(got), _bits(expected), strict=True)
+        # NaN positions must agree; a NaN's sign and payload are not promised (two NaN
+        # operands of the residual add: which one comes through is the compiler's choice)
+        nan = np.isnan(expected)
+        np.testing.assert_array_equal(np.isnan(got), nan)
+        np.testing.assert_array_equal(_bits(got)[~nan], _bits(expected)[~nan], strict=True)
 
 
 def test_layer_norm_in_place_shapes_and_bad_input():
