@@ -12,9 +12,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 mb = pytest.importorskip("model_builders")
 from onnx import TensorProto, helper  # noqa: E402
 
-from qcore.errors import ModelError, UnsupportedOpError  # noqa: E402
+from qcore.errors import ModelError, QcoreError, UnsupportedOpError  # noqa: E402
 from qcore.graph import import_onnx  # noqa: E402
 from qcore.runtime import Model  # noqa: E402
+from qcore.runtime.executor import Executor  # noqa: E402
 
 
 def assert_close_relative(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-5) -> None:
@@ -157,6 +158,30 @@ def test_shape_only_nodes_cached_per_input_shape():
     plan = executor.fast_steps if executor.fast_steps is not None else executor.steps
     assert len(model.last_timings) == sum(1 for *_, is_shape in plan if not is_shape)
     assert sum(1 for *_, is_shape in plan if is_shape) == executor.shape_only_steps
+
+
+def test_cached_runs_match_the_recording_run_and_name_the_failing_node():
+    """The slot plan (shape values cached, nothing recorded) gives the first run's bits and
+    the same node-named errors; the buffers it releases are reused."""
+    rng = np.random.default_rng(9)
+    proto = mb.transformer(rng)
+    for fuse in (True, False):
+        model = Model.from_onnx(proto)
+        executor = Executor(model.graph, fuse=fuse)
+        feeds = mb.transformer_feeds(rng, batch=2, seq=8)
+        first = executor.run(feeds)  # records the shape-only values
+        assert executor._shape_cache
+        for _ in range(3):
+            again = executor.run(feeds)
+            for name in first:
+                np.testing.assert_array_equal(again[name], first[name], strict=True)
+        assert executor.run(feeds, outputs=["hidden"])["hidden"].shape == first["hidden"].shape
+        with pytest.raises(ModelError, match="no value named"):
+            executor._slots.run(executor._check_feeds(feeds), next(iter(executor._shape_cache.values())),
+                                ["no such value"])
+        bad = dict(feeds, input_ids=feeds["input_ids"] + 1000)  # same shapes: the cached plan
+        with pytest.raises(QcoreError, match="node '.*' \\(Gather\\): Gather index out of range"):
+            executor.run(bad)
 
 
 @pytest.mark.torch
