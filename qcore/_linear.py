@@ -13,11 +13,13 @@ import numpy as np
 
 from ._gemm import PackedWeights
 from ._native import check, ffi, lib, make_options
-from .errors import DTypeError, ShapeError
+from .errors import DTypeError, QuantParamError, ShapeError
 
 
 def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bias: np.ndarray | None = None, *,
                    x_mul: np.ndarray | None = None, out: np.ndarray | None = None,
+                   post: str | None = None, residual: np.ndarray | None = None, gamma: np.ndarray | None = None,
+                   beta: np.ndarray | None = None, epsilon: float = 1e-5,
                    isa: str | None = None, num_threads: int | None = None) -> np.ndarray:
     """``y = dequantize(dynamic_quantize_rows(x)) @ dequantize(W) + bias``, exactly as the runtime defines it.
 
@@ -36,6 +38,13 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
         formed row by row during quantization, bit-identical to multiplying first.
     out : numpy.ndarray, optional
         C-contiguous float32 ``(M, N)`` to write into (must not overlap ``x``).
+    post : {None, "gelu", "layer_norm"}
+        Applied to the result row block by row block while it is in cache, bit for bit
+        what :func:`qcore._activation.gelu` or :func:`qcore._activation.layer_norm`
+        (with ``residual``, ``gamma``, ``beta``, ``epsilon``) give on the whole result.
+    residual, gamma, beta, epsilon
+        ``post="layer_norm"`` only: float32 ``(M, N)`` added first (optional; must not
+        overlap ``out``), ``(N,)`` scale, optional ``(N,)`` shift, finite ``epsilon >= 0``.
     isa, num_threads
         Instruction-set path and GEMM threads (results are identical for all).
 
@@ -47,10 +56,13 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
     Raises
     ------
     DTypeError
-        ``x`` not float32 or ``packed`` not a PackedWeights.
+        ``x`` not float32, ``packed`` not a PackedWeights, or a layer-norm operand not
+        float32.
     ShapeError
-        ``x`` not ``(M, K)``, a scale / bias / ``x_mul`` of the wrong size, or an ``out``
-        that does not fit.
+        ``x`` not ``(M, K)``, a scale / bias / ``x_mul`` / layer-norm operand of the wrong
+        size, or an ``out`` that does not fit (or overlaps ``residual``).
+    QuantParamError
+        An unknown ``post``, a layer norm without ``gamma`` or with a bad ``epsilon``.
     NonFiniteError
         NaN or infinity in ``x`` (or in ``x * x_mul``).
 
@@ -62,14 +74,15 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
     ``acc = sum_k (q - z)(w - zw)`` in int32 and ``y = float32(acc) * float32(s * s_w[n]) + b[n]``.
     With ``x_mul`` the row is ``x[m, k] * x_mul[k]`` (float32) before all of this.
     """
-    layer = DynamicLinear(packed, w_scale, bias, x_mul, isa=isa, num_threads=num_threads)
+    layer = DynamicLinear(packed, w_scale, bias, x_mul, post=post, gamma=gamma, beta=beta, epsilon=epsilon,
+                          isa=isa, num_threads=num_threads)
     x = np.asarray(x)
     if x.dtype != np.float32:
         raise DTypeError(f"x must be float32, got {x.dtype}")
     if x.ndim != 2 or x.shape[1] != packed.k:
         raise ShapeError(f"x must be (M, {packed.k}), got {x.shape}")
     x = np.ascontiguousarray(x)
-    return layer(x, np.empty((x.shape[0], packed.n), dtype=np.float32) if out is None else out)
+    return layer(x, np.empty((x.shape[0], packed.n), dtype=np.float32) if out is None else out, residual)
 
 
 class DynamicLinear:
@@ -89,15 +102,18 @@ class DynamicLinear:
         float32 ``(N,)``.
     x_mul : numpy.ndarray, optional
         float32 ``(K,)``: the smoothing vector (see :func:`linear_dynamic`).
+    post, gamma, beta, epsilon
+        The row-wise operation after the layer (see :func:`linear_dynamic`); the
+        layer norm's residual comes with each call.
     isa, num_threads
         Instruction-set path and GEMM threads (results are identical for all).
 
     Raises
     ------
     DTypeError
-        ``packed`` not a PackedWeights, or ``x_mul`` not float32.
+        ``packed`` not a PackedWeights, or ``x_mul``, ``gamma`` or ``beta`` not float32.
     ShapeError
-        A scale, bias or ``x_mul`` of the wrong size.
+        A scale, bias, ``x_mul``, ``gamma`` or ``beta`` of the wrong size.
     UnsupportedISAError
         ``isa`` cannot run here.
     QuantParamError
@@ -105,10 +121,13 @@ class DynamicLinear:
     """
 
     def __init__(self, packed: PackedWeights, w_scale: np.ndarray, bias: np.ndarray | None = None,
-                 x_mul: np.ndarray | None = None, *, isa: str | None = None, num_threads: int | None = None) -> None:
+                 x_mul: np.ndarray | None = None, *, post: str | None = None, gamma: np.ndarray | None = None,
+                 beta: np.ndarray | None = None, epsilon: float = 1e-5,
+                 isa: str | None = None, num_threads: int | None = None) -> None:
         if not isinstance(packed, PackedWeights):
             raise DTypeError(f"packed must be a PackedWeights, got {type(packed).__name__}")
         self.k, self.n = packed.k, packed.n
+        self._keep: list = []  # arrays the post-op struct points into
         self._packed = packed
         self._ws = np.ascontiguousarray(w_scale, dtype=np.float32).reshape(-1)
         if self._ws.size not in (1, self.n):
@@ -129,8 +148,12 @@ class DynamicLinear:
         self._s_ptr = None if self._x_mul is None else ffi.cast("const float *", ffi.from_buffer(self._x_mul))
         self._p_ptr = packed._ptr()
         self._options = make_options(isa, num_threads)  # None: QCORE_ISA / QCORE_NUM_THREADS, read by C per call
+        self._post = None
+        self._layer_norm = post == "layer_norm"
+        if post is not None:
+            self._post = _post_struct(post, self.n, gamma, beta, epsilon, self._keep)
 
-    def __call__(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, out: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         """Run the layer on ``x`` into ``out``.
 
         Parameters
@@ -139,6 +162,9 @@ class DynamicLinear:
             C-contiguous float32 ``(M, K)``.
         out : numpy.ndarray
             Writeable C-contiguous float32 ``(M, N)``, not overlapping ``x``.
+        residual : numpy.ndarray, optional
+            With ``post="layer_norm"``: float32 ``(M, N)`` added before the layer norm
+            (not overlapping ``out``).
 
         Returns
         -------
@@ -150,7 +176,8 @@ class DynamicLinear:
         DTypeError
             ``x`` not float32.
         ShapeError
-            ``x`` or ``out`` of the wrong shape or layout.
+            ``x``, ``out`` or ``residual`` of the wrong shape or layout, a residual
+            without a layer norm, or one overlapping ``out``.
         NonFiniteError
             NaN or infinity in ``x`` (or in ``x * x_mul``).
         """
@@ -166,7 +193,22 @@ class DynamicLinear:
             return out
         x_ptr = ffi.cast("const float *", ffi.from_buffer(x)) if x.size else ffi.NULL
         y_ptr = ffi.cast("float *", ffi.from_buffer(out))
-        if self._s_ptr is None:
+        post = self._post
+        if residual is not None:
+            if not self._layer_norm:
+                raise ShapeError("a residual needs post='layer_norm'")
+            if (not isinstance(residual, np.ndarray) or residual.dtype != np.float32 or residual.shape != out.shape
+                    or not residual.flags.c_contiguous):
+                raise ShapeError(f"residual must be a C-contiguous float32 array of shape {out.shape}")
+            if np.may_share_memory(residual, out):
+                raise ShapeError("residual overlaps out")
+            post = ffi.new("qc_linear_post *", self._post[0])
+            post.residual = ffi.cast("const float *", ffi.from_buffer(residual))
+        if post is not None:
+            status = lib.qc_linear_dynamic_post_f32(m, x_ptr, ffi.NULL if self._s_ptr is None else self._s_ptr,
+                                                    self._p_ptr, self._w_ptr, self._ws.size, self._b_ptr, post,
+                                                    y_ptr, self._options)
+        elif self._s_ptr is None:
             status = lib.qc_linear_dynamic_u8_f32(m, x_ptr, self._p_ptr, self._w_ptr, self._ws.size,
                                                   self._b_ptr, y_ptr, self._options)
         else:
@@ -174,3 +216,33 @@ class DynamicLinear:
                                                            self._ws.size, self._b_ptr, y_ptr, self._options)
         check(status, "linear_dynamic")
         return out
+
+
+_POST_OPS = {"gelu": "QC_LINEAR_POST_GELU", "layer_norm": "QC_LINEAR_POST_LAYER_NORM"}
+
+
+def _post_struct(post: str, n: int, gamma: np.ndarray | None, beta: np.ndarray | None, epsilon: float,
+                 keep: list):
+    """The checked ``qc_linear_post`` of a layer with ``n`` outputs (``keep`` holds what it points into)."""
+    if post not in _POST_OPS:
+        raise QuantParamError(f"post must be None, 'gelu' or 'layer_norm', got {post!r}")
+    struct = ffi.new("qc_linear_post *")
+    struct.op = getattr(lib, _POST_OPS[post])
+    if post == "layer_norm":
+        if gamma is None:
+            raise QuantParamError("a layer norm needs gamma")
+        if not (np.isfinite(epsilon) and epsilon >= 0):
+            raise QuantParamError(f"epsilon must be finite and >= 0, got {epsilon}")
+        for name, p in (("gamma", gamma), ("beta", beta)):
+            if p is None:
+                continue
+            p = np.asarray(p)
+            if p.dtype != np.float32:
+                raise DTypeError(f"{name} must be float32, got {p.dtype}")
+            if p.size != n:
+                raise ShapeError(f"{name} has {p.size} values; the layer has {n} outputs")
+            p = np.ascontiguousarray(p).reshape(-1)
+            keep.append(p)
+            setattr(struct, name, ffi.cast("const float *", ffi.from_buffer(p)))
+        struct.epsilon = float(epsilon)
+    return struct

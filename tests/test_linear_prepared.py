@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qcore import _gemm, _linear
-from qcore.errors import DTypeError, ModelError, NonFiniteError, ShapeError
+from qcore import _activation, _gemm, _linear
+from qcore.errors import DTypeError, ModelError, NonFiniteError, QuantParamError, ShapeError
 from qcore.reference.tensor import QuantizedTensor
+from qcore import _native
 from qcore.runtime import kernels
+
+ISAS = _native.available_isas()
 
 
 def _layer(seed: int, k: int, n: int):
@@ -79,3 +82,57 @@ def test_runtime_layer_prepares_the_same_call():
     numpy_layer = kernels.PackedLinear.from_matmul(w, None, engine="numpy")
     with pytest.raises(ModelError, match="one C call"):
         numpy_layer.dynamic_rows_call()
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("m, k, n", [(1, 8, 5), (9, 33, 17), (130, 64, 1536)])
+def test_post_ops_give_the_separate_calls_bits(isa, m, k, n):
+    """GELU / residual layer norm fused after the layer: what the separate kernels give."""
+    rng, packed, ws, bias, smooth = _layer(m * 7 + n, k, n)
+    x = (rng.standard_normal((m, k)) * rng.choice([1e-3, 1.0, 50.0], (m, 1))).astype(np.float32)
+    residual = (rng.standard_normal((m, n)) * 3).astype(np.float32)
+    gamma = rng.standard_normal(n).astype(np.float32)
+    beta = rng.standard_normal(n).astype(np.float32)
+    for s in (None, smooth):
+        layer = _linear.linear_dynamic(x, packed, ws, bias, x_mul=s, isa=isa)
+        got = _linear.linear_dynamic(x, packed, ws, bias, x_mul=s, post="gelu", isa=isa)
+        np.testing.assert_array_equal(got.view(np.uint32), _activation.gelu(layer, isa=isa).view(np.uint32),
+                                      strict=True)
+        for r, b, eps in ((residual, beta, 1e-5), (None, None, 0.0), (residual, None, 1e-12)):
+            call = _linear.DynamicLinear(packed, ws, bias, s, post="layer_norm", gamma=gamma, beta=b, epsilon=eps,
+                                         isa=isa)
+            out = np.empty((m, n), np.float32)
+            call(x, out, r)
+            expected = _activation.layer_norm(layer, gamma, b, eps, residual=r, isa=isa)
+            np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32), strict=True)
+
+
+def test_post_op_arguments_are_checked():
+    rng, packed, ws, bias, smooth = _layer(3, 16, 6)
+    gamma = np.ones(6, np.float32)
+    x = rng.standard_normal((4, 16)).astype(np.float32)
+    out = np.empty((4, 6), np.float32)
+    with pytest.raises(QuantParamError, match="post must be"):
+        _linear.DynamicLinear(packed, ws, post="relu")
+    with pytest.raises(QuantParamError, match="needs gamma"):
+        _linear.DynamicLinear(packed, ws, post="layer_norm")
+    for eps in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(QuantParamError, match="epsilon"):
+            _linear.DynamicLinear(packed, ws, post="layer_norm", gamma=gamma, epsilon=eps)
+    with pytest.raises(DTypeError, match="gamma must be float32"):
+        _linear.DynamicLinear(packed, ws, post="layer_norm", gamma=gamma.astype(np.float64))
+    with pytest.raises(ShapeError, match="beta has 5 values"):
+        _linear.DynamicLinear(packed, ws, post="layer_norm", gamma=gamma, beta=np.ones(5, np.float32))
+    plain = _linear.DynamicLinear(packed, ws, post="gelu")
+    with pytest.raises(ShapeError, match="needs post='layer_norm'"):
+        plain(x, out, np.ones((4, 6), np.float32))
+    norm = _linear.DynamicLinear(packed, ws, post="layer_norm", gamma=gamma)
+    with pytest.raises(ShapeError, match="residual must be"):
+        norm(x, out, np.ones((4, 5), np.float32))
+    with pytest.raises(ShapeError, match="residual must be"):
+        norm(x, out, np.ones((4, 6), np.float64))
+    with pytest.raises(ShapeError, match="overlaps"):
+        norm(x, out, out)
+    x[1, 3] = np.nan
+    with pytest.raises(NonFiniteError):
+        norm(x, out, np.ones((4, 6), np.float32))

@@ -32,6 +32,31 @@ qc_status qc_linear_dynamic_u8_f32(size_t m, const float *x, const void *packed,
 qc_status qc_linear_dynamic_smoothed_u8_f32(size_t m, const float *x, const float *x_mul, const void *packed,
                                             const float *w_scale, size_t w_scale_count, const float *bias, float *y,
                                             const qc_options *options);
+
+/* What qc_linear_dynamic_post_f32 does to Y after the layer, row block by row block while
+ * the rows are in cache; bit-identical to calling the named function on the whole of Y
+ * afterwards with the same options. */
+typedef enum qc_linear_post_op {
+    QC_LINEAR_POST_NONE = 0,       /* nothing */
+    QC_LINEAR_POST_GELU = 1,       /* Y = qc_gelu_f32(Y) */
+    QC_LINEAR_POST_LAYER_NORM = 2  /* Y = qc_layer_norm_f32(Y, residual, M, N, gamma, beta, epsilon) */
+} qc_linear_post_op;
+
+typedef struct qc_linear_post {
+    int op;                /* a qc_linear_post_op */
+    const float *residual; /* LAYER_NORM: M x N float32 added to Y first (NULL: none); must not overlap Y */
+    const float *gamma;    /* LAYER_NORM: N values */
+    const float *beta;     /* LAYER_NORM: N values, or NULL */
+    float epsilon;         /* LAYER_NORM: finite, >= 0 */
+} qc_linear_post;
+
+/* The layer (with the smoothing product when x_mul is not NULL: qc_linear_dynamic_smoothed_u8_f32,
+ * else qc_linear_dynamic_u8_f32), then `post` (NULL: none). An unknown op, a LAYER_NORM
+ * epsilon that is negative or not finite: QC_E_INVALID_ARGUMENT; LAYER_NORM without gamma:
+ * QC_E_NULL_POINTER; otherwise the layer's statuses. */
+qc_status qc_linear_dynamic_post_f32(size_t m, const float *x, const float *x_mul, const void *packed,
+                                     const float *w_scale, size_t w_scale_count, const float *bias,
+                                     const qc_linear_post *post, float *y, const qc_options *options);
 /* cdef: end */
 
 #endif /* QCORE_LINEAR_H */

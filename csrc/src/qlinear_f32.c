@@ -18,8 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
+
+#include "activation.h"
 #include "elementwise.h"
 #include "gemm_internal.h"
+#include "layernorm.h"
 #include "qcore.h"
 #include "qlinear_f32.h"
 
@@ -30,6 +34,9 @@ typedef struct linear_kernels {
     qc__quantize_pack_fn quantize_pack;   /* NULL: the ISA's GEMM takes uint8 rows */
     qc__dequant_rows_fn epilogue;
     size_t mr;                            /* block height of the centred int16 A, or 0 */
+    void (*gelu)(const float *, size_t, float *);  /* the kernels qc_gelu_f32 and */
+    void (*layer_norm)(const float *, const float *, size_t, size_t, const float *, const float *, float,
+                       float *);                   /* qc_layer_norm_f32 run on this ISA */
 } linear_kernels;
 
 static qc_status select_kernels(int isa, linear_kernels *out) {
@@ -42,10 +49,14 @@ static qc_status select_kernels(int isa, linear_kernels *out) {
     out->quantize_pack = NULL;
     out->epilogue = qc_s32_f32_dequant_bias_ukernel__scalar;
     out->mr = 0;
+    out->gelu = qc_f32_gelu_ukernel__scalar;
+    out->layer_norm = qc_f32_layernorm_ukernel__scalar;
 #if defined(QC__BUILD_AVX2)
     if (isa == QC_ISA_AVX2) {
         out->mul_minmax = qc_f32_mul_minmax_ukernel__avx2;
         out->epilogue = qc_s32_f32_dequant_bias_ukernel__avx2;
+        out->gelu = qc_f32_gelu_ukernel__avx2;
+        out->layer_norm = qc_f32_layernorm_ukernel__avx2;
         out->mr = qc__gemm_centered_s16_mr(isa);
         out->quantize_pack = out->mr > 0 ? qc_f32_qu8_quantize_centered_pack_ukernel__avx2 : NULL;
     }
@@ -133,14 +144,50 @@ static qc_status rows_to_u8(const linear_kernels *kern, size_t m, size_t k, cons
     return QC_OK;
 }
 
+/* The epilogue, then the post-op, a block of rows at a time (about 16 KB of Y: the
+ * block stays in L1 between the two). */
+static void finish_rows(const linear_kernels *kern, size_t m, size_t n, float *y, const float *scales,
+                        const float *w_scale, int per_column, const float *bias, const qc_linear_post *post) {
+    if (post == NULL || post->op == QC_LINEAR_POST_NONE) {
+        kern->epilogue(m, n, y, n, scales, w_scale, per_column, bias);
+        return;
+    }
+    const size_t block = n >= 4096 ? 1 : 4096 / n;
+    for (size_t r0 = 0; r0 < m; r0 += block) {
+        const size_t rows = m - r0 < block ? m - r0 : block;
+        float *yb = y + r0 * n;
+        kern->epilogue(rows, n, yb, n, scales + r0, w_scale, per_column, bias);
+        if (post->op == QC_LINEAR_POST_GELU) {
+            kern->gelu(yb, rows * n, yb);
+        } else {
+            kern->layer_norm(yb, post->residual != NULL ? post->residual + r0 * n : NULL, rows, n, post->gamma,
+                             post->beta, post->epsilon, yb);
+        }
+    }
+}
+
 static qc_status linear_dynamic(size_t m, const float *x, const float *x_mul, const void *packed,
-                                const float *w_scale, size_t w_scale_count, const float *bias, float *y,
-                                const qc_options *options) {
+                                const float *w_scale, size_t w_scale_count, const float *bias,
+                                const qc_linear_post *post, float *y, const qc_options *options) {
     int isa = QC_ISA_SCALAR;
     int threads = 1;
     QC__TRY(qc_options_resolve(options, &isa, &threads));
     if (packed == NULL || w_scale == NULL) {
         return QC_E_NULL_POINTER;
+    }
+    if (post != NULL) {
+        if (post->op != QC_LINEAR_POST_NONE && post->op != QC_LINEAR_POST_GELU &&
+            post->op != QC_LINEAR_POST_LAYER_NORM) {
+            return QC_E_INVALID_ARGUMENT;
+        }
+        if (post->op == QC_LINEAR_POST_LAYER_NORM) {
+            if (!(post->epsilon >= 0.0f) || isinf(post->epsilon)) {
+                return QC_E_INVALID_ARGUMENT;
+            }
+            if (post->gamma == NULL) {
+                return QC_E_NULL_POINTER;
+            }
+        }
     }
     size_t k = 0;
     size_t n = 0;
@@ -202,7 +249,7 @@ static qc_status linear_dynamic(size_t m, const float *x, const float *x_mul, co
         }
     }
     if (status == QC_OK) {
-        kern.epilogue(m, n, y, n, scales, w_scale, w_scale_count != 1, bias);
+        finish_rows(&kern, m, n, y, scales, w_scale, w_scale_count != 1, bias, post);
     }
     free(scratch);
     return status;
@@ -210,7 +257,7 @@ static qc_status linear_dynamic(size_t m, const float *x, const float *x_mul, co
 
 qc_status qc_linear_dynamic_u8_f32(size_t m, const float *x, const void *packed, const float *w_scale,
                                    size_t w_scale_count, const float *bias, float *y, const qc_options *options) {
-    return linear_dynamic(m, x, NULL, packed, w_scale, w_scale_count, bias, y, options);
+    return linear_dynamic(m, x, NULL, packed, w_scale, w_scale_count, bias, NULL, y, options);
 }
 
 qc_status qc_linear_dynamic_smoothed_u8_f32(size_t m, const float *x, const float *x_mul, const void *packed,
@@ -219,5 +266,11 @@ qc_status qc_linear_dynamic_smoothed_u8_f32(size_t m, const float *x, const floa
     if (x_mul == NULL) {
         return QC_E_NULL_POINTER;
     }
-    return linear_dynamic(m, x, x_mul, packed, w_scale, w_scale_count, bias, y, options);
+    return linear_dynamic(m, x, x_mul, packed, w_scale, w_scale_count, bias, NULL, y, options);
+}
+
+qc_status qc_linear_dynamic_post_f32(size_t m, const float *x, const float *x_mul, const void *packed,
+                                     const float *w_scale, size_t w_scale_count, const float *bias,
+                                     const qc_linear_post *post, float *y, const qc_options *options) {
+    return linear_dynamic(m, x, x_mul, packed, w_scale, w_scale_count, bias, post, y, options);
 }

@@ -115,7 +115,7 @@ static void run_case(size_t m, size_t k, size_t n, int per_column, int with_bias
     }
     /* the smoothed form: the same as multiplying x by the smoothing vector first */
     float *smooth = malloc((k + 1) * sizeof(float));
-    float *xs = malloc((m * k + 1) * sizeof(float));
+    float *xs = calloc(m * k + 1, sizeof(float));
     float *want_s = malloc((m * n + 1) * sizeof(float));
     for (size_t c = 0; c < k; c++) {
         smooth[c] = c == 0 ? 0.0f : 0.05f + 4.0f * (float)(rng_next() >> 40) / 16777216.0f;
@@ -146,11 +146,79 @@ static void run_case(size_t m, size_t k, size_t n, int per_column, int with_bias
         x[k - 1] = big;
         smooth[k - 1] = keep;
     }
+    /* the post-ops: the same bits as the layer followed by qc_gelu_f32 / qc_layer_norm_f32 */
+    float *resid = malloc((m * n + 1) * sizeof(float));
+    float *gamma = malloc((n + 1) * sizeof(float));
+    float *beta = malloc((n + 1) * sizeof(float));
+    float *layer = malloc((m * n + 1) * sizeof(float));
+    for (size_t i = 0; i < m * n; i++) {
+        resid[i] = rng_sym(3.0f);
+    }
+    for (size_t j = 0; j < n; j++) {
+        gamma[j] = rng_sym(2.0f);
+        beta[j] = rng_sym(1.0f);
+    }
+    for (int t = 0; t < g_num_isas; t++) {
+        for (int variant = 0; variant < 4; variant++) {
+            qc_options o = {g_isas[t], 1 + variant % 2};
+            const float *xm = variant % 2 ? smooth : NULL;
+            CHECK((xm != NULL ? qc_linear_dynamic_smoothed_u8_f32(m, x, xm, packed, ws, ws_count, b, layer, &o)
+                              : qc_linear_dynamic_u8_f32(m, x, packed, ws, ws_count, b, layer, &o)) == QC_OK,
+                  "post: the layer alone");
+            qc_linear_post post = {QC_LINEAR_POST_NONE, NULL, NULL, NULL, 0.0f};
+            if (variant == 1) {
+                post.op = QC_LINEAR_POST_GELU;
+                CHECK(qc_gelu_f32(layer, m * n, want, &o) == QC_OK, "post: gelu");
+            } else if (variant >= 2) {
+                post.op = QC_LINEAR_POST_LAYER_NORM;
+                post.residual = variant == 2 ? resid : NULL;
+                post.gamma = gamma;
+                post.beta = variant == 2 ? beta : NULL;
+                post.epsilon = variant == 2 ? 1e-5f : 0.0f;
+                CHECK(qc_layer_norm_f32(layer, post.residual, m, n, gamma, post.beta, post.epsilon, want, &o) == QC_OK,
+                      "post: layer norm");
+            } else {
+                memcpy(want, layer, m * n * sizeof(float));
+            }
+            CHECK(qc_linear_dynamic_post_f32(m, x, xm, packed, ws, ws_count, b, &post, got, &o) == QC_OK, "post run");
+            for (size_t i = 0; i < m * n; i++) {
+                CHECK(memcmp(&got[i], &want[i], sizeof(float)) == 0 || (isnan(got[i]) && isnan(want[i])),
+                      "post %d %s m%zu k%zu n%zu [%zu]: %a vs %a", variant, qc_isa_name(g_isas[t]), m, k, n, i,
+                      got[i], want[i]);
+            }
+            if (checksum && g_isas[t] == QC_ISA_SCALAR && variant >= 1) {
+                hash(got, m * n * sizeof(float));
+            }
+        }
+    }
+    {
+        qc_linear_post post = {7, NULL, gamma, NULL, 0.0f};
+        CHECK(qc_linear_dynamic_post_f32(m, x, NULL, packed, ws, ws_count, b, &post, got, NULL) ==
+                  QC_E_INVALID_ARGUMENT, "post: unknown op");
+        post.op = QC_LINEAR_POST_LAYER_NORM;
+        post.epsilon = -1.0f;
+        CHECK(qc_linear_dynamic_post_f32(m, x, NULL, packed, ws, ws_count, b, &post, got, NULL) ==
+                  QC_E_INVALID_ARGUMENT, "post: negative epsilon");
+        post.epsilon = INFINITY;
+        CHECK(qc_linear_dynamic_post_f32(m, x, NULL, packed, ws, ws_count, b, &post, got, NULL) ==
+                  QC_E_INVALID_ARGUMENT, "post: infinite epsilon");
+        post.epsilon = NAN;
+        CHECK(qc_linear_dynamic_post_f32(m, x, NULL, packed, ws, ws_count, b, &post, got, NULL) ==
+                  QC_E_INVALID_ARGUMENT, "post: NaN epsilon");
+        post.epsilon = 1e-5f;
+        post.gamma = NULL;
+        CHECK(qc_linear_dynamic_post_f32(m, x, NULL, packed, ws, ws_count, b, &post, got, NULL) ==
+                  QC_E_NULL_POINTER, "post: no gamma");
+        CHECK(qc_linear_dynamic_post_f32(m, x, NULL, packed, ws, ws_count, b, NULL, got, NULL) == QC_OK,
+              "post: NULL is none");
+    }
+    free(resid);
+    free(gamma);
+    free(beta);
+    free(layer);
     free(smooth);
     free(xs);
     free(want_s);
-    {
-    }
     if (checksum) {
         qc_options o = {QC_ISA_SCALAR, 1};
         CHECK(qc_linear_dynamic_u8_f32(m, x, packed, ws, ws_count, b, got, &o) == QC_OK, "checksum run");

@@ -54,7 +54,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -246,7 +246,45 @@ class FastPlan:
         for index, node in enumerate(nodes):  # the remaining C-fused dynamic linear layers
             if node.op == "QMatMul" and index not in claimed and _dynamic_rows(node, inits):
                 add(_Rewrite("QMatMul", [index], list(node.inputs[:1]), list(node.outputs),
-                             _linear_step(node, inits, None, node.inputs[0])))
+                             _linear_step(node, inits, None, node.inputs[0]),
+                             {"linear": (node, None, node.inputs[0], 0)}))
+        self._fuse_post_ops(readers, outputs)
+
+    def _fuse_post_ops(self, readers: dict[str, list[int]], outputs: set[str]) -> None:
+        """A dynamic linear layer whose output only a GELU or an ``Add+LayerNorm`` rewrite
+        reads runs with that op in its C call (``qc_linear_dynamic_post_f32``): same bits."""
+        inits = self.graph.initializers
+        by_input: dict[str, _Rewrite] = {}
+        for rewrite in self.rewrites.values():
+            post = rewrite.info.get("post")
+            if post is None:
+                continue
+            for name in rewrite.inputs[:2] if post["post"] == "layer_norm" else rewrite.inputs[:1]:
+                by_input.setdefault(name, rewrite)
+        for anchor, linear in list(self.rewrites.items()):
+            if "linear" not in linear.info or len(linear.outputs) != 1:
+                continue
+            value = linear.outputs[0]
+            post = by_input.get(value)
+            if post is None or value in outputs or not all(r in post.nodes for r in readers.get(value, [])):
+                continue
+            node, smoothing, x, rank = linear.info["linear"]
+            options = dict(post.info["post"])
+            inputs = [x]
+            if options["post"] == "layer_norm":
+                other = [name for name in post.inputs if name != value]
+                n = inits[node.inputs[1]].data.shape[1]
+                if len(other) != 1 or options["gamma"].size != n:  # Add(y, y), or a norm that does not fit
+                    continue
+                options["residual"] = other[0]
+                inputs.append(other[0])
+            members = sorted(linear.nodes + post.nodes)
+            del self.rewrites[anchor]
+            del self.rewrites[max(post.nodes)]
+            by_input.pop(value)
+            op = linear.op + ("+Gelu" if options["post"] == "gelu" else "+Add+LayerNorm")
+            self.rewrites[max(members)] = _Rewrite(op, members, inputs, list(post.outputs),
+                                                   _linear_step(node, inits, smoothing, x, options, rank))
 
     # ------------------------------------------------------------------ building steps
     def steps(self, plain: list[tuple[Node, Step, list[str], bool]]) -> list[tuple[Node, Step, list[str], bool]]:
@@ -541,6 +579,9 @@ class _Rewrite:
     inputs: list[str]
     outputs: list[str]
     make: Callable[[BufferPool, Fallback], Step]
+    #: what a later rewrite may fuse with: a dynamic linear layer's ``linear`` (node,
+    #: smoothing, input name, rank of the smoothing vector or 0), a row-wise ``post`` op
+    info: dict = field(default_factory=dict)
 
 
 def _run_nodes(fallback: Fallback, names: list[str], inputs: list, outputs: list[str], inits: dict) -> list:
@@ -579,9 +620,14 @@ def _dynamic_rows(node: Node, inits: dict) -> bool:
     return len(node.inputs) < 3 or not node.inputs[2] or isinstance(inits.get(node.inputs[2]), np.ndarray)
 
 
-def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None,
-                 x_name: str) -> Callable[[BufferPool, Fallback], Step]:
-    """The dynamic per-row QMatMul ``node`` (after the smoothing Mul by ``smoothing``) on input ``x_name``."""
+def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None, x_name: str,
+                 post: dict | None = None, rank: int = 0) -> Callable[[BufferPool, Fallback], Step]:
+    """The dynamic per-row QMatMul ``node`` (after the smoothing Mul by ``smoothing``) on input
+    ``x_name``, with the row-wise ``post`` op of a GELU or (residual) layer norm rewrite
+    fused in; ``rank``: the smoothing vector's rank (a lower-rank input runs node by node)."""
+    residual = post.get("residual") if post is not None else None
+    axis = post.get("axis", -1) if post is not None else -1
+
     def make(pool: BufferPool, fallback: Fallback) -> Step:
         w: QuantizedTensor = inits[node.inputs[1]]
         bias = None
@@ -589,17 +635,26 @@ def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None,
             bias = np.asarray(inits[node.inputs[2]], dtype=np.float32)
         packed = kernels.PackedLinear.from_matmul(w, bias)
         k, n = packed.k, packed.n
-        call = packed.dynamic_rows_call(smoothing)
-        names = [x_name]
+        options = {} if post is None else {key: post[key] for key in ("post", "gamma", "beta", "epsilon") if key in post}
+        # the norm runs over the last axis only: another axis runs node by node
+        call = packed.dynamic_rows_call(smoothing, **options)
+        names = [x_name] + ([residual] if residual else [])
         outputs = [fallback[-1][0].outputs[0]]
 
         def run(inputs: list) -> list:
             x = inputs[0]
-            if not isinstance(x, np.ndarray) or x.dtype != np.float32 or not x.ndim or x.shape[-1] != k:
+            r = inputs[1] if residual else None
+            if (not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim < max(rank, 1) or x.shape[-1] != k
+                    or axis % x.ndim != x.ndim - 1
+                    or (residual and (not isinstance(r, np.ndarray) or r.dtype != np.float32
+                                      or r.shape != x.shape[:-1] + (n,)))):
                 return _run_nodes(fallback, names, inputs, outputs, inits)  # reports bad input as node by node
             lead = x.shape[:-1]
             out = pool.get((math.prod(lead), n))
-            call(np.ascontiguousarray(x.reshape(-1, k)), out)
+            if residual:
+                call(np.ascontiguousarray(x.reshape(-1, k)), out, np.ascontiguousarray(r.reshape(-1, n)))
+            else:
+                call(np.ascontiguousarray(x.reshape(-1, k)), out)
             return [out.reshape(lead + (n,))]
         return run
     return make
@@ -625,19 +680,10 @@ def _match_smoothing(index: int, node: Node, nodes: list[Node], inits: dict,
         if vector.ndim < 1:
             continue
         smoothing = np.ascontiguousarray(vector.reshape(-1))
-        make = _linear_step(linear, inits, smoothing, x)
-        rank = vector.ndim
-
-        def guarded(pool: BufferPool, fallback: Fallback, make=make, rank=rank, x=x) -> Step:
-            fused = make(pool, fallback)
-
-            def run(inputs: list) -> list:
-                # a rank-r vector broadcasts an input of lower rank to rank r: node by node
-                if not isinstance(inputs[0], np.ndarray) or inputs[0].ndim < rank:
-                    return _run_nodes(fallback, [x], inputs, [fallback[-1][0].outputs[0]], inits)
-                return fused(inputs)
-            return run
-        return _Rewrite("QMatMul+smoothing", [index, reader], [x], list(linear.outputs), guarded)
+        # a rank-r vector broadcasts an input of lower rank to rank r: node by node
+        return _Rewrite("QMatMul+smoothing", [index, reader], [x], list(linear.outputs),
+                        _linear_step(linear, inits, smoothing, x, rank=vector.ndim),
+                        {"linear": (linear, smoothing, x, vector.ndim)})
     return None
 
 
@@ -705,7 +751,7 @@ def _match_gelu(erf_index: int, nodes: list[Node], inits: dict, only_reader: Cal
                 return _run_nodes(fallback, [x], inputs, [output], inits)
             return [_activation.gelu(v, out=pool.get(v.shape))]
         return run
-    return _Rewrite("Gelu(fused)", sorted(pattern), [x], [output], make)
+    return _Rewrite("Gelu(fused)", sorted(pattern), [x], [output], make, {"post": {"post": "gelu"}})
 
 
 def _match_layer_norm(index: int, node: Node, nodes: list[Node], inits: dict,
@@ -747,7 +793,8 @@ def _match_layer_norm(index: int, node: Node, nodes: list[Node], inits: dict,
                 return _run_nodes(fallback, inputs, args, [output], inits)
             return [_activation.layer_norm(x, g, b, eps, residual=r, out=pool.get(x.shape))]
         return run
-    return _Rewrite("Add+LayerNorm" if residual else "LayerNorm", members, inputs, [output], make)
+    info = {"post": {"post": "layer_norm", "gamma": g, "beta": b, "epsilon": eps, "axis": axis}} if residual else {}
+    return _Rewrite("Add+LayerNorm" if residual else "LayerNorm", members, inputs, [output], make, info)
 
 
 def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: dict,

@@ -279,13 +279,17 @@ class PackedLinear:
         return _linear.linear_dynamic(x, self._packed[0], self.w_scale.reshape(-1),
                                       None if self.bias is None else self.bias.reshape(-1), x_mul=x_mul, out=out)
 
-    def dynamic_rows_call(self, x_mul: np.ndarray | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def dynamic_rows_call(self, x_mul: np.ndarray | None = None, **post: object) -> Callable[..., np.ndarray]:
         """:meth:`run_dynamic_rows` prepared once: a ``call(x, out)`` for C-contiguous 2-D ``x`` and ``out``.
 
         Parameters
         ----------
         x_mul : numpy.ndarray, optional
             float32 ``(K,)``: the smoothing vector.
+        **post
+            ``post``, ``gamma``, ``beta``, ``epsilon`` of :class:`qcore._linear.DynamicLinear`
+            (a GELU or layer norm fused after the layer; the layer norm's residual is the
+            call's third argument).
 
         Returns
         -------
@@ -302,7 +306,7 @@ class PackedLinear:
         if not self.fuses_dynamic_rows:
             raise ModelError("this linear layer does not run dynamic rows in one C call")
         return _linear.DynamicLinear(self._packed[0], self.w_scale.reshape(-1),
-                                     None if self.bias is None else self.bias.reshape(-1), x_mul)
+                                     None if self.bias is None else self.bias.reshape(-1), x_mul, **post)
 
     def run(self, q: np.ndarray, x_scale: float | np.ndarray, x_zero_point: float | np.ndarray) -> np.ndarray:
         """Integer product of quantized rows, dequantized to float32.
