@@ -137,6 +137,31 @@ def test_gptq_clip_search_lowers_the_error_of_heavy_tailed_blocks(symmetric):
         with pytest.raises(QuantParamError, match="clip ratios"):
             gptq_quantize(weight, samples, bits=4, block_size=32, clip_ratios=bad)
 
+
+def test_gptq_pair_limit_bounds_every_pair_and_spreads_the_clipping():
+    rng = np.random.default_rng(14)
+    samples = (rng.normal(size=(512, 32)) @ rng.normal(size=(32, 32))).astype(np.float32)
+    weight = rng.laplace(size=(32, 12)).astype(np.float32)
+    weight[4:6] *= 6.0  # a pair of outlier rows: both near the column maximum
+    free = gptq_quantize(weight, samples)
+    pairs = np.abs(free.data[0::2].astype(np.int32)) + np.abs(free.data[1::2].astype(np.int32))
+    assert pairs.max() > 128  # the constraint has work to do
+    limited = gptq_quantize(weight, samples, pair_limit=128)
+    pairs = np.abs(limited.data[0::2].astype(np.int32)) + np.abs(limited.data[1::2].astype(np.int32))
+    assert pairs.max() <= 128
+    np.testing.assert_array_equal(limited.scale, free.scale, strict=True)  # same per-column scales
+    # outlier rows paired together lose: the constraint costs accuracy (as on MiniLM)
+    reference = samples.astype(np.float64) @ weight
+    errors = [np.linalg.norm(reference - samples @ q.dequantize().astype(np.float64)) for q in (free, limited)]
+    assert errors[0] < errors[1], errors
+    # a limit no pair reaches changes nothing
+    loose = gptq_quantize(weight, samples, pair_limit=256)
+    np.testing.assert_array_equal(loose.data, free.data, strict=True)
+    for bad in ({"pair_limit": 0}, {"pair_limit": 128, "bits": 4, "block_size": 16, "symmetric": False}):
+        with pytest.raises(QuantParamError, match="pair_limit"):
+            gptq_quantize(weight, samples, **bad)
+
+
 def test_quantize_transformer_int8_and_int4(encoder):
     graph, calibration, evaluation = encoder
     reference = Model(graph).run(evaluation)["hidden"]

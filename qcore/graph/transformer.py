@@ -251,7 +251,8 @@ def search_smoothing(samples: np.ndarray, weight: np.ndarray, *, weight_bits: in
 
 def gptq_quantize(weight: np.ndarray, samples: np.ndarray, *, bits: int = 8, block_size: int = 0,
                   symmetric: bool = True, damping: float = 0.01, lazy_block: int = 128,
-                  scale_dtype: str = "float16", clip_ratios: Sequence[float] = (1.0,)) -> QuantizedTensor:
+                  scale_dtype: str = "float16", clip_ratios: Sequence[float] = (1.0,),
+                  pair_limit: int | None = None) -> QuantizedTensor:
     """Quantize a ``[K, N]`` MatMul weight with GPTQ's error-compensating rounding.
 
     Parameters
@@ -284,6 +285,12 @@ def gptq_quantize(weight: np.ndarray, samples: np.ndarray, *, bits: int = 8, blo
         output column the one whose plain round trip of the block (as updated when the
         block starts) has the smallest squared error is used. ``(1.0,)`` (default) is the
         full range.
+    pair_limit : int, optional
+        Constrain every pair of input features ``(2j, 2j + 1)`` to
+        ``|q[2j, n]| + |q[2j + 1, n]| <= pair_limit`` (symmetric weights): the odd row is
+        clipped to what its partner leaves, and GPTQ spreads the clipping error like any
+        rounding error. With 128, a byte-pair multiply-add of uint8 activations
+        (x86 ``vpmaddubsw``) cannot saturate. None (default): no constraint.
 
     Returns
     -------
@@ -312,6 +319,8 @@ def gptq_quantize(weight: np.ndarray, samples: np.ndarray, *, bits: int = 8, blo
         raise QuantParamError(f"clip ratios must be in (0, 1], got {tuple(clip_ratios)}")
     if block_size < 0:
         raise QuantParamError(f"block size must be >= 0, got {block_size}")
+    if pair_limit is not None and (not symmetric or pair_limit < 1):
+        raise QuantParamError(f"pair_limit needs symmetric weights and a positive limit, got {pair_limit}")
     w = np.array(weight, dtype=np.float64)
     x = np.asarray(samples, dtype=np.float64)
     if w.ndim != 2 or x.ndim != 2 or x.shape[1] != w.shape[0]:
@@ -361,7 +370,11 @@ def gptq_quantize(weight: np.ndarray, samples: np.ndarray, *, bits: int = 8, blo
                 scale = column_scale
                 zero_point = 0.0
             row = w[k]
-            q[k] = np.clip(np.rint(row / scale) + zero_point, qmin, qmax)
+            values = np.clip(np.rint(row / scale) + zero_point, qmin, qmax)
+            if pair_limit is not None and k % 2 == 1:
+                room = np.maximum(pair_limit - np.abs(q[k - 1].astype(np.float64)), 0.0)
+                values = np.clip(values, -room, room)
+            q[k] = values
             error = (row - (q[k] - zero_point) * scale) / upper[k, k]
             w[k + 1:stop] -= np.outer(upper[k, k + 1:stop], error)
             errors[k - start] = error
