@@ -247,3 +247,33 @@ def test_padded_keys_skipped_in_the_context_product():
     float_model = Model.from_onnx(eb.encoder(np.random.default_rng(12)))
     np.testing.assert_allclose(Executor(float_model.graph).run(feeds)["hidden"],
                                Executor(float_model.graph, fuse=False).run(feeds)["hidden"], rtol=1e-5, atol=1e-5)
+
+
+def test_shared_smoothing_runs_query_key_value_in_one_call_with_the_same_bits():
+    """A searched smoothing gives q, k and v one Mul; the fast plan runs the three layers in
+    one C call on their weights side by side, and (GELU and attention left unfused) gives
+    the node-by-node bits; the three outputs are column views of one pooled buffer."""
+    rng = np.random.default_rng(13)
+    model = quantize_transformer(Model.from_onnx(eb.encoder(rng, gelu_half=0.25, scale_op="Div")),
+                                 [eb.feeds(rng, 4, 12) for _ in range(3)], weight_bits=8, rounding="nearest")
+    smoothing = [n for n in model.graph.nodes if n.op == "Mul" and n.name.endswith(".smoothing")]
+    readers = [sum(name in n.inputs for n in model.graph.nodes) for name in (m.outputs[0] for m in smoothing)]
+    assert readers.count(3) == 2  # q, k and v of both layers share their Mul
+    fast = Executor(model.graph)
+    ops = _ops(fast)
+    assert ops.count("QMatMul+smoothing x3") == 2
+    plain = Executor(model.graph, fuse=False)
+    for batch, seq in ((1, 1), (2, 9), (3, 33)):
+        feeds = eb.feeds(rng, batch, seq)
+        np.testing.assert_array_equal(fast.run(feeds)["hidden"], plain.run(feeds)["hidden"], strict=True)
+    # the outputs are column slices of one buffer, and stay intact while held
+    first_feeds = eb.feeds(rng, 2, 30)
+    first = fast.run(first_feeds)["hidden"]
+    kept = first.copy()
+    fast.run(eb.feeds(rng, 2, 30))
+    np.testing.assert_array_equal(first, kept, strict=True)
+    feeds = eb.feeds(rng, 2, 9)
+    feeds["x"][1, 4, 2] = np.nan
+    for executor in (fast, plain):
+        with pytest.raises(NonFiniteError, match="node 'layer0/q/MatMul"):
+            executor.run(feeds)

@@ -487,7 +487,13 @@ def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
     -----
     The division is a separate float ``Mul`` rather than folded into the producer,
     because in post-LN encoders the producer (LayerNormalization) also feeds the residual
-    path, which must see the unscaled value.
+    path, which must see the unscaled value. With ``alpha="search"`` and
+    ``quantize_activations``, MatMuls that read the same input (an attention's query, key
+    and value projections) get one factor vector, searched on their weights concatenated
+    along the outputs, and one ``Mul``: the runtime quantizes that input once for all of
+    them (on all-MiniLM-L6-v2 the int8 mean / worst cosine moved from 0.99902 / 0.99252 to
+    0.99894 / 0.99202 in bench's evaluation; weight-only searches stay per layer, where
+    sharing cost 0.013 of worst-sentence cosine).
     """
     graph = _as_graph(model)
     sites = find_sites(graph, exclude_nodes=exclude_nodes, op_types=("MatMul",), fuse_bias=False)
@@ -504,16 +510,30 @@ def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
     chosen: dict[str, float | None] = {}
     out = graph.copy()
     by_name = {site.node.name: site for site in sites}
+    # with quantized activations, MatMuls reading one input (an attention's query, key and
+    # value) share one factor vector, searched on their weights side by side, and one
+    # smoothing Mul: the runtime then quantizes that input once for all of them
+    siblings: dict[str, list[Any]] = {}
+    if searching and quantize_activations:
+        for site in sites:
+            siblings.setdefault(site.node.inputs[0], []).append(site)
+    shared: dict[str, tuple[float | None, np.ndarray, str]] = {}
     nodes: list[Node] = []
     for node in out.nodes:
         site = by_name.get(node.name)
         if site is None:
             nodes.append(node)
             continue
-        if searching:
-            strength, factors = search_smoothing(samples[node.inputs[0]], site.weight, weight_bits=weight_bits,
+        group = siblings.get(node.inputs[0], [site])
+        first = group[0].node.name
+        if len(group) > 1 and node.inputs[0] in shared:
+            strength, factors, first = shared[node.inputs[0]]
+        elif searching:
+            weight = site.weight if len(group) == 1 else np.concatenate([g.weight for g in group], axis=1)
+            strength, factors = search_smoothing(samples[node.inputs[0]], weight, weight_bits=weight_bits,
                                                  block_size=block_size,
                                                  quantize_activations=quantize_activations)
+            shared[node.inputs[0]] = (strength, factors, first)
         else:
             strength = alpha if isinstance(alpha, (int, float)) else alpha.get(node.name, alpha.get("*", 0.5))
             factors = smoothing_factors(maxima[node.inputs[0]], site.weight, float(strength))
@@ -522,11 +542,12 @@ def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
             nodes.append(node)
             continue
         weight_name = f"{node.name}.smoothed_weight"
-        inverse_name = f"{node.name}.smoothing_inverse"
-        scaled_input = f"{node.name}.smoothed_input"
+        inverse_name = f"{first}.smoothing_inverse"
+        scaled_input = f"{first}.smoothed_input"
         out.initializers[weight_name] = (site.weight * factors[:, None]).astype(np.float32)
-        out.initializers[inverse_name] = (np.float32(1.0) / factors).astype(np.float32)
-        nodes.append(Node("Mul", [node.inputs[0], inverse_name], [scaled_input], {}, f"{node.name}.smoothing"))
+        if first == node.name:
+            out.initializers[inverse_name] = (np.float32(1.0) / factors).astype(np.float32)
+            nodes.append(Node("Mul", [node.inputs[0], inverse_name], [scaled_input], {}, f"{node.name}.smoothing"))
         nodes.append(Node(node.op, [scaled_input, weight_name], list(node.outputs), dict(node.attrs), node.name))
     out.nodes = nodes
     from .transforms import remove_dead_code  # noqa: PLC0415

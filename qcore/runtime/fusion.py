@@ -220,7 +220,7 @@ class FastPlan:
             if rewrite is None or any(i in claimed for i in rewrite.nodes):
                 return
             claimed.update(rewrite.nodes)
-            self.rewrites[max(rewrite.nodes)] = rewrite
+            self.rewrites[max(rewrite.nodes) if rewrite.anchor is None else rewrite.anchor] = rewrite
 
         def match(matcher: Callable[..., _Rewrite | None], *args: object) -> _Rewrite | None:
             try:
@@ -231,6 +231,8 @@ class FastPlan:
         for index, node in enumerate(nodes):
             if node.op == "Mul" and index not in claimed:
                 add(match(_match_smoothing, index, node, nodes, inits, only_reader))
+                if index not in claimed:
+                    add(match(_match_shared_smoothing, index, node, nodes, inits, readers, outputs))
         for index, node in enumerate(nodes):
             if index in claimed:
                 continue
@@ -280,7 +282,7 @@ class FastPlan:
                 inputs.append(other[0])
             members = sorted(linear.nodes + post.nodes)
             del self.rewrites[anchor]
-            del self.rewrites[max(post.nodes)]
+            del self.rewrites[next(key for key, r in self.rewrites.items() if r is post)]
             by_input.pop(value)
             op = linear.op + ("+Gelu" if options["post"] == "gelu" else "+Add+LayerNorm")
             self.rewrites[max(members)] = _Rewrite(op, members, inputs, list(post.outputs),
@@ -582,6 +584,8 @@ class _Rewrite:
     #: what a later rewrite may fuse with: a dynamic linear layer's ``linear`` (node,
     #: smoothing, input name, rank of the smoothing vector or 0), a row-wise ``post`` op
     info: dict = field(default_factory=dict)
+    #: the node whose place in the plan the step takes (None: the last of ``nodes``)
+    anchor: int | None = None
 
 
 def _run_nodes(fallback: Fallback, names: list[str], inputs: list, outputs: list[str], inits: dict) -> list:
@@ -664,27 +668,88 @@ def _match_smoothing(index: int, node: Node, nodes: list[Node], inits: dict,
                      only_reader: Callable[[str], int | None]) -> _Rewrite | None:
     """``Mul(x, s)`` with a constant per-channel ``s`` feeding one dynamic per-row QMatMul."""
     reader = only_reader(node.outputs[0])
-    if reader is None or len(node.inputs) != 2:
+    if reader is None:
         return None
     linear = nodes[reader]
     if not _dynamic_rows(linear, inits) or linear.inputs[0] != node.outputs[0]:
         return None
+    found = _smoothing_vector(node, inits, inits[linear.inputs[1]].data.shape[0])
+    if found is None:
+        return None
+    x, smoothing, rank = found
+    # a rank-r vector broadcasts an input of lower rank to rank r: node by node
+    return _Rewrite("QMatMul+smoothing", [index, reader], [x], list(linear.outputs),
+                    _linear_step(linear, inits, smoothing, x, rank=rank), {"linear": (linear, smoothing, x, rank)})
+
+
+def _smoothing_vector(node: Node, inits: dict, k: int) -> tuple[str, np.ndarray, int] | None:
+    """For ``Mul(x, s)`` (either order) with a constant float32 per-channel ``s`` of ``k``
+    values: (x, s flattened, rank of s)."""
+    if len(node.inputs) != 2:
+        return None
     for x_pos in (0, 1):
         x, s = node.inputs[x_pos], node.inputs[1 - x_pos]
         vector = inits.get(s)
-        if x in inits or not isinstance(vector, np.ndarray) or vector.dtype != np.float32:
+        if x in inits or not isinstance(vector, np.ndarray) or vector.dtype != np.float32 or vector.ndim < 1:
             continue
-        k = inits[linear.inputs[1]].data.shape[0]
-        if vector.size != k or any(d != 1 for d in vector.shape[:-1]) or (vector.ndim and vector.shape[-1] != k):
+        if vector.size != k or any(d != 1 for d in vector.shape[:-1]) or vector.shape[-1] != k:
             continue
-        if vector.ndim < 1:
-            continue
-        smoothing = np.ascontiguousarray(vector.reshape(-1))
-        # a rank-r vector broadcasts an input of lower rank to rank r: node by node
-        return _Rewrite("QMatMul+smoothing", [index, reader], [x], list(linear.outputs),
-                        _linear_step(linear, inits, smoothing, x, rank=vector.ndim),
-                        {"linear": (linear, smoothing, x, vector.ndim)})
+        return x, np.ascontiguousarray(vector.reshape(-1)), vector.ndim
     return None
+
+
+def _match_shared_smoothing(index: int, node: Node, nodes: list[Node], inits: dict, readers: dict[str, list[int]],
+                            outputs: set[str]) -> _Rewrite | None:
+    """``Mul(x, s)`` read only by several dynamic per-row QMatMuls on int8 weights of one K
+    (an attention's query, key and value after a shared smoothing): one C call on their
+    weights side by side, the outputs column slices of one buffer. Each output column is
+    computed as in its own layer (same rows quantized, same column sums and epilogue), so
+    the bits are those of the separate layers."""
+    value = node.outputs[0]
+    members = readers.get(value, [])
+    if len(members) < 2 or value in outputs or len(set(members)) != len(members):
+        return None
+    layers = [nodes[i] for i in members]
+    weights = [inits.get(layer.inputs[1]) for layer in layers]
+    if not all(_dynamic_rows(layer, inits) and layer.inputs[0] == value for layer in layers):
+        return None
+    if any(w.dtype != "int8" or w.data.shape[0] != weights[0].data.shape[0] for w in weights):
+        return None
+    has_bias = [len(layer.inputs) > 2 and bool(layer.inputs[2]) for layer in layers]
+    if any(has_bias) and not all(has_bias):
+        return None
+    k = weights[0].data.shape[0]
+    found = _smoothing_vector(node, inits, k)
+    if found is None:
+        return None
+    x, smoothing, rank = found
+    widths = [w.data.shape[1] for w in weights]
+    outs = [layer.outputs[0] for layer in layers]
+
+    def make(pool: BufferPool, fallback: Fallback) -> Step:
+        def column(w: QuantizedTensor, values: np.ndarray) -> np.ndarray:
+            return np.broadcast_to(np.asarray(values).reshape(-1), (w.data.shape[1],))
+        data = np.concatenate([w.data for w in weights], axis=1)
+        scale = np.concatenate([column(w, w.scale) for w in weights]).astype(np.float32)
+        zero = np.concatenate([column(w, w.zero_point) for w in weights]).astype(np.int8)
+        joined = QuantizedTensor(data, scale, zero, "int8", axis=1)
+        bias = (np.concatenate([np.asarray(inits[layer.inputs[2]], np.float32).reshape(-1) for layer in layers])
+                if all(has_bias) else None)
+        call = kernels.PackedLinear.from_matmul(joined, bias).dynamic_rows_call(smoothing)
+        n = sum(widths)
+        bounds = np.cumsum([0] + widths)
+
+        def run(inputs: list) -> list:
+            v = inputs[0]
+            if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.ndim < rank or v.shape[-1] != k:
+                return _run_nodes(fallback, [x], inputs, outs, inits)  # reports bad input as node by node
+            lead = v.shape[:-1]
+            out = pool.get((math.prod(lead), n))
+            call(np.ascontiguousarray(v.reshape(-1, k)), out)
+            return [out[:, a:b].reshape(lead + (b - a,)) for a, b in zip(bounds[:-1], bounds[1:])]
+        return run
+    # placed where the Mul was: each layer's readers may come before the next layer
+    return _Rewrite(f"QMatMul+smoothing x{len(layers)}", sorted([index] + members), [x], outs, make, anchor=index)
 
 
 _SQRT2 = float(np.float32(np.sqrt(2.0)))
