@@ -30,29 +30,34 @@ void qc_f32_attention_scores_ukernel__scalar(const qc__attention_head *h) {
     }
 }
 
+uint32_t qc_f32_absmax_bits_ukernel__scalar(const float *x, size_t rows, int64_t rs, size_t cols, int64_t cs) {
+    uint32_t best = 0;
+    for (size_t i = 0; i < rows; i++) {
+        const float *row = x + (int64_t)i * rs;
+        for (size_t j = 0; j < cols; j++) {
+            uint32_t b;
+            memcpy(&b, &row[(int64_t)j * cs], sizeof b);
+            b &= 0x7FFFFFFFu;
+            best = b > best ? b : best;
+        }
+    }
+    return best;
+}
+
 /* Columns [live, cols) of a head whose mask is the same for every row and at most -2^127
  * (or -inf) there, with |sum_d q[i, d] * k[d, j] * scale| provably below 2^100 for every
  * row (finite q and k): their masked score is the mask value itself, bit for bit
  * (fl(fl(a * scale) + m) = m when |a * scale| is below half an ulp of m, 2^102 or more),
  * so the product need not be formed. Returns live (cols when nothing can be skipped). */
 static size_t qc__attention_live_columns(const qc__attention_head *h, const float *kh, const int64_t ks[4],
-                                         size_t cols) {
+                                         size_t cols, qc__absmax_bits_fn absmax_bits) {
     if (h->mask == NULL || h->m_rs != 0) {
         return cols;
     }
     /* |x| compared as the bits of a float without its sign (a vectorisable integer max);
      * above the bits of 2^100 (NaN, infinity, absurdly large): compute everything */
     const uint32_t limit = 0x71800000u;
-    uint32_t qbits = 0;
-    for (size_t i = 0; i < h->rows; i++) {
-        const float *qi = h->q + (int64_t)i * h->q_rs;
-        for (size_t d = 0; d < h->depth; d++) {
-            uint32_t b;
-            memcpy(&b, &qi[(int64_t)d * h->q_cs], sizeof b);
-            b &= 0x7FFFFFFFu;
-            qbits = b > qbits ? b : qbits;
-        }
-    }
+    uint32_t qbits = absmax_bits(h->q, h->rows, h->q_rs, h->depth, h->q_cs);
     if (qbits > limit) {
         return cols;
     }
@@ -65,14 +70,7 @@ static size_t qc__attention_live_columns(const qc__attention_head *h, const floa
         if (!(m == -INFINITY || m <= -0x1p127f)) {
             break;
         }
-        uint32_t kbits = 0;
-        const float *kj = kh + (int64_t)(live - 1) * ks[3];
-        for (size_t d = 0; d < h->depth; d++) {
-            uint32_t b;
-            memcpy(&b, &kj[(int64_t)d * ks[2]], sizeof b);
-            b &= 0x7FFFFFFFu;
-            kbits = b > kbits ? b : kbits;
-        }
+        uint32_t kbits = absmax_bits(kh + (int64_t)(live - 1) * ks[3], 1, 0, h->depth, ks[2]);
         float kmax;
         memcpy(&kmax, &kbits, sizeof kmax);
         if (kbits > limit || !((double)h->depth * (double)qmax * (double)kmax * scale < 0x1p100)) {
@@ -136,12 +134,14 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
     void (*kernel)(const qc__attention_head *) = qc_f32_attention_scores_ukernel__scalar;
     void (*softmax)(const float *, size_t, size_t, float *) = qc_f32_softmax_ukernel__scalar;
     int (*row_max)(const float *, size_t, float *) = qc_f32_row_max_ukernel__scalar;
+    qc__absmax_bits_fn absmax_bits = qc_f32_absmax_bits_ukernel__scalar;
     switch (isa) {
 #if defined(QC__BUILD_AVX2)
     case QC_ISA_AVX2:
         kernel = qc_f32_attention_scores_ukernel__avx2;
         softmax = qc_f32_softmax_ukernel__avx2;
         row_max = qc_f32_row_max_ukernel__avx2;
+        absmax_bits = qc_f32_absmax_bits_ukernel__avx2;
         break;
 #endif
     case QC_ISA_SCALAR:
@@ -187,7 +187,7 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
             h.mask = mask != NULL ? mask + bh * ms[0] + hh * ms[1] : NULL;
             h.y = y + (b * heads + hd) * plane;
             /* masked padding at the end of the keys: scores equal to the mask, not computed */
-            h.cols = qc__attention_live_columns(&h, kh, ks, cols);
+            h.cols = qc__attention_live_columns(&h, kh, ks, cols, absmax_bits);
             h.kt_stride = (h.cols + 7) / 8 * 8;
             const size_t live = h.cols, kt_stride_h = h.kt_stride;
             if (ks[3] == 1 || (ks[2] != 1 && ks[2] * ks[2] >= ks[3] * ks[3])) {

@@ -28,4 +28,12 @@ void qc_f32_attention_scores_ukernel__scalar(const qc__attention_head *h);
 void qc_f32_attention_scores_ukernel__avx2(const qc__attention_head *h);
 #endif
 
+/* The largest |x| of rows x cols floats x[i * rs + j * cs], as the bits of a float without
+ * its sign (an integer max: NaN and infinity come out above every finite value). */
+typedef uint32_t (*qc__absmax_bits_fn)(const float *x, size_t rows, int64_t rs, size_t cols, int64_t cs);
+uint32_t qc_f32_absmax_bits_ukernel__scalar(const float *x, size_t rows, int64_t rs, size_t cols, int64_t cs);
+#if defined(QC__BUILD_AVX2)
+uint32_t qc_f32_absmax_bits_ukernel__avx2(const float *x, size_t rows, int64_t rs, size_t cols, int64_t cs);
+#endif
+
 #endif /* QC_ATTENTION_INTERNAL_H */

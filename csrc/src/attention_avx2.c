@@ -18,6 +18,37 @@
 #include <immintrin.h>
 #endif
 
+/* Contiguous rows (cs == 1) eight values at a time, vpmaxud on the sign-cleared bits; other
+ * layouts by the scalar loop. */
+uint32_t qc_f32_absmax_bits_ukernel__avx2(const float *x, size_t rows, int64_t rs, size_t cols, int64_t cs) {
+    if (cs != 1) {
+        return qc_f32_absmax_bits_ukernel__scalar(x, rows, rs, cols, cs);
+    }
+    const __m256i clear = _mm256_set1_epi32(0x7FFFFFFF);
+    __m256i best = _mm256_setzero_si256();
+    uint32_t tail = 0;
+    for (size_t i = 0; i < rows; i++) {
+        const float *row = x + (int64_t)i * rs;
+        size_t j = 0;
+        for (; j + 8 <= cols; j += 8) {
+            const __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(row + j)), clear);
+            best = _mm256_max_epu32(best, v);
+        }
+        for (; j < cols; j++) {
+            uint32_t b;
+            memcpy(&b, &row[j], sizeof b);
+            b &= 0x7FFFFFFFu;
+            tail = b > tail ? b : tail;
+        }
+    }
+    uint32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)(void *)lanes, best);
+    for (int k = 0; k < 8; k++) {
+        tail = lanes[k] > tail ? lanes[k] : tail;
+    }
+    return tail;
+}
+
 /* v * scale, + mask, stored to y[0..n) (n <= 8: a partial last vector goes through a buffer). */
 static inline void qc__attention_store(__m256 v, const qc__attention_head *h, const float *mrow, size_t j,
                                        float *yrow) {

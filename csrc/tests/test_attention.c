@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "qcore.h"
+#include "attention.h"
 #include "test_check.h"
 #include "test_support.h"
 
@@ -187,6 +188,33 @@ static void test_errors(void) {
               QC_E_OVERFLOW, "overflow");
 }
 
+/* The AVX2 max of |x| bits equals the scalar one on every layout and value kind. */
+static void test_absmax_bits(void) {
+#if defined(QC__BUILD_AVX2)
+    if (!(qc_isa_available_mask() & (1u << QC_ISA_AVX2))) {
+        return;
+    }
+    float x[24 * 41];
+    static const float specials[] = {0.0f, -0.0f, 1e-45f, -3.4e38f, INFINITY, -INFINITY, NAN, 0x1p100f};
+    for (int trial = 0; trial < 400; trial++) {
+        for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) {
+            x[i] = rng_sym(trial % 3 ? 5.0f : 1e30f);
+        }
+        if (trial % 2) {
+            x[(size_t)rng_range(0, (int32_t)(sizeof x / sizeof x[0]) - 1)] = specials[trial / 2 % 8];
+        }
+        size_t rows = (size_t)rng_range(0, 24), cols = (size_t)rng_range(0, 20);
+        int64_t cs = trial % 5 == 0 ? 2 : 1, rs = (int64_t)cols * cs + (trial % 7);
+        if ((size_t)rs * (rows > 0 ? rows - 1 : 0) + (size_t)cs * cols > sizeof x / sizeof x[0]) {
+            continue;
+        }
+        CHECK(qc_f32_absmax_bits_ukernel__avx2(x, rows, rs, cols, cs) ==
+                  qc_f32_absmax_bits_ukernel__scalar(x, rows, rs, cols, cs),
+              "absmax bits rows %zu cols %zu rs %lld cs %lld", rows, cols, (long long)rs, (long long)cs);
+    }
+#endif
+}
+
 int main(void) {
     printf("isas:");
     for (int i = 0; i < QC_ISA_COUNT; i++) {
@@ -209,6 +237,7 @@ int main(void) {
     printf("checksum attention %016" PRIx64 "\n", h);
     test_live_keys();
     test_errors();
+    test_absmax_bits();
     printf("test_attention: %d checks, %d failures\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }
