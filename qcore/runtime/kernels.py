@@ -486,7 +486,6 @@ def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
     Output shape ``indices.shape + (columns,)``; ``(w - zp) * scale`` as DequantizeLinear.
     """
     flat = indices.reshape(-1)
-    data = table.data[flat].astype(np.float32)
     scale = np.asarray(table.scale)
     zp = np.asarray(table.zero_point)
     cols = table.data.shape[1]
@@ -495,10 +494,21 @@ def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
         return (a[flat] if a.ndim else a).astype(np.float32)
 
     if table.axis is None:
+        data = table.data[flat].astype(np.float32)
         out = (data - zp.astype(np.float32).reshape(())) * scale.astype(np.float32).reshape(())
+    elif table.axis == 0 and not table.block_size and not flat.size:
+        out = np.empty((0, cols), np.float32)
     elif table.axis == 0 and not table.block_size:
-        out = (data - rows(zp).reshape(-1, 1)) * rows(scale).reshape(-1, 1)
+        from .. import _elementwise  # noqa: PLC0415
+
+        # one row per channel on the C core: the same (w - zp) * scale, rounded once
+        gathered = np.take(table.data, flat, axis=0)
+        row_zp = np.take(zp, flat) if zp.ndim else np.full(flat.shape, zp)
+        row_scale = np.take(scale, flat) if scale.ndim else np.full(flat.shape, scale)
+        out = _elementwise.dequantize_linear(gathered, row_scale.astype(np.float32, copy=False),
+                                             row_zp.astype(gathered.dtype, copy=False), axis=0)
     elif table.axis == 1 and table.block_size:
+        data = table.data[flat].astype(np.float32)
         s = np.repeat(rows(scale), table.block_size, axis=1)[:, :cols]
         z = np.repeat(rows(zp), table.block_size, axis=1)[:, :cols]
         out = (data - z) * s
