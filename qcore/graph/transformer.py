@@ -491,9 +491,8 @@ def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
     ``quantize_activations``, MatMuls that read the same input (an attention's query, key
     and value projections) get one factor vector, searched on their weights concatenated
     along the outputs, and one ``Mul``: the runtime quantizes that input once for all of
-    them (on all-MiniLM-L6-v2 the int8 mean / worst cosine moved from 0.99902 / 0.99252 to
-    0.99894 / 0.99202 in bench's evaluation; weight-only searches stay per layer, where
-    sharing cost 0.013 of worst-sentence cosine).
+    them (weight-only searches stay per layer: there sharing cost all-MiniLM-L6-v2 0.013
+    of worst-sentence cosine; bench/results/minilm.md has both measurements).
     """
     graph = _as_graph(model)
     sites = find_sites(graph, exclude_nodes=exclude_nodes, op_types=("MatMul",), fuse_bias=False)
