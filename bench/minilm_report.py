@@ -43,10 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {reason}")
         return 0
 
-    from qcore.graph import import_onnx
     from qcore.graph.transformer import quantize_transformer, sensitivity_report
 
-    graph = import_onnx(str(minilm_support.onnx_model_path()))
+    graph = minilm_support.float_graph()
     calibration = minilm_support.calibration_feeds()
     sentences = minilm_support.load_sentences()[: args.sentences]
     feeds = minilm_support.tokenize(sentences)

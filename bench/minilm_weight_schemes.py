@@ -185,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"skipped: {reason}")
         return 0
-    from qcore.graph import import_onnx
-
-    graph = import_onnx(str(ms.onnx_model_path()))
+    graph = ms.float_graph()
     # the calibration sets of tests/test_minilm.py: sentences for int8, plus paragraphs for int4
     calibration = ms.calibration_feeds(paragraphs=args.scheme != "pairs")
     feeds = ms.tokenize(ms.load_sentences())

@@ -137,6 +137,30 @@ def softmax(x: np.ndarray, *, out: np.ndarray | None = None, isa: str | None = N
     return _run(run, "softmax", x, out, isa)
 
 
+def norm_params(gamma: np.ndarray | None, beta: np.ndarray | None, cols: int) -> tuple:
+    """A layer norm's scale and shift as contiguous 1-D float32 arrays (None stays None).
+
+    Raises
+    ------
+    DTypeError
+        One is not float32.
+    ShapeError
+        One does not have ``cols`` values.
+    """
+    params = []
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        if p is None:
+            params.append(None)
+            continue
+        p = np.asarray(p)
+        if p.dtype != np.float32:
+            raise DTypeError(f"layer_norm: {name} must be float32, got {p.dtype}")
+        if p.size != cols:
+            raise ShapeError(f"layer_norm: {name} has {p.size} values, x has {cols} columns")
+        params.append(np.ascontiguousarray(p).reshape(-1))
+    return params[0], params[1]
+
+
 def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, epsilon: float, *,
                residual: np.ndarray | None = None, out: np.ndarray | None = None, isa: str | None = None) -> np.ndarray:
     """Layer normalization of float32 ``x`` (or ``x + residual``) over its last axis.
@@ -187,18 +211,7 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, epsilo
     cols = x.shape[-1]
     if not (np.isfinite(epsilon) and epsilon >= 0):
         raise QuantParamError(f"layer_norm: epsilon must be finite and >= 0, got {epsilon}")
-    params = []
-    for name, p in (("gamma", gamma), ("beta", beta)):
-        if p is None:
-            params.append(None)
-            continue
-        p = np.asarray(p)
-        if p.dtype != np.float32:
-            raise DTypeError(f"layer_norm: {name} must be float32, got {p.dtype}")
-        if p.size != cols:
-            raise ShapeError(f"layer_norm: {name} has {p.size} values, x has {cols} columns")
-        params.append(np.ascontiguousarray(p).reshape(-1))
-    g, b = params
+    g, b = norm_params(gamma, beta, cols)
     if g is None:
         raise DTypeError("layer_norm: gamma is required")
     src = np.ascontiguousarray(x)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._activation import norm_params
 from ._gemm import PackedWeights
 from ._native import check, ffi, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
@@ -233,16 +234,9 @@ def _post_struct(post: str, n: int, gamma: np.ndarray | None, beta: np.ndarray |
             raise QuantParamError("a layer norm needs gamma")
         if not (np.isfinite(epsilon) and epsilon >= 0):
             raise QuantParamError(f"epsilon must be finite and >= 0, got {epsilon}")
-        for name, p in (("gamma", gamma), ("beta", beta)):
-            if p is None:
-                continue
-            p = np.asarray(p)
-            if p.dtype != np.float32:
-                raise DTypeError(f"{name} must be float32, got {p.dtype}")
-            if p.size != n:
-                raise ShapeError(f"{name} has {p.size} values; the layer has {n} outputs")
-            p = np.ascontiguousarray(p).reshape(-1)
-            keep.append(p)
-            setattr(struct, name, ffi.cast("const float *", ffi.from_buffer(p)))
+        for name, p in zip(("gamma", "beta"), norm_params(gamma, beta, n)):
+            if p is not None:
+                keep.append(p)
+                setattr(struct, name, ffi.cast("const float *", ffi.from_buffer(p)))
         struct.epsilon = float(epsilon)
     return struct

@@ -312,3 +312,10 @@ def onnx_model_path() -> Path:
     if not path.is_file():
         export_onnx(path)
     return path
+
+
+def float_graph():
+    """The float32 export (:func:`onnx_model_path`) imported into qcore's graph IR."""
+    from qcore.graph import import_onnx
+
+    return import_onnx(str(onnx_model_path()))
