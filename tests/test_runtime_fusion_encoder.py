@@ -277,3 +277,29 @@ def test_shared_smoothing_runs_query_key_value_in_one_call_with_the_same_bits():
     for executor in (fast, plain):
         with pytest.raises(NonFiniteError, match="node 'layer0/q/MatMul"):
             executor.run(feeds)
+
+
+def test_layer_norm_of_two_linear_layers_fuses_one_of_them():
+    """Add(linear_a(x), linear_b(x)) -> LayerNorm: the first layer takes the norm with the
+    second's output as its residual; the second stays a plain layer; same bits."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    import qcore.graph.quantize as q
+
+    rng = np.random.default_rng(14)
+    inits = [numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), name) for name in ("wa", "wb")]
+    inits += [numpy_helper.from_array(rng.normal(size=8).astype(np.float32), name) for name in ("g", "b")]
+    nodes = [helper.make_node("MatMul", ["x", "wa"], ["a"], name="la"),
+             helper.make_node("MatMul", ["x", "wb"], ["bb"], name="lb"),
+             helper.make_node("Add", ["a", "bb"], ["s"], name="add"),
+             helper.make_node("LayerNormalization", ["s", "g", "b"], ["y"], name="ln", axis=-1, epsilon=1e-5)]
+    graph = helper.make_graph(nodes, "two", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, 8])], inits)
+    model = q.quantize_dynamic(Model.from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])),
+                               per_channel=True, per_row=True)
+    fast = Executor(model.graph)
+    ops = _ops(fast)
+    assert ops.count("QMatMul+Add+LayerNorm") == 1 and ops.count("QMatMul") == 1
+    x = rng.normal(size=(2, 5, 8)).astype(np.float32)
+    np.testing.assert_array_equal(fast.run({"x": x})["y"], Executor(model.graph, fuse=False).run({"x": x})["y"],
+                                  strict=True)

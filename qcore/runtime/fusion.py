@@ -283,7 +283,8 @@ class FastPlan:
             members = sorted(linear.nodes + post.nodes)
             del self.rewrites[anchor]
             del self.rewrites[next(key for key, r in self.rewrites.items() if r is post)]
-            by_input.pop(value)
+            # a post op fuses once (Add(linear_a, linear_b): the second stays a plain layer)
+            by_input = {name: r for name, r in by_input.items() if r is not post}
             op = linear.op + ("+Gelu" if options["post"] == "gelu" else "+Add+LayerNorm")
             self.rewrites[max(members)] = _Rewrite(op, members, inputs, list(post.outputs),
                                                    _linear_step(node, inits, smoothing, x, options, rank))
