@@ -178,6 +178,11 @@ def test_quantize_transformer_int8_and_int4(encoder):
         quantize_transformer(graph, calibration, weight_bits=2)
     with pytest.raises(QuantParamError, match="rounding"):
         quantize_transformer(graph, calibration, rounding="stochastic")
+    with pytest.raises(QuantParamError, match="max_rows"):
+        quantize_transformer(graph, calibration, max_rows=0)
+    # fewer calibration rows: a valid model, other weights
+    few = quantize_transformer(graph, calibration, weight_bits=8, max_rows=8)
+    assert _cosine(few.run(evaluation)["hidden"], reference) > 0.99
 
 
 def test_sensitivity_report_covers_every_linear_layer(encoder):

@@ -458,7 +458,7 @@ def smoothing_factors(activation_max: np.ndarray, weight: np.ndarray, alpha: flo
 def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
                        alpha: float | Mapping[str, float] | str = "search", weight_bits: int = 8,
                        block_size: int = 0, quantize_activations: bool = True,
-                       exclude_nodes: Sequence[str] = ()) -> Graph:
+                       exclude_nodes: Sequence[str] = (), max_rows: int = 4096) -> Graph:
     """Migrate activation outliers of every linear layer into its weights.
 
     Parameters
@@ -475,6 +475,9 @@ def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
         The scheme the search simulates (see :func:`search_smoothing`).
     exclude_nodes : sequence of str
         MatMul nodes to leave untouched.
+    max_rows : int
+        Calibration rows (tokens) per layer input the search uses (the first ones;
+        :func:`activation_samples`).
 
     Returns
     -------
@@ -503,7 +506,7 @@ def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
     if searching and alpha != "search":
         raise QuantParamError(f"alpha must be a number, a mapping or 'search', got {alpha!r}")
     if searching:
-        samples = activation_samples(graph, calibration, inputs)
+        samples = activation_samples(graph, calibration, inputs, max_rows=max_rows)
     else:
         maxima = activation_channel_maxima(graph, calibration, inputs)
     chosen: dict[str, float | None] = {}
@@ -559,7 +562,7 @@ def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
 def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None, *, weight_bits: int = 8,
                          block_size: int = 32, alpha: float | Mapping[str, float] | str = "search",
                          rounding: str = "gptq", symmetric: bool = False,
-                         exclude_nodes: Sequence[str] = ()) -> Any:
+                         exclude_nodes: Sequence[str] = (), max_rows: int = 4096) -> Any:
     """Quantize a transformer encoder for accuracy close to float.
 
     Parameters
@@ -586,6 +589,10 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
         0.980 against 0.971 for symmetric ones).
     exclude_nodes : sequence of str
         MatMul nodes to leave in float.
+    max_rows : int
+        Calibration rows (tokens) per layer input that the smoothing search and GPTQ's
+        Hessians use, the first ones (memory grows with it: rows x width x 4 bytes per
+        layer input).
 
     Returns
     -------
@@ -594,7 +601,7 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
     Raises
     ------
     QuantParamError
-        ``weight_bits`` not 8 or 4, or an unknown ``rounding``.
+        ``weight_bits`` not 8 or 4, an unknown ``rounding``, or ``max_rows`` below 1.
 
     Notes
     -----
@@ -611,6 +618,8 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
         raise QuantParamError(f"weight_bits must be 8 or 4, got {weight_bits}")
     if rounding not in ("gptq", "nearest"):
         raise QuantParamError(f"rounding must be 'gptq' or 'nearest', got {rounding!r}")
+    if max_rows < 1:
+        raise QuantParamError(f"max_rows must be >= 1, got {max_rows}")
     graph = _as_graph(model)
     if calibration is None:
         if weight_bits == 4:
@@ -620,7 +629,8 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
     calibration = list(calibration)
     graph = smooth_activations(graph, calibration, alpha=alpha, weight_bits=weight_bits,
                                block_size=block_size if weight_bits == 4 else 0,
-                               quantize_activations=weight_bits == 8, exclude_nodes=exclude_nodes)
+                               quantize_activations=weight_bits == 8, exclude_nodes=exclude_nodes,
+                               max_rows=max_rows)
     smoothing = graph.metadata.get("smoothing", {})
     if rounding == "nearest":
         if weight_bits == 4:
@@ -631,7 +641,8 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
         result.graph.metadata["smoothing"] = smoothing
         return result
     sites = find_sites(graph, exclude_nodes=exclude_nodes, op_types=("MatMul",))
-    samples = activation_samples(graph, calibration, sorted({site.node.inputs[0] for site in sites}))
+    samples = activation_samples(graph, calibration, sorted({site.node.inputs[0] for site in sites}),
+                                 max_rows=max_rows)
     sites += find_embedding_sites(graph, exclude_nodes=exclude_nodes)
 
     def make(site: Any) -> tuple[str, QuantizedTensor, dict]:
