@@ -146,7 +146,7 @@ class DynamicLinear:
             self._x_mul = np.ascontiguousarray(s).reshape(-1)
         self._w_ptr = ffi.cast("const float *", ffi.from_buffer(self._ws))
         self._b_ptr = ffi.NULL if self._bias is None else ffi.cast("const float *", ffi.from_buffer(self._bias))
-        self._s_ptr = None if self._x_mul is None else ffi.cast("const float *", ffi.from_buffer(self._x_mul))
+        self._s_ptr = ffi.NULL if self._x_mul is None else ffi.cast("const float *", ffi.from_buffer(self._x_mul))
         self._p_ptr = packed._ptr()
         self._options = make_options(isa, num_threads)  # None: QCORE_ISA / QCORE_NUM_THREADS, read by C per call
         self._post = None
@@ -194,7 +194,7 @@ class DynamicLinear:
             return out
         x_ptr = ffi.cast("const float *", ffi.from_buffer(x)) if x.size else ffi.NULL
         y_ptr = ffi.cast("float *", ffi.from_buffer(out))
-        post = self._post
+        post = ffi.NULL if self._post is None else self._post
         if residual is not None:
             if not self._layer_norm:
                 raise ShapeError("a residual needs post='layer_norm'")
@@ -205,16 +205,9 @@ class DynamicLinear:
                 raise ShapeError("residual overlaps out")
             post = ffi.new("qc_linear_post *", self._post[0])
             post.residual = ffi.cast("const float *", ffi.from_buffer(residual))
-        if post is not None:
-            status = lib.qc_linear_dynamic_post_f32(m, x_ptr, ffi.NULL if self._s_ptr is None else self._s_ptr,
-                                                    self._p_ptr, self._w_ptr, self._ws.size, self._b_ptr, post,
-                                                    y_ptr, self._options)
-        elif self._s_ptr is None:
-            status = lib.qc_linear_dynamic_u8_f32(m, x_ptr, self._p_ptr, self._w_ptr, self._ws.size,
-                                                  self._b_ptr, y_ptr, self._options)
-        else:
-            status = lib.qc_linear_dynamic_smoothed_u8_f32(m, x_ptr, self._s_ptr, self._p_ptr, self._w_ptr,
-                                                           self._ws.size, self._b_ptr, y_ptr, self._options)
+        # one entry point for every form: NULL x_mul (no smoothing) and NULL post (nothing after)
+        status = lib.qc_linear_dynamic_post_f32(m, x_ptr, self._s_ptr, self._p_ptr, self._w_ptr, self._ws.size,
+                                                self._b_ptr, post, y_ptr, self._options)
         check(status, "linear_dynamic")
         return out
 

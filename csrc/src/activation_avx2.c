@@ -7,14 +7,9 @@
 
 #if defined(QC__BUILD_AVX2)
 
-#if defined(__clang__)
 #include <immintrin.h>
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#include <immintrin.h>
-#endif
+
+QC__AVX2_BEGIN
 
 #include "activation.h"
 
@@ -236,10 +231,6 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+QC__AVX2_END
 
 #endif /* QC__BUILD_AVX2 */

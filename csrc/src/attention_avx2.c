@@ -9,14 +9,9 @@
 
 #include <string.h>
 
-#if defined(__clang__)
 #include <immintrin.h>
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#include <immintrin.h>
-#endif
+
+QC__AVX2_BEGIN
 
 /* Contiguous rows (cs == 1) eight values at a time, vpmaxud on the sign-cleared bits; other
  * layouts by the scalar loop. */
@@ -166,10 +161,6 @@ void qc_f32_attention_scores_ukernel__avx2(const qc__attention_head *h) {
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+QC__AVX2_END
 
 #endif /* QC__BUILD_AVX2 */

@@ -12,14 +12,9 @@
 
 #if defined(QC__BUILD_AVX2)
 
-#if defined(__clang__)
 #include <immintrin.h>
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#include <immintrin.h>
-#endif
+
+QC__AVX2_BEGIN
 
 #include <string.h>
 
@@ -139,10 +134,6 @@ void qc_s32_conv_quantize_ukernel__avx2(size_t rows, size_t n, const int32_t *ac
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+QC__AVX2_END
 
 #endif /* QC__BUILD_AVX2 */

@@ -27,6 +27,17 @@ static inline int qc__add_size(size_t a, size_t b, size_t *out) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define QC__BUILD_AVX2 1
 #endif
+
+/* A region of a file built for the baseline x86-64 ISA whose functions are compiled for
+ * AVX2 (the *_avx2.c kernels, chosen at run time): QC__AVX2_BEGIN after the includes
+ * (immintrin.h among them), QC__AVX2_END at the end. */
+#if defined(__clang__)
+#define QC__AVX2_BEGIN _Pragma("clang attribute push(__attribute__((target(\"avx2\"))), apply_to = function)")
+#define QC__AVX2_END _Pragma("clang attribute pop")
+#else
+#define QC__AVX2_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2\")")
+#define QC__AVX2_END _Pragma("GCC pop_options")
+#endif
 #if defined(__aarch64__)
 #define QC__BUILD_NEON 1
 #if defined(__GNUC__) && !defined(__clang__)

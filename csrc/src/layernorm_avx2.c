@@ -11,14 +11,9 @@
 
 #include <math.h>
 
-#if defined(__clang__)
 #include <immintrin.h>
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#include <immintrin.h>
-#endif
+
+QC__AVX2_BEGIN
 
 #include "activation.h"
 #include "layernorm.h"
@@ -76,10 +71,6 @@ void qc_f32_layernorm_ukernel__avx2(const float *a, const float *b, size_t rows,
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+QC__AVX2_END
 
 #endif /* QC__BUILD_AVX2 */

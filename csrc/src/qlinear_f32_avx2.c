@@ -15,14 +15,9 @@
 
 #if defined(QC__BUILD_AVX2)
 
-#if defined(__clang__)
 #include <immintrin.h>
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#include <immintrin.h>
-#endif
+
+QC__AVX2_BEGIN
 
 #include <string.h>
 
@@ -130,10 +125,6 @@ int qc_f32_qu8_quantize_centered_pack_ukernel__avx2(size_t k, size_t kp, const f
     return _mm256_movemask_ps(nan_acc) != 0;
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+QC__AVX2_END
 
 #endif /* QC__BUILD_AVX2 */

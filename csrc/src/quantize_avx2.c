@@ -9,14 +9,9 @@
 
 #if defined(QC__BUILD_AVX2)
 
-#if defined(__clang__)
 #include <immintrin.h>
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#include <immintrin.h>
-#endif
+
+QC__AVX2_BEGIN
 
 #include <string.h>
 
@@ -267,10 +262,6 @@ int qc_f32_minmax_ukernel__avx2(size_t n, const float *x, float *min_out, float 
     return qc__minmax_avx2(n, x, NULL, NULL, min_out, max_out);
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+QC__AVX2_END
 
 #endif /* QC__BUILD_AVX2 */

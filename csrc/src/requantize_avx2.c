@@ -12,14 +12,9 @@
 
 #if defined(QC__BUILD_AVX2)
 
-#if defined(__clang__)
 #include <immintrin.h>
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2")
-#include <immintrin.h>
-#endif
+
+QC__AVX2_BEGIN
 
 #include <string.h>
 
@@ -194,10 +189,6 @@ void qc_qs32_q8_requantize_fixedpoint_channels_ukernel__avx2(size_t n, const int
     qc__requant_channels_avx2(n, acc, bias, NULL, multipliers, shifts, zero_points, lo, hi, y, 1);
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+QC__AVX2_END
 
 #endif /* QC__BUILD_AVX2 */

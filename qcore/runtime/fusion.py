@@ -641,7 +641,6 @@ def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None, x_name: 
         packed = kernels.PackedLinear.from_matmul(w, bias)
         k, n = packed.k, packed.n
         options = {} if post is None else {key: post[key] for key in ("post", "gamma", "beta", "epsilon") if key in post}
-        # the norm runs over the last axis only: another axis runs node by node
         call = packed.dynamic_rows_call(smoothing, **options)
         names = [x_name] + ([residual] if residual else [])
         outputs = [fallback[-1][0].outputs[0]]
@@ -649,6 +648,7 @@ def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None, x_name: 
         def run(inputs: list) -> list:
             x = inputs[0]
             r = inputs[1] if residual else None
+            # the norm runs over the last axis only: another axis runs node by node
             if (not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim < max(rank, 1) or x.shape[-1] != k
                     or axis % x.ndim != x.ndim - 1
                     or (residual and (not isinstance(r, np.ndarray) or r.dtype != np.float32
