@@ -122,10 +122,50 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
     q_ptr, q_str = _pointer(keep, q, lead4 + q.shape[-2:])
     k_ptr, k_str = _pointer(keep, k, lead4 + k.shape[-2:])
     m_ptr, m_str = _pointer(keep, m, full) if m is not None else (ffi.NULL, ffi.NULL)
-    batch, heads = math.prod(lead4[:-1]), lead4[-1]
+    live = _call(math.prod(lead4[:-1]), lead4[-1], shape[-2], q.shape[-1], shape[-1], q_ptr, q_str, k_ptr, k_str,
+                 scale_arg, m_ptr, m_str, out, make_options(isa, None))
+    return (out, live) if live_keys else out
+
+
+def _call(batch: int, heads: int, rows: int, depth: int, cols: int, q_ptr, q_str, k_ptr, k_str, scale_arg,
+          m_ptr, m_str, out: np.ndarray, options) -> int:
     live = ffi.new("size_t *")
-    status = lib.qc_attention_scores_f32(batch, heads, shape[-2], q.shape[-1], shape[-1], q_ptr, q_str, k_ptr, k_str,
-                                         scale_arg, m_ptr, m_str, ffi.cast("float *", ffi.from_buffer(out)), live,
-                                         make_options(isa, None))
+    status = lib.qc_attention_scores_f32(batch, heads, rows, depth, cols, q_ptr, q_str, k_ptr, k_str, scale_arg,
+                                         m_ptr, m_str, ffi.cast("float *", ffi.from_buffer(out)), live, options)
     check(status, "attention_scores")
-    return (out, int(live[0])) if live_keys else out
+    return int(live[0])
+
+
+_DEFAULT_OPTIONS = make_options(None, None)
+
+
+def _strides4(a: np.ndarray):
+    """Element strides of a 4-D float32 array, 0 on length-1 axes (which broadcast)."""
+    return ffi.new("int64_t[4]", [0 if n == 1 else s >> 2 for n, s in zip(a.shape, a.strides)])
+
+
+def scores_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np.ndarray | None,
+                out: np.ndarray) -> int:
+    """:func:`attention_scores` with ``live_keys`` for the runtime's attention step, whose
+    arguments are already checked: 4-D float32 ``q (B, H, S, D)`` and ``k (., ., D, T)``
+    whose leading axes are ``out``'s or 1, ``mask`` 4-D broadcastable to ``out`` or None,
+    a finite float32 ``scale`` or None, and ``out`` a C-contiguous float32 ``(B, H, S, T)``
+    array that shares no memory with them (a fresh pooled buffer). Returns ``L``.
+
+    Raises
+    ------
+    ShapeError
+        An operand's strides are not whole elements (then use :func:`attention_scores`).
+    """
+    arrays = (q, k) if mask is None else (q, k, mask)
+    for a in arrays:
+        if any(s & 3 for s in a.strides):
+            raise ShapeError("attention_scores: strides must be whole float32 elements")
+    b, h, rows, depth = q.shape
+    m_ptr = m_str = ffi.NULL
+    if mask is not None:
+        m_ptr, m_str = ffi.cast("const float *", mask.__array_interface__["data"][0]), _strides4(mask)
+    scale_arg = ffi.NULL if scale is None else ffi.new("float *", float(scale))
+    return _call(b, h, rows, depth, out.shape[-1], ffi.cast("const float *", q.__array_interface__["data"][0]),
+                 _strides4(q), ffi.cast("const float *", k.__array_interface__["data"][0]), _strides4(k),
+                 scale_arg, m_ptr, m_str, out, _DEFAULT_OPTIONS)

@@ -195,3 +195,30 @@ def test_live_keys_reports_the_zero_probability_tail(isa):
     assert _attention.attention_scores(q, k, SCALE, None, isa=isa, live_keys=True)[1] == 30
     empty = _attention.attention_scores(q[:, :, :0], k, SCALE, mask, isa=isa, live_keys=True)
     assert empty[0].shape == (2, 4, 0, 30) and empty[1] == 30
+
+
+@pytest.mark.parametrize("scale", [None, SCALE])
+@pytest.mark.parametrize("padded", [0, 5])
+def test_runtime_entry_matches_the_checked_call(scale, padded):
+    """``scores_into`` (the runtime's attention step, arguments already checked) gives the
+    public call's bits and live-key count, with a mask broadcast over heads and rows."""
+    rng = np.random.default_rng(31)
+    q, k = _heads(rng, 1, 19, 3, 8)
+    mask = np.zeros((1, 1, 1, 19), np.float32)
+    mask[:, :, :, 19 - padded:] = np.finfo(np.float32).min  # as exported encoders mask padding
+    expected, live = _attention.attention_scores(q, k, scale, mask, live_keys=True)
+    out = np.empty(expected.shape, np.float32)
+    got_live = _attention.scores_into(q, k, None if scale is None else np.float32(scale), mask, out)
+    np.testing.assert_array_equal(_bits(out), _bits(expected), strict=True)
+    assert got_live == live == 19 - padded
+    no_mask = np.empty(expected.shape, np.float32)
+    assert _attention.scores_into(q, k, None, None, no_mask) == 19
+    np.testing.assert_array_equal(_bits(no_mask), _bits(_attention.attention_scores(q, k)), strict=True)
+
+
+def test_runtime_entry_rejects_strides_between_elements():
+    raw = np.zeros((1, 2, 4, 8 * 4 + 1), np.uint8)
+    q = np.ndarray((1, 2, 4, 8), np.float32, raw, 1, raw.strides[:3] + (4,))
+    k = np.zeros((1, 2, 8, 4), np.float32)
+    with pytest.raises(ShapeError, match="whole float32 elements"):
+        _attention.scores_into(q, k, None, None, np.empty((1, 2, 4, 4), np.float32))

@@ -47,6 +47,7 @@ def test_float_encoder_fused_within_float_tolerance_of_node_by_node_and_onnxrunt
     ops = _ops(fast)
     assert ops.count("Gelu(fused)") == 2 and ops.count("Attention") == 2
     assert ops.count("Add+LayerNorm") == 4 and "Erf" not in ops and "Softmax" not in ops
+    assert "Reshape" not in ops and "Transpose" not in ops  # the head views run inside "Attention"
     for batch, seq in ((1, 1), (3, 10), (2, 33)):
         feeds = eb.feeds(rng, batch, seq)
         got = fast.run(feeds)["hidden"]
@@ -303,3 +304,42 @@ def test_layer_norm_of_two_linear_layers_fuses_one_of_them():
     x = rng.normal(size=(2, 5, 8)).astype(np.float32)
     np.testing.assert_array_equal(fast.run({"x": x})["y"], Executor(model.graph, fuse=False).run({"x": x})["y"],
                                   strict=True)
+
+
+def test_attention_takes_in_the_head_views_with_the_same_bits():
+    """The Reshape / Transpose nodes that split q, k and v into heads (and the Reshape that
+    joins the context) run inside the attention step: one step per attention. A view that
+    something else also reads (here: a graph output) stays a step of its own, and the two
+    plans give the same bits."""
+    from qcore.graph.ir import ValueInfo
+
+    model, rng = _quantized(14)
+    absorbed = Executor(model.graph)
+    ops = _ops(absorbed)
+    assert ops.count("Attention") == 2 and "Reshape" not in ops and "Transpose" not in ops
+    graph = model.graph.copy()
+    q_view = next(n for n in graph.nodes if n.op == "Transpose").outputs[0]
+    graph.outputs.append(ValueInfo(q_view, "float32", None))
+    kept = Executor(graph)
+    kept_ops = _ops(kept)
+    assert kept_ops.count("Attention") == 2 and kept_ops.count("Transpose") == 1 and kept_ops.count("Reshape") == 1
+    for batch, seq in ((1, 1), (2, 17)):
+        feeds = eb.feeds(rng, batch, seq)
+        np.testing.assert_array_equal(absorbed.run(feeds)["hidden"], kept.run(feeds)["hidden"], strict=True)
+
+
+def test_attention_head_views_report_a_bad_reshape_like_the_node():
+    """A head-splitting Reshape whose target does not fit: the fused step fails with the
+    node-by-node plan's ShapeError (the fast plan adds no error of its own)."""
+    from qcore.errors import ShapeError
+
+    model, rng = _quantized(15)
+    graph = model.graph.copy()
+    reshape = next(n for n in graph.nodes if n.op == "Reshape" and n.inputs[1] in graph.initializers)
+    target = graph.initializers[reshape.inputs[1]].copy()
+    target[-1] += 1  # heads x (depth + 1) != hidden
+    graph.initializers[reshape.inputs[1]] = target
+    feeds = eb.feeds(rng, 1, 5)
+    for executor in (Executor(graph), Executor(graph, fuse=False)):
+        with pytest.raises(ShapeError, match="cannot reshape"):
+            executor.run(feeds)

@@ -468,15 +468,27 @@ def _flatten(inputs: list, attrs: dict) -> list:
     return [x.reshape(outer, -1) if x.size else x.reshape(outer, int(np.prod(x.shape[axis:], dtype=np.int64)))]
 
 
+def reshape(x: np.ndarray, shape: object, allowzero: int = 0) -> np.ndarray:
+    """ONNX Reshape of ``x`` to the 1-D integer ``shape`` (0 copies the input's dimension
+    unless ``allowzero``; one -1 is inferred); a view whenever NumPy can make one.
+
+    Raises
+    ------
+    ShapeError
+        ``x`` does not fit ``shape``.
+    """
+    dims = np.asarray(shape).reshape(-1).tolist()
+    if not allowzero and 0 in dims:
+        dims = [x.shape[i] if s == 0 and i < x.ndim else s for i, s in enumerate(dims)]
+    try:
+        return x.reshape([int(s) for s in dims])
+    except ValueError:
+        raise ShapeError(f"cannot reshape {x.shape} to {dims}") from None
+
+
 @_op("Reshape")
 def _reshape(inputs: list, attrs: dict) -> list:
-    x, shape = inputs[0], [int(s) for s in np.asarray(inputs[1]).reshape(-1)]
-    if not attrs.get("allowzero", 0):
-        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
-    try:
-        return [x.reshape(shape)]
-    except ValueError:
-        raise ShapeError(f"cannot reshape {x.shape} to {shape}") from None
+    return [reshape(inputs[0], inputs[1], attrs.get("allowzero", 0))]
 
 
 @_op("Transpose")

@@ -863,6 +863,40 @@ def _match_layer_norm(index: int, node: Node, nodes: list[Node], inits: dict,
     return _Rewrite("Add+LayerNorm" if residual else "LayerNorm", members, inputs, [output], make, info)
 
 
+def _view_chain(value: str, consumer: int, nodes: list[Node], producers: dict[str, int],
+                only_reader: Callable[[str], int | None]) -> tuple[list[int], str, list[tuple]]:
+    """The ``Reshape`` / ``Transpose`` nodes that produce ``value`` for ``consumer`` alone:
+    ``(their indices, the value they start from, their ops in order)``; an op is
+    ``("Transpose", perm, None)`` or ``("Reshape", allowzero, shape value name)``."""
+    members: list[int] = []
+    ops: list[tuple] = []
+    while True:
+        p = producers.get(value)
+        if p is None or only_reader(value) != consumer:
+            break
+        node = nodes[p]
+        if node.op == "Transpose" and len(node.inputs) == 1:
+            ops.append(("Transpose", node.attrs.get("perm"), None))
+        elif node.op == "Reshape" and len(node.inputs) == 2 and node.inputs[1]:
+            ops.append(("Reshape", int(node.attrs.get("allowzero", 0)), node.inputs[1]))
+        else:
+            break
+        members.append(p)
+        value, consumer = node.inputs[0], p
+    return members, value, ops[::-1]
+
+
+def _apply_views(x: object, ops: list[tuple], values: dict) -> object:
+    """``x`` through :func:`_view_chain`'s ops (``values``: the shape inputs by name)."""
+    from .float_ops import reshape  # noqa: PLC0415
+
+    for op, attr, name in ops:
+        if not isinstance(x, np.ndarray):
+            return None
+        x = np.transpose(x, attr) if op == "Transpose" else reshape(x, values[name], attr)
+    return x
+
+
 def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: dict,
                             only_reader: Callable[[str], int | None],
                             producers: dict[str, int]) -> _Rewrite | None:
@@ -871,6 +905,9 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
     When the probabilities only feed ``Transpose(MatMul(probs, v), perm=[0, 2, 1, 3])``,
     that context product is taken in too ("Attention"): written into the transposed
     layout, and stopped at the padded keys whose probabilities the C call shows are 0.
+    The ``Reshape`` / ``Transpose`` views that split the heads of ``q``, ``k`` and ``v``
+    (and the ``Reshape`` that joins them after the context) are taken in as well when the
+    step alone reads them: one Python step per attention instead of nine.
     """
     if int(node.attrs.get("axis", -1)) != -1 or node.attrs.get("coerce_2d"):
         return None
@@ -913,6 +950,24 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
         members = sorted(members + [context, transpose])
         inputs.append(nodes[context].inputs[1])
         output = nodes[transpose].outputs[0]
+    # the head-splitting views of q, k (and v), and a Reshape after the context
+    chains: list[list[tuple]] = []
+    operands = [(0, chain[-1]), (1, chain[-1])] + ([(len(inputs) - 1, context)] if with_context else [])
+    for position, consumer in operands:
+        absorbed, source, ops = _view_chain(inputs[position], consumer, nodes, producers, only_reader)
+        members += absorbed
+        inputs[position] = source
+        chains.append(ops)
+    joined = only_reader(output) if with_context else None
+    out_view: list[tuple] = []
+    if joined is not None and nodes[joined].op == "Reshape" and len(nodes[joined].inputs) == 2 and nodes[joined].inputs[1]:
+        out_view = [("Reshape", int(nodes[joined].attrs.get("allowzero", 0)), nodes[joined].inputs[1])]
+        members.append(joined)
+        output = nodes[joined].outputs[0]
+    shape_names = sorted({name for ops in chains + [out_view] for _, _, name in ops if name})
+    n_main = len(inputs)
+    inputs += shape_names
+    members = sorted(members)
     c = np.float32(_scalar(inits, scale)) if scale is not None else None
     # the C kernel's order: the product, then the scale, then the mask
     one_call = [nodes[i].op for i in chain[-2::-1]] in ([], ["Mul"], ["Add"], ["Mul", "Add"]) and (
@@ -922,9 +977,11 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
         from .. import _activation, _attention  # noqa: PLC0415
 
         def run(args: list) -> list:
-            q, k = args[0], args[1]
+            views = dict(zip(shape_names, args[n_main:]))
+            q = _apply_views(args[0], chains[0], views)
+            k = _apply_views(args[1], chains[1], views)
             m = args[2] if mask is not None else None
-            v = args[-1] if with_context else None
+            v = _apply_views(args[n_main - 1], chains[2], views) if with_context else None
             if (not isinstance(q, np.ndarray) or not isinstance(k, np.ndarray) or q.dtype != np.float32
                     or k.dtype != np.float32 or q.ndim < 2 or k.ndim < 2 or q.shape[-1] != k.shape[-2]
                     or (m is not None and (not isinstance(m, np.ndarray) or m.dtype != np.float32))):
@@ -940,7 +997,9 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
                 return _run_nodes(fallback, inputs, args, [output], inits)
             s = pool.get(shape)
             live = shape[-1]
-            if one_call:
+            if one_call and len(shape) == 4 and q.ndim == 4 and k.ndim == 4 and (m is None or m.ndim == 4):
+                live = _attention.scores_into(q, k, c, m, s)
+            elif one_call:
                 s, live = _attention.attention_scores(q, k, c, m, out=s, live_keys=True)
             else:
                 np.matmul(q, k, out=s)
@@ -952,7 +1011,8 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
                 _activation.softmax(s, out=s)
             if not with_context:
                 return [s]
-            return [_context_transposed(pool, s, v, live)]
+            result = _context_transposed(pool, s, v, live)
+            return [_apply_views(result, out_view, views)] if out_view else [result]
         return run
     return _Rewrite("Attention" if with_context else "Attention scores", members, inputs, [output], make)
 
