@@ -161,11 +161,11 @@ def scores_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np
     for a in arrays:
         if any(s & 3 for s in a.strides):
             raise ShapeError("attention_scores: strides must be whole float32 elements")
-    b, h, rows, depth = q.shape
+    b, h, rows, cols = out.shape
     m_ptr = m_str = ffi.NULL
     if mask is not None:
         m_ptr, m_str = ffi.cast("const float *", mask.__array_interface__["data"][0]), _strides4(mask)
     scale_arg = ffi.NULL if scale is None else ffi.new("float *", float(scale))
-    return _call(b, h, rows, depth, out.shape[-1], ffi.cast("const float *", q.__array_interface__["data"][0]),
+    return _call(b, h, rows, q.shape[-1], cols, ffi.cast("const float *", q.__array_interface__["data"][0]),
                  _strides4(q), ffi.cast("const float *", k.__array_interface__["data"][0]), _strides4(k),
                  scale_arg, m_ptr, m_str, out, _DEFAULT_OPTIONS)

@@ -222,3 +222,14 @@ def test_runtime_entry_rejects_strides_between_elements():
     k = np.zeros((1, 2, 8, 4), np.float32)
     with pytest.raises(ShapeError, match="whole float32 elements"):
         _attention.scores_into(q, k, None, None, np.empty((1, 2, 4, 4), np.float32))
+
+
+def test_runtime_entry_broadcasts_q_and_k_over_batch_and_heads():
+    """q shared by every batch, k by every head: ``out``'s leading axes are the ones computed."""
+    rng = np.random.default_rng(32)
+    q = rng.standard_normal((1, 3, 5, 4)).astype(np.float32)
+    k = rng.standard_normal((2, 1, 4, 6)).astype(np.float32)
+    expected = _attention.attention_scores(q, k, SCALE)
+    out = np.full((2, 3, 5, 6), np.nan, np.float32)
+    assert _attention.scores_into(q, k, np.float32(SCALE), None, out) == 6
+    np.testing.assert_array_equal(_bits(out), _bits(expected), strict=True)
