@@ -477,11 +477,11 @@ def reshape(x: np.ndarray, shape: object, allowzero: int = 0) -> np.ndarray:
     ShapeError
         ``x`` does not fit ``shape``.
     """
-    dims = np.asarray(shape).reshape(-1).tolist()
+    dims = [int(s) for s in np.asarray(shape).reshape(-1).tolist()]
     if not allowzero and 0 in dims:
         dims = [x.shape[i] if s == 0 and i < x.ndim else s for i, s in enumerate(dims)]
     try:
-        return x.reshape([int(s) for s in dims])
+        return x.reshape(dims)
     except ValueError:
         raise ShapeError(f"cannot reshape {x.shape} to {dims}") from None
 

@@ -63,7 +63,7 @@ from ..errors import ModelError, QcoreError, ShapeError
 from ..graph.ir import Graph, Node
 from ..reference.tensor import QuantizedTensor
 from . import kernels
-from .float_ops import _pool_extra, conv_geometry
+from .float_ops import _pool_extra, conv_geometry, reshape
 
 Step = Callable[[list], list]
 
@@ -888,13 +888,28 @@ def _view_chain(value: str, consumer: int, nodes: list[Node], producers: dict[st
 
 def _apply_views(x: object, ops: list[tuple], values: dict) -> object:
     """``x`` through :func:`_view_chain`'s ops (``values``: the shape inputs by name)."""
-    from .float_ops import reshape  # noqa: PLC0415
-
     for op, attr, name in ops:
         if not isinstance(x, np.ndarray):
             return None
-        x = np.transpose(x, attr) if op == "Transpose" else reshape(x, values[name], attr)
+        x = x.transpose(attr) if op == "Transpose" else reshape(x, values[name], attr)
     return x
+
+
+def _scores_shape(q: np.ndarray, k: np.ndarray, m: np.ndarray | None) -> tuple[int, ...] | None:
+    """The shape of ``q @ k`` (leading axes broadcast), or None when they or the mask do not broadcast."""
+    if q.ndim == 4 and k.ndim == 4 and q.shape[:2] == k.shape[:2]:
+        shape = q.shape[:3] + k.shape[3:]
+    else:
+        try:
+            shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-1])
+        except ValueError:
+            return None
+    if m is None or (m.ndim == len(shape) and all(a == 1 or a == b for a, b in zip(m.shape, shape))):
+        return shape
+    try:
+        return shape if np.broadcast_shapes(shape, m.shape) == shape else None
+    except ValueError:
+        return None
 
 
 def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: dict,
@@ -986,11 +1001,8 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
                     or k.dtype != np.float32 or q.ndim < 2 or k.ndim < 2 or q.shape[-1] != k.shape[-2]
                     or (m is not None and (not isinstance(m, np.ndarray) or m.dtype != np.float32))):
                 return _run_nodes(fallback, inputs, args, [output], inits)
-            try:
-                shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-1])
-                if m is not None and np.broadcast_shapes(shape, m.shape) != shape:
-                    return _run_nodes(fallback, inputs, args, [output], inits)
-            except ValueError:
+            shape = _scores_shape(q, k, m)
+            if shape is None:
                 return _run_nodes(fallback, inputs, args, [output], inits)
             if with_context and (not isinstance(v, np.ndarray) or v.dtype != np.float32 or len(shape) != 4
                                  or v.shape != shape[:2] + (shape[3], v.shape[-1])):
