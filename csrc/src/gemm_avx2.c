@@ -84,22 +84,35 @@ static inline __attribute__((always_inline)) void qc__avx2_tile(const int rows, 
     "vmovdqu %%" c0 ", (%[tile])\n\t"                \
     "add %[stride], %[tile]\n\t"
 
-/* The 6-row loop, with or without a software prefetch of B 4 KB ahead (`PREFETCH` is the
- * instruction or nothing). */
-#define QC__AVX2_TILE6_ASM(PREFETCH)                                                                \
+/* The first n rows' accumulators zeroed, multiply-adds, stores (n = 1 .. 6). */
+#define QC__AVX2_ASM_ZERO1 "vpxor %%xmm0, %%xmm0, %%xmm0\n\t" "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
+#define QC__AVX2_ASM_ZERO2 QC__AVX2_ASM_ZERO1 "vpxor %%xmm2, %%xmm2, %%xmm2\n\t" "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
+#define QC__AVX2_ASM_ZERO3 QC__AVX2_ASM_ZERO2 "vpxor %%xmm4, %%xmm4, %%xmm4\n\t" "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
+#define QC__AVX2_ASM_ZERO4 QC__AVX2_ASM_ZERO3 "vpxor %%xmm6, %%xmm6, %%xmm6\n\t" "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"
+#define QC__AVX2_ASM_ZERO5 QC__AVX2_ASM_ZERO4 "vpxor %%xmm8, %%xmm8, %%xmm8\n\t" "vpxor %%xmm9, %%xmm9, %%xmm9\n\t"
+#define QC__AVX2_ASM_ZERO6 QC__AVX2_ASM_ZERO5 "vpxor %%xmm10, %%xmm10, %%xmm10\n\t" "vpxor %%xmm11, %%xmm11, %%xmm11\n\t"
+#define QC__AVX2_ASM_ROWS1 QC__AVX2_ASM_ROW(0, "ymm0", "ymm1")
+#define QC__AVX2_ASM_ROWS2 QC__AVX2_ASM_ROWS1 QC__AVX2_ASM_ROW(8, "ymm2", "ymm3")
+#define QC__AVX2_ASM_ROWS3 QC__AVX2_ASM_ROWS2 QC__AVX2_ASM_ROW(16, "ymm4", "ymm5")
+#define QC__AVX2_ASM_ROWS4 QC__AVX2_ASM_ROWS3 QC__AVX2_ASM_ROW(24, "ymm6", "ymm7")
+#define QC__AVX2_ASM_ROWS5 QC__AVX2_ASM_ROWS4 QC__AVX2_ASM_ROW(32, "ymm8", "ymm9")
+#define QC__AVX2_ASM_ROWS6 QC__AVX2_ASM_ROWS5 QC__AVX2_ASM_ROW(40, "ymm10", "ymm11")
+#define QC__AVX2_ASM_STORES1 QC__AVX2_ASM_STORE("ymm0", "ymm1")
+#define QC__AVX2_ASM_STORES2 QC__AVX2_ASM_STORES1 QC__AVX2_ASM_STORE("ymm2", "ymm3")
+#define QC__AVX2_ASM_STORES3 QC__AVX2_ASM_STORES2 QC__AVX2_ASM_STORE("ymm4", "ymm5")
+#define QC__AVX2_ASM_STORES4 QC__AVX2_ASM_STORES3 QC__AVX2_ASM_STORE("ymm6", "ymm7")
+#define QC__AVX2_ASM_STORES5 QC__AVX2_ASM_STORES4 QC__AVX2_ASM_STORE("ymm8", "ymm9")
+#define QC__AVX2_ASM_STORES6 QC__AVX2_ASM_STORES5 QC__AVX2_ASM_STORE("ymm10", "ymm11")
+
+/* The loop over k groups for the first n rows of a 6-row packed block (A advances 48
+ * bytes per group whatever n is), with or without a software prefetch of B 4 KB ahead
+ * (`PREFETCH` is the instruction or nothing). Blocks of fewer than 6 rows (the last one,
+ * or all of a short input) run the same instructions on fewer registers: GCC's code for
+ * the intrinsics above kept copying accumulators between registers and spilled one at
+ * 4 rows, at about half this loop's speed. */
+#define QC__AVX2_TILE_ASM(NROWS, PREFETCH)                                                              \
     __asm__ volatile(                                                                               \
-        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"                                                           \
-        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"                                                           \
-        "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"                                                           \
-        "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"                                                           \
-        "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"                                                           \
-        "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"                                                           \
-        "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"                                                           \
-        "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"                                                           \
-        "vpxor %%xmm8, %%xmm8, %%xmm8\n\t"                                                           \
-        "vpxor %%xmm9, %%xmm9, %%xmm9\n\t"                                                           \
-        "vpxor %%xmm10, %%xmm10, %%xmm10\n\t"                                                        \
-        "vpxor %%xmm11, %%xmm11, %%xmm11\n\t"                                                        \
+        QC__AVX2_ASM_ZERO##NROWS                                                                    \
         "test %[n], %[n]\n\t"                                                                      \
         "jz 2f\n\t"                                                                                \
         /* the loop starts 16 bytes past a 64-byte boundary (two multi-byte NOPs, run once) */  \
@@ -110,44 +123,39 @@ static inline __attribute__((always_inline)) void qc__avx2_tile(const int rows, 
         PREFETCH                                                                                  \
         "vpmovsxbw (%[b]), %%ymm12\n\t"                                                            \
         "vpmovsxbw 16(%[b]), %%ymm13\n\t"                                                          \
-        QC__AVX2_ASM_ROW(0, "ymm0", "ymm1")                                                         \
-        QC__AVX2_ASM_ROW(8, "ymm2", "ymm3")                                                         \
-        QC__AVX2_ASM_ROW(16, "ymm4", "ymm5")                                                        \
-        QC__AVX2_ASM_ROW(24, "ymm6", "ymm7")                                                        \
-        QC__AVX2_ASM_ROW(32, "ymm8", "ymm9")                                                        \
-        QC__AVX2_ASM_ROW(40, "ymm10", "ymm11")                                                      \
+        QC__AVX2_ASM_ROWS##NROWS                                                                    \
         "add $48, %[a]\n\t"                                                                        \
         "add $32, %[b]\n\t"                                                                        \
         "dec %[n]\n\t"                                                                             \
         "jnz 1b\n"                                                                                  \
         "2:\n\t"                                                                                   \
-        QC__AVX2_ASM_STORE("ymm0", "ymm1")                                                          \
-        QC__AVX2_ASM_STORE("ymm2", "ymm3")                                                          \
-        QC__AVX2_ASM_STORE("ymm4", "ymm5")                                                          \
-        QC__AVX2_ASM_STORE("ymm6", "ymm7")                                                          \
-        QC__AVX2_ASM_STORE("ymm8", "ymm9")                                                          \
-        QC__AVX2_ASM_STORE("ymm10", "ymm11")                                                        \
+        QC__AVX2_ASM_STORES##NROWS                                                                  \
         "vzeroupper\n\t"                                                                           \
         : [a] "+r"(a), [b] "+r"(b_panel), [n] "+r"(kgroups), [tile] "+r"(tile)                      \
         : [stride] "r"(stride_bytes)                                                                \
         : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",    \
           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15")
 
-/* B streamed from memory (few row blocks per panel): fetch 4 KB ahead of the hardware
- * prefetcher. */
-static void qc__avx2_tile6(size_t kgroups, const int16_t *a, const int8_t *b_panel, int32_t *tile,
-                           size_t tile_stride) {
-    size_t stride_bytes = tile_stride * sizeof(int32_t);
-    QC__AVX2_TILE6_ASM("prefetcht0 4096(%[b])\n\t");
-}
-
-/* B panel resident in L1 (reused by several row blocks): the prefetch only costs a load
- * slot (measured 1-5 % at M = 128, K = 384-1536). */
-static void qc__avx2_tile6_l1(size_t kgroups, const int16_t *a, const int8_t *b_panel, int32_t *tile,
-                              size_t tile_stride) {
-    size_t stride_bytes = tile_stride * sizeof(int32_t);
-    QC__AVX2_TILE6_ASM("");
-}
+/* qc__avx2_tile<n> (B streamed from memory: fetched 4 KB ahead of the hardware prefetcher)
+ * and qc__avx2_tile<n>_l1 (B resident in L1, reused by several row blocks: the prefetch
+ * would only cost a load slot, measured 1-5 % at M = 128, K = 384-1536). */
+#define QC__AVX2_TILE_FUNCTIONS(NROWS)                                                                    \
+    static void qc__avx2_tile##NROWS(size_t kgroups, const int16_t *a, const int8_t *b_panel, int32_t *tile,  \
+                                 size_t tile_stride) {                                                 \
+        size_t stride_bytes = tile_stride * sizeof(int32_t);                                          \
+        QC__AVX2_TILE_ASM(NROWS, "prefetcht0 4096(%[b])\n\t");                                            \
+    }                                                                                                 \
+    static void qc__avx2_tile##NROWS##_l1(size_t kgroups, const int16_t *a, const int8_t *b_panel,         \
+                                      int32_t *tile, size_t tile_stride) {                             \
+        size_t stride_bytes = tile_stride * sizeof(int32_t);                                          \
+        QC__AVX2_TILE_ASM(NROWS, "");                                                                     \
+    }
+QC__AVX2_TILE_FUNCTIONS(1)
+QC__AVX2_TILE_FUNCTIONS(2)
+QC__AVX2_TILE_FUNCTIONS(3)
+QC__AVX2_TILE_FUNCTIONS(4)
+QC__AVX2_TILE_FUNCTIONS(5)
+QC__AVX2_TILE_FUNCTIONS(6)
 
 /* One function per tile height; `rows` selects the specialisation for the last block. */
 void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
@@ -165,21 +173,15 @@ void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
  * panel stays in L1 across row blocks (no software prefetch). */
 void qc__s8_gemm_6x8c4_store__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                    int32_t *c, size_t c_stride, int b_resident) {
-    const int16_t *a = (const int16_t *)a_packed;
-    switch (rows) {
-    case 1: qc__avx2_tile(1, 24, kgroups, a, b_panel, c, c_stride); break;
-    case 2: qc__avx2_tile(2, 24, kgroups, a, b_panel, c, c_stride); break;
-    case 3: qc__avx2_tile(3, 24, kgroups, a, b_panel, c, c_stride); break;
-    case 4: qc__avx2_tile(4, 24, kgroups, a, b_panel, c, c_stride); break;
-    case 5: qc__avx2_tile(5, 24, kgroups, a, b_panel, c, c_stride); break;
-    default:
-        if (b_resident) {
-            qc__avx2_tile6_l1(kgroups, a, b_panel, c, c_stride);
-        } else {
-            qc__avx2_tile6(kgroups, a, b_panel, c, c_stride);
-        }
-        break;
-    }
+    typedef void (*tile_fn)(size_t, const int16_t *, const int8_t *, int32_t *, size_t);
+    static const tile_fn streamed[6] = {qc__avx2_tile1, qc__avx2_tile2, qc__avx2_tile3,
+                                        qc__avx2_tile4, qc__avx2_tile5, qc__avx2_tile6};
+    static const tile_fn resident[6] = {qc__avx2_tile1_l1, qc__avx2_tile2_l1, qc__avx2_tile3_l1,
+                                        qc__avx2_tile4_l1, qc__avx2_tile5_l1, qc__avx2_tile6_l1};
+    const size_t n = rows < 1 ? 1 : rows > 6 ? 6 : rows;
+    /* one or two rows: memory-bound on B whatever the reuse, so always fetch ahead */
+    const tile_fn *fns = b_resident && n > 2 ? resident : streamed;
+    fns[n - 1](kgroups, (const int16_t *)a_packed, b_panel, c, c_stride);
 }
 
 void qc_s8_gemm_ukernel_6x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
