@@ -7,7 +7,7 @@ CPU time of the calling thread (every contender runs on it alone: one thread; CP
 leaves out the time the thread waited for a core, which dominates wall time when the
 machine is oversubscribed)::
 
-    PYTHONPATH=$PWD python bench/ab_minilm.py [SECONDS] [--workdir DIR] [--profile] [--full]
+    PYTHONPATH=$PWD python bench/ab_minilm.py [SECONDS] [--workdir DIR] [--profile] [--full | --tokens N]
 
 Contenders: qcore int8 (the transformer recipe, ``qcore.load`` of its .qcm file, the
 runtime's fast plan), the same model node by node (``Executor(fuse=False)``: no rewrites,
@@ -17,7 +17,7 @@ what the runtime does when intermediate values are requested), onnxruntime int8
 prints the per-op profile of the qcore int8 fast plan first (median of 15 profiled runs).
 The input is the last test sentence padded to 128 tokens (as bench/bench_minilm.py
 times it); ``--full`` gives 128 real tokens instead (the test sentences joined and
-truncated), where no key is padding.
+truncated), where no key is padding; ``--tokens N`` the first N of those, unpadded.
 
 Needs the torch test dependencies (tests/minilm_support.py) to build the models.
 """
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--full", action="store_true",
                         help="128 real tokens (the sentences joined and truncated) instead of one padded sentence")
+    parser.add_argument("--tokens", type=int, default=None,
+                        help="the first N (1-128) tokens of --full's input, unpadded: small N shows the fixed cost "
+                             "of a run (Python steps, weights read for few rows)")
     args = parser.parse_args(argv)
     reason = minilm_support.missing_dependencies()
     if reason:
@@ -78,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
 
     float_path, ort_int8, qcore_int8 = _models(args.workdir)
     sentences = minilm_support.load_sentences()
-    batch = minilm_support.tokenize([" ".join(sentences)] if args.full else sentences[-1:])
+    if args.tokens is not None and not 1 <= args.tokens <= 128:
+        parser.error("--tokens must be in 1..128")
+    if args.tokens:
+        batch = minilm_support.tokenize([" ".join(sentences)], length=args.tokens)
+    else:
+        batch = minilm_support.tokenize([" ".join(sentences)] if args.full else sentences[-1:])
     print(f"input: batch 1, {int(batch['attention_mask'].sum())} real tokens of {batch['input_ids'].shape[1]}\n")
     feeds = {name: batch[name] for name in minilm_support.INPUT_NAMES}
 

@@ -1,0 +1,158 @@
+"""Two revisions of qcore timed in one process, call for call, on MiniLM: before / after figures on a noisy host.
+
+On a shared machine two runs minutes apart can differ by 20 % or more; a change worth a
+few percent only shows when both versions run in the same process, alternating call for
+call, so both see the same conditions. This builds each revision's C extension in a
+scratch git worktree, imports the two packages side by side (renamed ``qcore_a`` and
+``qcore_b``; qcore imports itself only relatively), checks that both give the same bits,
+and prints the best and median time of each::
+
+    PYTHONPATH=$PWD python bench/ab_revisions.py REV_A [REV_B] [--layers M ...] [--tokens N ...] [--rounds R]
+
+``REV_B`` defaults to the working tree (its extension as built in place). ``--layers M``
+times MiniLM's 36 int8 linear layers (``DynamicLinear`` calls) on M rows; ``--tokens N``
+times a whole ``Model.run`` on the first N tokens of the test sentences, unpadded (N =
+128 is bench/ab_minilm.py's ``--full``). The int8 model is built as bench/ab_minilm.py
+builds it (and shared with it: ``--workdir``). Needs git and the torch test dependencies
+(tests/minilm_support.py) when the model is not built yet; each revision's build takes
+about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "QCORE_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def _package(revision: str | None, name: str, scratch: Path) -> Path:
+    """A copy of qcore at ``revision`` (None: the working tree), built, as package ``name`` under ``scratch``."""
+    if revision is None:
+        source = ROOT
+    else:
+        source = scratch / f"tree-{name}"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(source), revision],
+                       check=True, capture_output=True)
+        subprocess.run([sys.executable, "csrc/ffi_build.py"], cwd=source, check=True, capture_output=True)
+    shutil.copytree(source / "qcore", scratch / name, ignore=shutil.ignore_patterns("__pycache__", "*.o", "*.c"))
+    return source
+
+
+def _feeds(tokens: int) -> dict[str, np.ndarray]:
+    import minilm_support
+
+    batch = minilm_support.tokenize([" ".join(minilm_support.load_sentences())], length=tokens)
+    return {name: batch[name] for name in minilm_support.INPUT_NAMES}
+
+
+def _linear_layers(package, model_path: Path) -> list:
+    kernels = importlib.import_module(package.__name__ + ".runtime.kernels")
+    graph = package.load(str(model_path)).graph
+    layers = []
+    for node in graph.nodes:
+        if node.op == "QMatMul":
+            bias = np.asarray(graph.initializers[node.inputs[2]], np.float32)
+            packed = kernels.PackedLinear.from_matmul(graph.initializers[node.inputs[1]], bias)
+            layers.append((packed.k, packed.n, packed.dynamic_rows_call(None)))
+    return layers
+
+
+def _report(label: str, times: dict[str, list[float]]) -> None:
+    cells = [f"best {min(v) * 1e3:.3f}, median {float(np.median(v)) * 1e3:.3f} ms" for v in times.values()]
+    a, b = (float(np.median(v)) for v in times.values())
+    print(f"| {label} | " + " | ".join(cells) + f" | {a / b:.3f}x |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rev_a")
+    parser.add_argument("rev_b", nargs="?", default=None)
+    parser.add_argument("--layers", type=int, nargs="*", default=[], metavar="M")
+    parser.add_argument("--tokens", type=int, nargs="*", default=[], metavar="N")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".pytest_cache" / "d" / "qcore_minilm_ab")
+    args = parser.parse_args(argv)
+    if not args.layers and not args.tokens:
+        args.layers, args.tokens = [1, 4, 16, 128], [4, 128]
+    if any(not 1 <= n <= 128 for n in args.tokens) or any(m < 1 for m in args.layers):
+        parser.error("--tokens must be in 1..128 and --layers at least 1")
+    import minilm_support
+
+    reason = minilm_support.missing_dependencies()
+    model_path = args.workdir / "qcore-int8.qcm"
+    if reason and not model_path.exists():
+        print(f"skipped: {reason}")
+        return 0
+    if not model_path.exists():
+        import ab_minilm
+
+        ab_minilm._models(args.workdir)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        trees = []
+        try:
+            for revision, name in ((args.rev_a, "qcore_a"), (args.rev_b, "qcore_b")):
+                source = _package(revision, name, scratch)
+                if revision is not None:
+                    trees.append(source)
+            sys.path.insert(0, str(scratch))
+            packages = {f"a ({args.rev_a})": importlib.import_module("qcore_a"),
+                        f"b ({args.rev_b or 'working tree'})": importlib.import_module("qcore_b")}
+            print(f"| what | {' | '.join(packages)} | a / b (medians) |\n|---|---|---|---|")
+            rng = np.random.default_rng(0)
+            layers = {name: _linear_layers(p, model_path) for name, p in packages.items()} if args.layers else {}
+            for m in args.layers:
+                xs = {k: rng.standard_normal((m, k)).astype(np.float32) for k in (384, 1536)}
+                outs = {name: {n: np.empty((m, n), np.float32) for n in (384, 1536)} for name in packages}
+                times: dict[str, list[float]] = {name: [] for name in packages}
+                for _ in range(args.rounds):
+                    for name, calls in layers.items():
+                        start = time.perf_counter()
+                        for k, n, call in calls:
+                            call(xs[k], outs[name][n])
+                        times[name].append(time.perf_counter() - start)
+                first, second = outs.values()
+                if any(not np.array_equal(first[n], second[n]) for n in first):
+                    print(f"M = {m}: the revisions' linear layers give different bits")
+                    return 1
+                _report(f"36 linear layers, M = {m}", times)
+            models = {name: p.load(str(model_path)) for name, p in packages.items()}
+            for tokens in args.tokens:
+                feeds = _feeds(tokens)
+                results = {name: model.run(feeds) for name, model in models.items()}
+                first, second = results.values()
+                if any(not np.array_equal(first[k], second[k]) for k in first):
+                    print(f"{tokens} tokens: the revisions' outputs differ (bits)")
+                    return 1
+                times = {name: [] for name in models}
+                for _ in range(args.rounds):
+                    for name, model in models.items():
+                        start = time.perf_counter()
+                        model.run(feeds)
+                        times[name].append(time.perf_counter() - start)
+                _report(f"Model.run, {tokens} tokens", times)
+        finally:
+            for tree in trees:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                               check=False, capture_output=True)
+    print(f"\n{args.rounds} rounds each, interleaved; load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
