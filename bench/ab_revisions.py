@@ -7,12 +7,14 @@ scratch git worktree, imports the two packages side by side (renamed ``qcore_a``
 ``qcore_b``; qcore imports itself only relatively), checks that both give the same bits,
 and prints the best and median time of each::
 
-    PYTHONPATH=$PWD python bench/ab_revisions.py REV_A [REV_B] [--layers M ...] [--tokens N ...] [--rounds R]
+    PYTHONPATH=$PWD python bench/ab_revisions.py REV_A [REV_B] [--layers M ...] [--tokens N ...] [--kernels]
+                                                 [--rounds R]
 
 ``REV_B`` defaults to the working tree (its extension as built in place). ``--layers M``
 times MiniLM's 36 int8 linear layers (``DynamicLinear`` calls) on M rows; ``--tokens N``
 times a whole ``Model.run`` on the first N tokens of the test sentences, unpadded (N =
-128 is bench/ab_minilm.py's ``--full``). The int8 model is built as bench/ab_minilm.py
+128 is bench/ab_minilm.py's ``--full``); ``--kernels`` the float kernels on MiniLM's
+shapes (attention scores, softmax, GELU; ten times the rounds). The int8 model is built as bench/ab_minilm.py
 builds it (and shared with it: ``--workdir``). Needs git and the torch test dependencies
 (tests/minilm_support.py) when the model is not built yet; each revision's build takes
 about a minute.
@@ -78,16 +80,50 @@ def _report(label: str, times: dict[str, list[float]]) -> None:
     print(f"| {label} | " + " | ".join(cells) + f" | {a / b:.3f}x |")
 
 
+def _kernels(packages: dict, rounds: int) -> int:
+    """Time the float kernels of both packages call for call; nonzero when their bits differ."""
+    rng = np.random.default_rng(1)
+    rows = rng.standard_normal((1, 128, 2, 12, 32)).astype(np.float32) * 2
+    q, k = rows[:, :, 0].transpose(0, 2, 1, 3), rows[:, :, 1].transpose(0, 2, 3, 1)
+    mask = np.zeros((1, 1, 1, 128), np.float32)
+    scores = (rng.standard_normal((1, 12, 128, 128)) * 3).astype(np.float32)
+    x = (rng.standard_normal((128, 1536)) * 2).astype(np.float32)
+    cases = {
+        "attention scores, 12 x 128 x 128": lambda att, act, out: att.attention_scores(q, k, 0.1767767, mask, out=out),
+        "softmax, 12 x 128 x 128": lambda att, act, out: act.softmax(scores, out=out),
+        "GELU, 128 x 1536": lambda att, act, out: act.gelu(x, out=out),
+    }
+    modules = {name: (importlib.import_module(p.__name__ + "._attention"),
+                      importlib.import_module(p.__name__ + "._activation")) for name, p in packages.items()}
+    for label, run in cases.items():
+        outs = {name: np.empty(x.shape if "GELU" in label else scores.shape, np.float32) for name in packages}
+        times: dict[str, list[float]] = {name: [] for name in packages}
+        for _ in range(rounds):
+            for name, (attention, activation) in modules.items():
+                start = time.perf_counter()
+                run(attention, activation, outs[name])
+                times[name].append(time.perf_counter() - start)
+        first, second = outs.values()
+        if not np.array_equal(first.view(np.uint32), second.view(np.uint32)):
+            print(f"{label}: the revisions give different bits")
+            return 1
+        _report(label, times)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rev_a")
     parser.add_argument("rev_b", nargs="?", default=None)
     parser.add_argument("--layers", type=int, nargs="*", default=[], metavar="M")
     parser.add_argument("--tokens", type=int, nargs="*", default=[], metavar="N")
+    parser.add_argument("--kernels", action="store_true",
+                        help="also time the float kernels on MiniLM's shapes at 128 tokens: the attention scores "
+                             "(12 heads, 128 x 128, depth 32, a mask), softmax alone, GELU of 128 x 1536")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--workdir", type=Path, default=ROOT / ".pytest_cache" / "d" / "qcore_minilm_ab")
     args = parser.parse_args(argv)
-    if not args.layers and not args.tokens:
+    if not args.layers and not args.tokens and not args.kernels:
         args.layers, args.tokens = [1, 4, 16, 128], [4, 128]
     if any(not 1 <= n <= 128 for n in args.tokens) or any(m < 1 for m in args.layers):
         parser.error("--tokens must be in 1..128 and --layers at least 1")
@@ -131,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"M = {m}: the revisions' linear layers give different bits")
                     return 1
                 _report(f"36 linear layers, M = {m}", times)
+            if args.kernels and _kernels(packages, args.rounds * 10):
+                return 1
             models = {name: p.load(str(model_path)) for name, p in packages.items()}
             for tokens in args.tokens:
                 feeds = _feeds(tokens)
