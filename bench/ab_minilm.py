@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("seconds", nargs="?", type=float, default=20.0)
     parser.add_argument("--workdir", type=Path, default=ROOT / ".pytest_cache" / "d" / "qcore_minilm_ab")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--full", action="store_true",
+    inputs = parser.add_mutually_exclusive_group()
+    inputs.add_argument("--full", action="store_true",
                         help="128 real tokens (the sentences joined and truncated) instead of one padded sentence")
-    parser.add_argument("--tokens", type=int, default=None,
+    inputs.add_argument("--tokens", type=int, default=None,
                         help="the first N (1-128) tokens of --full's input, unpadded: small N shows the fixed cost "
                              "of a run (Python steps, weights read for few rows)")
     args = parser.parse_args(argv)

@@ -11,7 +11,8 @@ and prints the best and median time of each::
                                                  [--rounds R]
 
 ``REV_B`` defaults to the working tree (its extension as built in place). ``--layers M``
-times MiniLM's 36 int8 linear layers (``DynamicLinear`` calls) on M rows; ``--tokens N``
+times MiniLM's 36 int8 linear layers (``DynamicLinear`` calls) on M rows, every layer's
+output compared; ``--tokens N``
 times a whole ``Model.run`` on the first N tokens of the test sentences, unpadded (N =
 128 is bench/ab_minilm.py's ``--full``); ``--kernels`` the float kernels on MiniLM's
 shapes (attention scores, softmax, GELU; ten times the rounds). The int8 model is built as bench/ab_minilm.py
@@ -42,17 +43,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def _package(revision: str | None, name: str, scratch: Path) -> Path:
-    """A copy of qcore at ``revision`` (None: the working tree), built, as package ``name`` under ``scratch``."""
-    if revision is None:
-        source = ROOT
-    else:
+def _package(revision: str | None, name: str, scratch: Path, trees: list[Path]) -> None:
+    """A copy of qcore at ``revision`` (None: the working tree), built, as package ``name``
+    under ``scratch``; a worktree it adds is appended to ``trees`` at once (for removal)."""
+    source = ROOT
+    if revision is not None:
         source = scratch / f"tree-{name}"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(source), revision],
                        check=True, capture_output=True)
-        subprocess.run([sys.executable, "csrc/ffi_build.py"], cwd=source, check=True, capture_output=True)
+        trees.append(source)
+        build = subprocess.run([sys.executable, "csrc/ffi_build.py"], cwd=source, capture_output=True, text=True)
+        if build.returncode:
+            raise SystemExit(f"building {revision} failed:\n{build.stdout[-4000:]}{build.stderr[-4000:]}")
     shutil.copytree(source / "qcore", scratch / name, ignore=shutil.ignore_patterns("__pycache__", "*.o", "*.c"))
-    return source
 
 
 def _feeds(tokens: int) -> dict[str, np.ndarray]:
@@ -129,23 +132,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--tokens must be in 1..128 and --layers at least 1")
     import minilm_support
 
-    reason = minilm_support.missing_dependencies()
     model_path = args.workdir / "qcore-int8.qcm"
-    if reason and not model_path.exists():
+    needs_model = bool(args.layers or args.tokens)
+    reason = minilm_support.missing_dependencies()
+    if needs_model and reason and not model_path.exists():
         print(f"skipped: {reason}")
         return 0
-    if not model_path.exists():
+    if needs_model and not model_path.exists():
         import ab_minilm
 
         ab_minilm._models(args.workdir)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        trees = []
+        trees: list[Path] = []
         try:
             for revision, name in ((args.rev_a, "qcore_a"), (args.rev_b, "qcore_b")):
-                source = _package(revision, name, scratch)
-                if revision is not None:
-                    trees.append(source)
+                _package(revision, name, scratch, trees)
             sys.path.insert(0, str(scratch))
             packages = {f"a ({args.rev_a})": importlib.import_module("qcore_a"),
                         f"b ({args.rev_b or 'working tree'})": importlib.import_module("qcore_b")}
@@ -154,22 +156,23 @@ def main(argv: list[str] | None = None) -> int:
             layers = {name: _linear_layers(p, model_path) for name, p in packages.items()} if args.layers else {}
             for m in args.layers:
                 xs = {k: rng.standard_normal((m, k)).astype(np.float32) for k in (384, 1536)}
-                outs = {name: {n: np.empty((m, n), np.float32) for n in (384, 1536)} for name in packages}
+                # one output per layer, so that every layer's bits are compared
+                outs = {name: [np.empty((m, n), np.float32) for _, n, _ in calls] for name, calls in layers.items()}
                 times: dict[str, list[float]] = {name: [] for name in packages}
                 for _ in range(args.rounds):
                     for name, calls in layers.items():
                         start = time.perf_counter()
-                        for k, n, call in calls:
-                            call(xs[k], outs[name][n])
+                        for (k, _, call), out in zip(calls, outs[name]):
+                            call(xs[k], out)
                         times[name].append(time.perf_counter() - start)
                 first, second = outs.values()
-                if any(not np.array_equal(first[n], second[n]) for n in first):
+                if any(not np.array_equal(a, b) for a, b in zip(first, second)):
                     print(f"M = {m}: the revisions' linear layers give different bits")
                     return 1
-                _report(f"36 linear layers, M = {m}", times)
+                _report(f"{len(first)} linear layers, M = {m}", times)
             if args.kernels and _kernels(packages, args.rounds * 10):
                 return 1
-            models = {name: p.load(str(model_path)) for name, p in packages.items()}
+            models = {name: p.load(str(model_path)) for name, p in packages.items()} if args.tokens else {}
             for tokens in args.tokens:
                 feeds = _feeds(tokens)
                 results = {name: model.run(feeds) for name, model in models.items()}

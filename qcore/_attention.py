@@ -150,17 +150,13 @@ def scores_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np
     arguments are already checked: 4-D float32 ``q (B, H, S, D)`` and ``k (., ., D, T)``
     whose leading axes are ``out``'s or 1, ``mask`` 4-D broadcastable to ``out`` or None,
     a finite float32 ``scale`` or None, and ``out`` a C-contiguous float32 ``(B, H, S, T)``
-    array that shares no memory with them (a fresh pooled buffer). Returns ``L``.
-
-    Raises
-    ------
-    ShapeError
-        An operand's strides are not whole elements (then use :func:`attention_scores`).
+    array that shares no memory with them (a fresh pooled buffer). Returns ``L``. An
+    operand with a stride between elements (a field of a record array) goes through
+    :func:`attention_scores`, which copies it.
     """
-    arrays = (q, k) if mask is None else (q, k, mask)
-    for a in arrays:
-        if any(s & 3 for s in a.strides):
-            raise ShapeError("attention_scores: strides must be whole float32 elements")
+    for a in (q, k) if mask is None else (q, k, mask):
+        if any(s & 3 for n, s in zip(a.shape, a.strides) if n > 1):
+            return attention_scores(q, k, scale, mask, out=out, live_keys=True)[1]
     b, h, rows, cols = out.shape
     m_ptr = m_str = ffi.NULL
     if mask is not None:

@@ -216,12 +216,20 @@ def test_runtime_entry_matches_the_checked_call(scale, padded):
     np.testing.assert_array_equal(_bits(no_mask), _bits(_attention.attention_scores(q, k)), strict=True)
 
 
-def test_runtime_entry_rejects_strides_between_elements():
-    raw = np.zeros((1, 2, 4, 8 * 4 + 1), np.uint8)
-    q = np.ndarray((1, 2, 4, 8), np.float32, raw, 1, raw.strides[:3] + (4,))
-    k = np.zeros((1, 2, 8, 4), np.float32)
-    with pytest.raises(ShapeError, match="whole float32 elements"):
-        _attention.scores_into(q, k, None, None, np.empty((1, 2, 4, 4), np.float32))
+def test_runtime_entry_takes_operands_with_strides_between_elements():
+    """q as the float32 field of a packed record array (strides not whole elements, also on
+    its length-1 axis): the checked call's copy, same bits."""
+    rng = np.random.default_rng(33)
+    record = np.zeros((1, 2, 4, 8), dtype=[("x", np.float32), ("pad", np.uint8)])
+    record["x"] = rng.standard_normal((1, 2, 4, 8)).astype(np.float32)
+    q = record["x"]
+    assert any(s % 4 for s in q.strides)
+    k = rng.standard_normal((1, 2, 8, 4)).astype(np.float32)
+    mask = np.zeros((1, 1, 1, 4), dtype=[("m", np.float32), ("pad", np.uint8)])["m"]
+    out = np.empty((1, 2, 4, 4), np.float32)
+    assert _attention.scores_into(q, k, np.float32(SCALE), mask, out) == 4
+    expected = _attention.attention_scores(np.ascontiguousarray(q), k, SCALE, np.zeros((1, 1, 1, 4), np.float32))
+    np.testing.assert_array_equal(_bits(out), _bits(expected), strict=True)
 
 
 def test_runtime_entry_broadcasts_q_and_k_over_batch_and_heads():

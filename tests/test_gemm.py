@@ -241,13 +241,16 @@ def test_packed_matches_unpacked(isa, b_dtype):
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_packed_every_block_height_with_extremes(isa):
-    """M = 1 .. 13 (every height of the last 6-row block, alone and after full blocks), with
-    random and all-extreme operands, single- and multi-panel, equal to the reference."""
+    """M = 1 .. 23 (every height of the last 6-row block, alone and after full blocks; from
+    19 rows on the panel stays in L1 and the tiles without prefetch run), with random and
+    all-extreme operands, 24 columns (whole panels) and 20 (a partial last panel), equal to
+    the reference."""
     rng = np.random.default_rng(61)
-    k, n = 200, 24
-    for b in (rng.integers(-128, 128, (k, n), dtype=np.int8), np.full((k, n), -128, np.int8)):
+    k = 200
+    for b in (rng.integers(-128, 128, (k, 24), dtype=np.int8), np.full((k, 24), -128, np.int8),
+              rng.integers(-128, 128, (k, 20), dtype=np.int8)):
         packed = _gemm.PackedWeights(b, None)
-        for m in range(1, 14):
+        for m in range(1, 24):
             for a in (rng.integers(0, 256, (m, k), dtype=np.uint8), np.full((m, k), 255, np.uint8)):
                 a_zp = np.uint8(0)
                 _equal(_gemm.matmul_integer_packed(a, a_zp, packed, isa=isa), ref.matmul_integer(a, b, a_zp, None))

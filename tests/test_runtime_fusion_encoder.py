@@ -343,3 +343,46 @@ def test_attention_head_views_report_a_bad_reshape_like_the_node():
     for executor in (Executor(graph), Executor(graph, fuse=False)):
         with pytest.raises(ShapeError, match="cannot reshape"):
             executor.run(feeds)
+
+
+def test_reshape_reading_the_context_as_its_shape_is_not_taken_in():
+    """A Reshape whose *shape* input is the attention's context (odd, but valid for the
+    runtime) is not the Reshape that joins the heads: it stays a step, and the fast plan
+    gives what the node-by-node plan gives."""
+    from onnx import TensorProto, helper
+
+    def value(name, shape):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    nodes = [
+        helper.make_node("MatMul", ["q", "k"], ["s"]),
+        helper.make_node("Softmax", ["s"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "v"], ["c"]),
+        helper.make_node("Transpose", ["c"], ["ct"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["z", "ct"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [value("q", [1, 1, 1, 1]), value("k", [1, 1, 1, 1]),
+                                           value("v", [1, 1, 1, 1]), value("z", [1])], [value("y", None)])
+    model = Model.from_onnx(helper.make_model(graph, opset_imports=[helper.make_operatorsetid("", 17)]))
+    fast = Executor(model.graph)
+    assert "Attention" in _ops(fast) and "Reshape" in _ops(fast)
+    feeds = {"q": np.ones((1, 1, 1, 1), np.float32), "k": np.ones((1, 1, 1, 1), np.float32),
+             "v": np.ones((1, 1, 1, 1), np.float32), "z": np.array([3.0], np.float32)}
+    got = fast.run(feeds)["y"]
+    np.testing.assert_array_equal(got, Executor(model.graph, fuse=False).run(feeds)["y"], strict=True)
+    assert got.shape == (1,)
+
+
+def test_reshape_rules_shared_by_the_node_and_the_attention_step():
+    from qcore.errors import ShapeError
+    from qcore.runtime.float_ops import reshape
+
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    assert reshape(x, np.array([0, -1], np.int64)).shape == (2, 12)
+    assert np.shares_memory(reshape(x, np.array([0, 3, 2, 2], np.int64)), x)
+    empty = np.zeros((0, 3), np.float32)
+    assert reshape(empty, np.array([3, 0], np.int64), allowzero=1).shape == (3, 0)
+    with pytest.raises(ShapeError, match="past the input's 2 axes"):
+        reshape(empty, np.array([0, 3, 0], np.int64))
+    with pytest.raises(ShapeError, match="cannot reshape"):
+        reshape(x, np.array([5, -1], np.int64))

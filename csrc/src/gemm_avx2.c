@@ -136,26 +136,32 @@ static inline __attribute__((always_inline)) void qc__avx2_tile(const int rows, 
         : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",    \
           "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15")
 
-/* qc__avx2_tile<n> (B streamed from memory: fetched 4 KB ahead of the hardware prefetcher)
- * and qc__avx2_tile<n>_l1 (B resident in L1, reused by several row blocks: the prefetch
- * would only cost a load slot, measured 1-5 % at M = 128, K = 384-1536). */
-#define QC__AVX2_TILE_FUNCTIONS(NROWS)                                                                    \
+/* qc__avx2_tile<n>: B streamed from memory, fetched 4 KB ahead of the hardware prefetcher;
+ * qc__avx2_tile<n>_l1: B resident in L1 (reused by several row blocks), where the prefetch
+ * would only cost a load slot (measured 1-5 % at M = 128, K = 384-1536). One- and two-row
+ * tiles always prefetch: they are bound by B's bytes whatever the reuse. */
+#define QC__AVX2_TILE_STREAMED(NROWS)                                                               \
     static void qc__avx2_tile##NROWS(size_t kgroups, const int16_t *a, const int8_t *b_panel, int32_t *tile,  \
-                                 size_t tile_stride) {                                                 \
+                                     size_t tile_stride) {                                             \
         size_t stride_bytes = tile_stride * sizeof(int32_t);                                          \
-        QC__AVX2_TILE_ASM(NROWS, "prefetcht0 4096(%[b])\n\t");                                            \
-    }                                                                                                 \
-    static void qc__avx2_tile##NROWS##_l1(size_t kgroups, const int16_t *a, const int8_t *b_panel,         \
-                                      int32_t *tile, size_t tile_stride) {                             \
-        size_t stride_bytes = tile_stride * sizeof(int32_t);                                          \
-        QC__AVX2_TILE_ASM(NROWS, "");                                                                     \
+        QC__AVX2_TILE_ASM(NROWS, "prefetcht0 4096(%[b])\n\t");                                        \
     }
-QC__AVX2_TILE_FUNCTIONS(1)
-QC__AVX2_TILE_FUNCTIONS(2)
-QC__AVX2_TILE_FUNCTIONS(3)
-QC__AVX2_TILE_FUNCTIONS(4)
-QC__AVX2_TILE_FUNCTIONS(5)
-QC__AVX2_TILE_FUNCTIONS(6)
+#define QC__AVX2_TILE_RESIDENT(NROWS)                                                               \
+    static void qc__avx2_tile##NROWS##_l1(size_t kgroups, const int16_t *a, const int8_t *b_panel,     \
+                                          int32_t *tile, size_t tile_stride) {                         \
+        size_t stride_bytes = tile_stride * sizeof(int32_t);                                          \
+        QC__AVX2_TILE_ASM(NROWS, "");                                                                 \
+    }
+QC__AVX2_TILE_STREAMED(1)
+QC__AVX2_TILE_STREAMED(2)
+QC__AVX2_TILE_STREAMED(3)
+QC__AVX2_TILE_STREAMED(4)
+QC__AVX2_TILE_STREAMED(5)
+QC__AVX2_TILE_STREAMED(6)
+QC__AVX2_TILE_RESIDENT(3)
+QC__AVX2_TILE_RESIDENT(4)
+QC__AVX2_TILE_RESIDENT(5)
+QC__AVX2_TILE_RESIDENT(6)
 
 /* One function per tile height; `rows` selects the specialisation for the last block. */
 void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
@@ -170,17 +176,16 @@ void qc_s8_gemm_ukernel_4x8c4__avx2(size_t rows, size_t kgroups, const void *a_p
 }
 
 /* The 6x8 tile written to c with a row stride (only the first `rows` rows); b_resident: the
- * panel stays in L1 across row blocks (no software prefetch). */
+ * panel stays in L1 across row blocks (no software prefetch for 3 rows or more). */
 void qc__s8_gemm_6x8c4_store__avx2(size_t rows, size_t kgroups, const void *a_packed, const int8_t *b_panel,
                                    int32_t *c, size_t c_stride, int b_resident) {
     typedef void (*tile_fn)(size_t, const int16_t *, const int8_t *, int32_t *, size_t);
     static const tile_fn streamed[6] = {qc__avx2_tile1, qc__avx2_tile2, qc__avx2_tile3,
                                         qc__avx2_tile4, qc__avx2_tile5, qc__avx2_tile6};
-    static const tile_fn resident[6] = {qc__avx2_tile1_l1, qc__avx2_tile2_l1, qc__avx2_tile3_l1,
+    static const tile_fn resident[6] = {qc__avx2_tile1, qc__avx2_tile2, qc__avx2_tile3_l1,
                                         qc__avx2_tile4_l1, qc__avx2_tile5_l1, qc__avx2_tile6_l1};
     const size_t n = rows < 1 ? 1 : rows > 6 ? 6 : rows;
-    /* one or two rows: memory-bound on B whatever the reuse, so always fetch ahead */
-    const tile_fn *fns = b_resident && n > 2 ? resident : streamed;
+    const tile_fn *fns = b_resident ? resident : streamed;
     fns[n - 1](kgroups, (const int16_t *)a_packed, b_panel, c, c_stride);
 }
 

@@ -479,7 +479,10 @@ def reshape(x: np.ndarray, shape: object, allowzero: int = 0) -> np.ndarray:
     """
     dims = [int(s) for s in np.asarray(shape).reshape(-1).tolist()]
     if not allowzero and 0 in dims:
-        dims = [x.shape[i] if s == 0 and i < x.ndim else s for i, s in enumerate(dims)]
+        if any(s == 0 for s in dims[x.ndim:]):
+            raise ShapeError(f"cannot reshape {x.shape} to {dims}: a 0 (copy the input's dimension) "
+                             f"past the input's {x.ndim} axes")
+        dims = [x.shape[i] if s == 0 else s for i, s in enumerate(dims)]
     try:
         return x.reshape(dims)
     except ValueError:

@@ -922,7 +922,7 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
     layout, and stopped at the padded keys whose probabilities the C call shows are 0.
     The ``Reshape`` / ``Transpose`` views that split the heads of ``q``, ``k`` and ``v``
     (and the ``Reshape`` that joins them after the context) are taken in as well when the
-    step alone reads them: one Python step per attention instead of nine.
+    step alone reads them: one Python step per attention instead of eight.
     """
     if int(node.attrs.get("axis", -1)) != -1 or node.attrs.get("coerce_2d"):
         return None
@@ -975,7 +975,8 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
         chains.append(ops)
     joined = only_reader(output) if with_context else None
     out_view: list[tuple] = []
-    if joined is not None and nodes[joined].op == "Reshape" and len(nodes[joined].inputs) == 2 and nodes[joined].inputs[1]:
+    if (joined is not None and nodes[joined].op == "Reshape" and len(nodes[joined].inputs) == 2
+            and nodes[joined].inputs[0] == output and nodes[joined].inputs[1]):
         out_view = [("Reshape", int(nodes[joined].attrs.get("allowzero", 0)), nodes[joined].inputs[1])]
         members.append(joined)
         output = nodes[joined].outputs[0]
