@@ -7,14 +7,15 @@ scratch git worktree, imports the two packages side by side (renamed ``qcore_a``
 ``qcore_b``; qcore imports itself only relatively), checks that both give the same bits,
 and prints the best and median time of each::
 
-    PYTHONPATH=$PWD python bench/ab_revisions.py REV_A [REV_B] [--layers M ...] [--tokens N ...] [--kernels]
-                                                 [--rounds R]
+    PYTHONPATH=$PWD python bench/ab_revisions.py REV_A [REV_B] [--layers M ...] [--tokens N ...] [--padded]
+                                                 [--kernels] [--rounds R]
 
 ``REV_B`` defaults to the working tree (its extension as built in place). ``--layers M``
 times MiniLM's 36 int8 linear layers (``DynamicLinear`` calls) on M rows, every layer's
 output compared; ``--tokens N``
 times a whole ``Model.run`` on the first N tokens of the test sentences, unpadded (N =
-128 is bench/ab_minilm.py's ``--full``); ``--kernels`` the float kernels on MiniLM's
+128 is bench/ab_minilm.py's ``--full``), ``--padded`` on its default input (the last test
+sentence padded to 128 tokens); ``--kernels`` the float kernels on MiniLM's
 shapes (attention scores, softmax, GELU; ten times the rounds). The int8 model is built as bench/ab_minilm.py
 builds it (and shared with it: ``--workdir``). Needs git and the torch test dependencies
 (tests/minilm_support.py) when the model is not built yet; each revision's build takes
@@ -59,9 +60,12 @@ def _package(revision: str | None, name: str, scratch: Path, trees: list[Path]) 
 
 
 def _feeds(tokens: int) -> dict[str, np.ndarray]:
+    """The first ``tokens`` of the joined test sentences, unpadded; 0: the last sentence padded to 128."""
     import minilm_support
 
-    batch = minilm_support.tokenize([" ".join(minilm_support.load_sentences())], length=tokens)
+    sentences = minilm_support.load_sentences()
+    batch = minilm_support.tokenize([" ".join(sentences)], length=tokens) if tokens else \
+        minilm_support.tokenize(sentences[-1:])
     return {name: batch[name] for name in minilm_support.INPUT_NAMES}
 
 
@@ -120,20 +124,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("rev_b", nargs="?", default=None)
     parser.add_argument("--layers", type=int, nargs="*", default=[], metavar="M")
     parser.add_argument("--tokens", type=int, nargs="*", default=[], metavar="N")
+    parser.add_argument("--padded", action="store_true",
+                        help="also time Model.run on the padded benchmark input (the last test sentence, 128 tokens)")
     parser.add_argument("--kernels", action="store_true",
                         help="also time the float kernels on MiniLM's shapes at 128 tokens: the attention scores "
                              "(12 heads, 128 x 128, depth 32, a mask), softmax alone, GELU of 128 x 1536")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--workdir", type=Path, default=ROOT / ".pytest_cache" / "d" / "qcore_minilm_ab")
     args = parser.parse_args(argv)
-    if not args.layers and not args.tokens and not args.kernels:
+    if not args.layers and not args.tokens and not args.kernels and not args.padded:
         args.layers, args.tokens = [1, 4, 16, 128], [4, 128]
     if any(not 1 <= n <= 128 for n in args.tokens) or any(m < 1 for m in args.layers):
         parser.error("--tokens must be in 1..128 and --layers at least 1")
     import minilm_support
 
     model_path = args.workdir / "qcore-int8.qcm"
-    needs_model = bool(args.layers or args.tokens)
+    needs_model = bool(args.layers or args.tokens or args.padded)
     reason = minilm_support.missing_dependencies()
     if needs_model and reason and not model_path.exists():
         print(f"skipped: {reason}")
@@ -172,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                 _report(f"{len(first)} linear layers, M = {m}", times)
             if args.kernels and _kernels(packages, args.rounds * 10):
                 return 1
-            models = {name: p.load(str(model_path)) for name, p in packages.items()} if args.tokens else {}
-            for tokens in args.tokens:
+            models = {name: p.load(str(model_path)) for name, p in packages.items()} if args.tokens or args.padded else {}
+            for tokens in args.tokens + ([0] if args.padded else []):
                 feeds = _feeds(tokens)
                 results = {name: model.run(feeds) for name, model in models.items()}
                 first, second = results.values()
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                         start = time.perf_counter()
                         model.run(feeds)
                         times[name].append(time.perf_counter() - start)
-                _report(f"Model.run, {tokens} tokens", times)
+                _report(f"Model.run, {tokens} tokens" if tokens else "Model.run, padded sentence", times)
         finally:
             for tree in trees:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
