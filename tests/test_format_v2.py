@@ -171,3 +171,27 @@ def test_files_written_before_version_2_still_open(tmp_path):
     x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
     np.testing.assert_array_equal(api.load(tmp_path / "again.qcm").run({"x": x})["y"], old.run({"x": x})["y"],
                                   strict=True)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+@pytest.mark.parametrize("signed", [False, True])
+def test_unpack_subbyte_round_trip_in_little_memory(bits, signed):
+    """Sub-byte values unpack exactly, and a large table's unpacking allocates about one
+    byte per value (a 30522 x 384 int4 embedding loaded at six bytes per value before)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(bits)
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+    for count in (0, 1, 7, 9, 1001):
+        values = rng.integers(lo, hi, count).astype(np.int8 if signed else np.uint8)
+        unpacked = L.unpack_subbyte(L.pack_subbyte(values, bits), count, bits, signed)
+        assert unpacked.dtype == values.dtype and np.array_equal(unpacked, values)
+    count = 1 << 20
+    packed = L.pack_subbyte(rng.integers(lo, hi, count).astype(np.int8 if signed else np.uint8), bits)
+    tracemalloc.start()
+    try:
+        L.unpack_subbyte(packed, count, bits, signed)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.7 * count
