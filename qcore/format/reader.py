@@ -163,7 +163,15 @@ class QcmFile(Mapping):
             zero_point = self._view(self._info(info.zero_point_index))
         data = self._view(info)
         if etype.packed:
-            data = L.unpack_subbyte(data, math.prod(info.shape), etype.bits, etype.qrange[0] < 0).reshape(info.shape)
+            # kept packed (a view of the file); unpacked only if something reads .data
+            count = math.prod(info.shape)
+            packed = data.reshape(-1)[:(count * etype.bits + 7) // 8]
+            return QuantizedTensor.from_packed(
+                packed, tuple(info.shape),
+                lambda: L.unpack_subbyte(packed, count, etype.bits, etype.qrange[0] < 0),
+                scale=scale, zero_point=zero_point, dtype=info.element_type,
+                axis=None if info.scheme == "per_tensor" else info.axis, block_size=info.block_size,
+                convention=info.convention)
         return QuantizedTensor(
             data=data, scale=scale, zero_point=zero_point, dtype=info.element_type,
             axis=None if info.scheme == "per_tensor" else info.axis, block_size=info.block_size,

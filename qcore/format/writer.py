@@ -283,7 +283,7 @@ class QcmWriter:
     def _add_quantized(self, name: str, qt: QuantizedTensor) -> None:
         itype = int_type(qt.dtype)
         etype = L.ELEMENT_TYPES_BY_NAME[itype.name]
-        shape = tuple(int(d) for d in qt.data.shape)
+        shape = tuple(int(d) for d in qt.shape)
         record = self._new_record(name, etype, shape, L.ROLE_DATA)
         scale_name = name + L.SCALE_SUFFIX
         zp_name = name + L.ZERO_POINT_SUFFIX
@@ -337,15 +337,18 @@ class QcmWriter:
             omit_zp = not zero_point.any()
         if half:
             scale_record.etype = L.FLOAT16
-        data = qt.data
-        if etype.packed:
+        if etype.packed and qt.packed is not None:
+            # a tensor read from a file, still packed: every nibble is a value of the type
+            chunks = iter([np.ascontiguousarray(qt.packed)])
+        elif etype.packed:
+            data = qt.data
             if data.size and (int(data.min()) < qmin or int(data.max()) > qmax):
                 raise E.DataRangeError(f"tensor {name!r}: {etype.name} data outside [{qmin}, {qmax}]")
             flat = np.ascontiguousarray(data).reshape(-1)
             step = _PACK_CHUNK  # a multiple of 4 elements: chunks pack to whole bytes
             chunks = (L.pack_subbyte(flat[start:start + step], etype.bits) for start in range(0, flat.size, step))
         else:
-            chunks = iter([self._little_endian(data, etype.numpy)])
+            chunks = iter([self._little_endian(qt.data, etype.numpy)])
         index = len(self._records)
         record.scale_index, record.zero_point_index = index + 1, (L.NONE if omit_zp else index + 2)
         scale_record.owner_index = zp_record.owner_index = index

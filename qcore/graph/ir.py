@@ -11,6 +11,7 @@ metadata under ``qcore.graph.*``; the tensors travel as the file's tensors.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -242,5 +243,5 @@ def tensor_nbytes(tensor: Tensor) -> int:
         from ..reference.dtypes import int_type
 
         bits = int_type(tensor.dtype).bits
-        return (tensor.data.size * bits + 7) // 8 + tensor.scale.nbytes + tensor.zero_point.nbytes
+        return (math.prod(tensor.shape) * bits + 7) // 8 + tensor.scale.nbytes + tensor.zero_point.nbytes
     return int(np.asarray(tensor).nbytes)

@@ -77,7 +77,9 @@ def _stored_parts(tensor: Any) -> list[tuple[np.ndarray, int]] | None:
     if isinstance(tensor, QuantizedTensor):
         etype = L.ELEMENT_TYPES_BY_NAME[tensor.dtype]
         if etype.packed:
-            data = L.pack_subbyte(np.ascontiguousarray(tensor.data), etype.bits)
+            packed = tensor.packed  # a tensor read from a file: its bytes as they are
+            data = np.ascontiguousarray(packed) if packed is not None else L.pack_subbyte(
+                np.ascontiguousarray(tensor.data), etype.bits)
         else:
             data = np.ascontiguousarray(tensor.data, etype.numpy)
         scale = np.asarray(tensor.scale, np.float32)
@@ -102,7 +104,7 @@ def _entry(name: str, tensor: Any, parts: list[tuple[np.ndarray, int]]) -> list[
     """The document's description of one packed initializer (docs/GRAPH.md)."""
     if not isinstance(tensor, QuantizedTensor):
         return [name, parts[0][0].dtype.name, [int(d) for d in tensor.shape]]
-    return [name, tensor.dtype, [int(d) for d in tensor.data.shape],
+    return [name, tensor.dtype, [int(d) for d in tensor.shape],
             [tensor.axis, int(tensor.block_size), tensor.convention, parts[1][0].dtype.name, len(parts) == 3,
              [int(d) for d in np.shape(tensor.scale)] if tensor.axis is None else None]]
 

@@ -380,9 +380,9 @@ class Int4Linear:
     def __init__(self, weight: QuantizedTensor, bias: np.ndarray | None, *, panel_floats: int | None = None) -> None:
         from .. import _gemm  # noqa: PLC0415
 
-        if weight.dtype not in ("int4", "uint4") or weight.data.ndim != 2:
-            raise ShapeError(f"int4 linear weights must be 2-D int4/uint4, got {weight.dtype} {weight.data.shape}")
-        k, n = weight.data.shape
+        if weight.dtype not in ("int4", "uint4") or len(weight.shape) != 2:
+            raise ShapeError(f"int4 linear weights must be 2-D int4/uint4, got {weight.dtype} {weight.shape}")
+        k, n = weight.shape
         if weight.block_size and weight.axis == 0:
             block = weight.block_size
             scale = np.asarray(weight.scale, np.float32).reshape(-1, n)
@@ -395,8 +395,13 @@ class Int4Linear:
             raise ShapeError("int4 linear weights are blocked along K (axis 0) or per column (axis 1)")
         self._zp32 = np.ascontiguousarray(zp, dtype=np.int32)
         zp = None if not zp.any() else np.ascontiguousarray(zp)
-        self._weights = _gemm.Int4Weights.from_values(np.ascontiguousarray(weight.data), np.ascontiguousarray(scale),
-                                                      zp, block_size=block, dtype=weight.dtype)
+        if weight.packed is not None:  # the file's bytes, in the layout the C kernels read: no copy
+            self._weights = _gemm.Int4Weights(weight.packed, (k, n), np.ascontiguousarray(scale), zp,
+                                              block_size=block, dtype=weight.dtype)
+        else:
+            self._weights = _gemm.Int4Weights.from_values(np.ascontiguousarray(weight.data),
+                                                          np.ascontiguousarray(scale), zp, block_size=block,
+                                                          dtype=weight.dtype)
         self._linear = _gemm.linear_int4
         self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         self.k, self.n = k, n
@@ -488,7 +493,18 @@ def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
     flat = indices.reshape(-1)
     scale = np.asarray(table.scale)
     zp = np.asarray(table.zero_point)
-    cols = table.data.shape[1]
+    cols = table.shape[1]
+    if table.packed is not None and table.axis == 0 and not table.block_size and cols % 2 == 0 and table.dtype in (
+            "int4", "uint4"):
+        # a packed int4 table (from a file): unpack only the gathered rows
+        from .. import _elementwise  # noqa: PLC0415
+        from ..reference.packing import unpack_int4  # noqa: PLC0415
+
+        rows = np.take(table.packed.reshape(table.shape[0], cols // 2), flat, axis=0)
+        gathered = unpack_int4(rows, (flat.size, cols), signed=table.dtype == "int4")
+        out = _elementwise.dequantize_linear(gathered, np.take(scale, flat).astype(np.float32, copy=False),
+                                             np.take(zp, flat).astype(gathered.dtype, copy=False), axis=0)
+        return out.reshape(indices.shape + (cols,))
 
     def rows(a: np.ndarray) -> np.ndarray:  # the gathered rows' parameters only, as float32
         return (a[flat] if a.ndim else a).astype(np.float32)

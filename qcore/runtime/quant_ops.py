@@ -114,7 +114,7 @@ def build_wmatmul(node: Node, initializers: dict) -> Step:
     """WMatMul: float input times the int8 / int4 weight (blocked int4 through :class:`kernels.Int4Linear`)."""
     w = _weight(node, initializers)
     bias = _bias(node, initializers)
-    if w.dtype in ("int4", "uint4") and w.data.ndim == 2 and (
+    if w.dtype in ("int4", "uint4") and len(w.shape) == 2 and (
             (w.axis == 0 and w.block_size) or (w.axis == 1 and not w.block_size)):
         linear = kernels.Int4Linear(w, bias)
         k, n = linear.k, linear.n
@@ -146,9 +146,9 @@ def build_wconv(node: Node, initializers: dict) -> Step:
 def build_qgather(node: Node, initializers: dict) -> Step:
     """QGather: gather rows of a quantized table and dequantize only those rows."""
     table = initializers.get(node.inputs[0])
-    if not isinstance(table, QuantizedTensor) or table.data.ndim != 2:
+    if not isinstance(table, QuantizedTensor) or len(table.shape) != 2:
         raise ModelError(f"node {node.name!r} (QGather) needs a 2-D quantized table {node.inputs[0]!r}")
-    rows = table.data.shape[0]
+    rows = table.shape[0]
 
     def run(inputs: list) -> list:
         idx = np.asarray(inputs[1]).astype(np.int64, copy=False)

@@ -1,0 +1,95 @@
+"""Sub-byte tensors read from a .qcm file stay packed (a view of the mapped file) until
+something reads their values: the int4 weight-only layers and the int4 embedding gathers
+run on the packed bytes, with the same bits as on unpacked values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qcore.errors import ShapeError
+from qcore.format import load_tensors, save_tensors
+from qcore.reference.packing import pack_int4, unpack_int4
+from qcore.reference.tensor import QuantizedTensor
+from qcore.runtime import kernels
+
+
+def _int4(rng, shape, axis, block_size, signed=True):
+    lo, hi = (-8, 8) if signed else (0, 16)
+    data = rng.integers(lo, hi, shape).astype(np.int8 if signed else np.uint8)
+    pshape = list(shape)
+    if block_size:
+        pshape[axis] = -(-shape[axis] // block_size)
+    else:
+        pshape = [shape[axis]]
+    scale = rng.uniform(0.01, 0.1, pshape).astype(np.float32)
+    zp = rng.integers(lo, hi, pshape).astype(data.dtype)
+    return QuantizedTensor(data, scale, zp, "int4" if signed else "uint4", axis=axis, block_size=block_size)
+
+
+def _read_back(tmp_path, tensor):
+    path = tmp_path / "t.qcm"
+    save_tensors(path, {"t": tensor})
+    return load_tensors(path)["t"]
+
+
+def test_from_packed_keeps_bytes_and_unpacks_once_on_demand():
+    rng = np.random.default_rng(0)
+    values = rng.integers(-8, 8, (5, 7)).astype(np.int8)
+    calls = []
+
+    def unpack():
+        calls.append(1)
+        return unpack_int4(pack_int4(values), values.shape)
+
+    packed = pack_int4(values)
+    scale, zp = np.full(7, 0.5, np.float32), np.zeros(7, np.int8)
+    t = QuantizedTensor.from_packed(packed, (5, 7), unpack, scale, zp, "int4", axis=1)
+    assert t.shape == (5, 7) and t.packed is not None and np.array_equal(t.packed, packed) and not calls
+    assert np.array_equal(t.data, values) and np.array_equal(t.data, values) and len(calls) == 1
+    np.testing.assert_array_equal(t.dequantize(), QuantizedTensor(values, scale, zp, "int4", axis=1).dequantize())
+    assert QuantizedTensor(values, scale, zp, "int4", axis=1).packed is None
+    with pytest.raises(ShapeError, match="sub-byte"):
+        QuantizedTensor.from_packed(packed, (5, 7), unpack, scale, zp.astype(np.int8), "int8", axis=1)
+    with pytest.raises(ShapeError, match="18 uint8 bytes"):
+        QuantizedTensor.from_packed(packed[:-1], (5, 7), unpack, scale, zp, "int4", axis=1)
+    with pytest.raises(ShapeError, match="per-axis scale"):
+        QuantizedTensor.from_packed(packed, (5, 7), unpack, scale[:3], zp[:3], "int4", axis=1)
+    with pytest.raises(AttributeError):
+        t.no_such_attribute  # noqa: B018
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_file_tensors_stay_packed_and_give_the_same_values(tmp_path, signed):
+    rng = np.random.default_rng(1)
+    tensor = _int4(rng, (37, 9), 0, 16, signed)
+    read = _read_back(tmp_path, tensor)
+    assert read.packed is not None and read.shape == (37, 9) and "data" not in read.__dict__
+    assert np.array_equal(read.data, tensor.data) and read.data.dtype == tensor.data.dtype
+
+
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("rows", [1, 15, 16, 40])
+def test_int4_linear_on_the_file_bytes_equals_on_values(tmp_path, signed, rows):
+    """Both paths (the C int4 kernel below 16 rows, dequantized panels from 16 on)."""
+    rng = np.random.default_rng(2)
+    tensor = _int4(rng, (64, 24), 0, 32, signed)
+    read = _read_back(tmp_path, tensor)
+    bias = rng.standard_normal(24).astype(np.float32)
+    x = rng.standard_normal((rows, 64)).astype(np.float32)
+    got = kernels.Int4Linear(read, bias).run(x)
+    assert "data" not in read.__dict__  # never unpacked
+    np.testing.assert_array_equal(got, kernels.Int4Linear(tensor, bias).run(x), strict=True)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_packed_embedding_rows_equal_the_unpacked_gather(tmp_path, signed):
+    rng = np.random.default_rng(3)
+    table = _int4(rng, (50, 12), 0, 0, signed)
+    read = _read_back(tmp_path, table)
+    idx = np.array([[0, 49, 7], [7, 3, 3]])
+    got = kernels.dequantize_rows(read, idx)
+    assert got.shape == (2, 3, 12) and "data" not in read.__dict__
+    np.testing.assert_array_equal(got, kernels.dequantize_rows(table, idx), strict=True)
+    odd = _read_back(tmp_path, _int4(rng, (50, 11), 0, 0, signed))  # rows straddle bytes: unpacked path
+    np.testing.assert_array_equal(kernels.dequantize_rows(odd, idx), odd.dequantize()[idx], strict=True)
