@@ -93,3 +93,61 @@ def test_packed_embedding_rows_equal_the_unpacked_gather(tmp_path, signed):
     np.testing.assert_array_equal(got, kernels.dequantize_rows(table, idx), strict=True)
     odd = _read_back(tmp_path, _int4(rng, (50, 11), 0, 0, signed))  # rows straddle bytes: unpacked path
     np.testing.assert_array_equal(kernels.dequantize_rows(odd, idx), odd.dequantize()[idx], strict=True)
+
+
+def test_resaving_clears_padding_bits_a_lenient_read_let_through(tmp_path):
+    """An odd count leaves the last byte's high nibble unused; a file read with
+    verify=False may carry other bits there, and a file written from it must not."""
+    from qcore.format import layout as L
+
+    values = np.array([1, -2, 3], np.int8)
+    tensor = QuantizedTensor(values, np.full((), 0.5, np.float32), np.zeros((), np.int8), "int4")
+    path = tmp_path / "pad.qcm"
+    save_tensors(path, {"t": tensor})
+    raw = bytearray(path.read_bytes())
+    with load_tensors(path) as f:
+        info = f.info("t")
+    raw[info.offset + 1] |= 0xF0  # the unused high nibble of the second (last) byte
+    bad = tmp_path / "bad.qcm"
+    bad.write_bytes(bytes(raw))
+    read = load_tensors(bad, verify=False)["t"]
+    assert read.packed[-1] >> 4 == 0xF
+    save_tensors(tmp_path / "again.qcm", {"t": read})
+    again = load_tensors(tmp_path / "again.qcm")["t"]
+    np.testing.assert_array_equal(again.data, values)
+    assert [int(c[-1]) for c in L.packed_chunks(np.array([0xF3, 0xF3], np.uint8), 3, 4)] == [0xF3, 0x03]
+
+
+def test_unpacked_values_of_a_file_tensor_are_read_only_and_picklable(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(4)
+    read = _read_back(tmp_path, _int4(rng, (6, 5), 1, 0))
+    with pytest.raises(ValueError, match="read-only"):
+        read.data[0, 0] = 7
+    clone = pickle.loads(pickle.dumps(read))
+    np.testing.assert_array_equal(clone.data, read.data)
+    assert clone.shape == read.shape and clone.dtype == read.dtype
+
+
+def test_concurrent_first_reads_unpack_once(tmp_path):
+    import threading
+
+    rng = np.random.default_rng(5)
+    read = _read_back(tmp_path, _int4(rng, (400, 100), 0, 32))
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(read.data)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 8 and all(a is seen[0] for a in seen)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_packed_table_with_no_indices(tmp_path, signed):
+    rng = np.random.default_rng(6)
+    read = _read_back(tmp_path, _int4(rng, (10, 4), 0, 0, signed))
+    for shape in ((0,), (2, 0)):
+        out = kernels.dequantize_rows(read, np.zeros(shape, np.int64))
+        assert out.shape == shape + (4,) and out.dtype == np.float32

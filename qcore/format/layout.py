@@ -171,6 +171,18 @@ def pack_subbyte(values: np.ndarray, bits: int) -> np.ndarray:
     return out
 
 
+def packed_chunks(packed: np.ndarray, count: int, bits: int) -> list[np.ndarray]:
+    """``count`` packed values of ``bits`` bits as byte runs to write, with the unused high
+    bits of the last byte cleared (a file read with ``verify=False`` may carry other bits
+    there, which a file written from them must not); no copy but of that last byte."""
+    packed = np.asarray(packed, np.uint8).reshape(-1)
+    used = (count * bits) % 8
+    if not used or not packed.size:
+        return [packed]
+    last = packed[-1:] & np.uint8((1 << used) - 1)
+    return [packed[:-1], last]
+
+
 def unpack_subbyte(packed: np.ndarray, count: int, bits: int, signed: bool) -> np.ndarray:
     """Inverse of :func:`pack_subbyte`: ``count`` values as int8 (signed) or uint8.
 

@@ -8,6 +8,7 @@ csrc/src/format.c follows the same order), and the first broken one raises its o
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import os
@@ -168,7 +169,7 @@ class QcmFile(Mapping):
             packed = data.reshape(-1)[:(count * etype.bits + 7) // 8]
             return QuantizedTensor.from_packed(
                 packed, tuple(info.shape),
-                lambda: L.unpack_subbyte(packed, count, etype.bits, etype.qrange[0] < 0),
+                functools.partial(L.unpack_subbyte, packed, count, etype.bits, etype.qrange[0] < 0),
                 scale=scale, zero_point=zero_point, dtype=info.element_type,
                 axis=None if info.scheme == "per_tensor" else info.axis, block_size=info.block_size,
                 convention=info.convention)

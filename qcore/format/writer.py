@@ -339,7 +339,7 @@ class QcmWriter:
             scale_record.etype = L.FLOAT16
         if etype.packed and qt.packed is not None:
             # a tensor read from a file, still packed: every nibble is a value of the type
-            chunks = iter([np.ascontiguousarray(qt.packed)])
+            chunks = iter(L.packed_chunks(qt.packed, math.prod(shape), etype.bits))
         elif etype.packed:
             data = qt.data
             if data.size and (int(data.min()) < qmin or int(data.max()) > qmax):

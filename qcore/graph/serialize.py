@@ -77,9 +77,9 @@ def _stored_parts(tensor: Any) -> list[tuple[np.ndarray, int]] | None:
     if isinstance(tensor, QuantizedTensor):
         etype = L.ELEMENT_TYPES_BY_NAME[tensor.dtype]
         if etype.packed:
-            packed = tensor.packed  # a tensor read from a file: its bytes as they are
-            data = np.ascontiguousarray(packed) if packed is not None else L.pack_subbyte(
-                np.ascontiguousarray(tensor.data), etype.bits)
+            packed = tensor.packed  # a tensor read from a file: its bytes, padding bits cleared
+            data = np.concatenate(L.packed_chunks(packed, math.prod(tensor.shape), etype.bits)) \
+                if packed is not None else L.pack_subbyte(np.ascontiguousarray(tensor.data), etype.bits)
         else:
             data = np.ascontiguousarray(tensor.data, etype.numpy)
         scale = np.asarray(tensor.scale, np.float32)

@@ -6,6 +6,7 @@ exactly as ONNX DequantizeLinear broadcasts them (docs/ARITHMETIC.md).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,6 +16,7 @@ from ..errors import QuantParamError, ShapeError
 from .dtypes import int_type
 
 CONVENTIONS = ("onnx", "tflite", "pytorch")
+_UNPACK_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +71,8 @@ class QuantizedTensor:
             The tensor's shape.
         unpack : callable
             Returns ``data`` (one value per element, in the container dtype) from
-            ``packed``; called at most once, on the first read of ``data``.
+            ``packed``; called once, on the first read of ``data``, whose array is then
+            kept read-only (writers and kernels read ``packed``).
         scale, zero_point, dtype, axis, block_size, convention
             As for the constructor.
 
@@ -105,12 +108,15 @@ class QuantizedTensor:
         # only reached for attributes not set: ``data`` of a tensor made by from_packed
         state = self.__dict__
         if name == "data" and "_unpack" in state:
-            data = np.asarray(state["_unpack"]()).reshape(state["_shape"])
-            if data.dtype != int_type(state["dtype"]).container:
-                raise ShapeError(f"unpacked data has dtype {data.dtype}, {state['dtype']} needs "
-                                 f"{int_type(state['dtype']).container}")
-            object.__setattr__(self, "data", data)
-            return data
+            with _UNPACK_LOCK:  # one unpacking when threads read it first at once
+                if "data" not in state:
+                    data = np.asarray(state["_unpack"]()).reshape(state["_shape"])
+                    if data.dtype != int_type(state["dtype"]).container:
+                        raise ShapeError(f"unpacked data has dtype {data.dtype}, {state['dtype']} needs "
+                                         f"{int_type(state['dtype']).container}")
+                    data.flags.writeable = False  # the packed bytes are what writers and kernels read
+                    object.__setattr__(self, "data", data)
+                return state["data"]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property

@@ -494,8 +494,8 @@ def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
     scale = np.asarray(table.scale)
     zp = np.asarray(table.zero_point)
     cols = table.shape[1]
-    if table.packed is not None and table.axis == 0 and not table.block_size and cols % 2 == 0 and table.dtype in (
-            "int4", "uint4"):
+    if (table.packed is not None and table.axis == 0 and not table.block_size and cols % 2 == 0 and flat.size
+            and table.dtype in ("int4", "uint4")):
         # a packed int4 table (from a file): unpack only the gathered rows
         from .. import _elementwise  # noqa: PLC0415
         from ..reference.packing import unpack_int4  # noqa: PLC0415
