@@ -151,3 +151,24 @@ def test_packed_table_with_no_indices(tmp_path, signed):
     for shape in ((0,), (2, 0)):
         out = kernels.dequantize_rows(read, np.zeros(shape, np.int64))
         assert out.shape == shape + (4,) and out.dtype == np.float32
+
+
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("layout", ["per_tensor", "row_blocks"])
+def test_packed_tables_of_every_layout_gather_only_their_rows(tmp_path, signed, layout):
+    """Per-tensor and row-blocked int4 tables (``qcore quantize --mode weight-only
+    --weight-bits 4`` blocks embeddings along their rows) gather from the packed bytes too."""
+    rng = np.random.default_rng(7)
+    if layout == "per_tensor":
+        data = rng.integers(-8, 8, (30, 10)).astype(np.int8) if signed else \
+            rng.integers(0, 16, (30, 10)).astype(np.uint8)
+        table = QuantizedTensor(data, np.full((), 0.25, np.float32), np.full((), 1, data.dtype),
+                                "int4" if signed else "uint4")
+    else:
+        table = _int4(rng, (30, 10), 1, 4, signed)
+    read = _read_back(tmp_path, table)
+    idx = np.array([[29, 0], [5, 5]])
+    got = kernels.dequantize_rows(read, idx)
+    assert "data" not in read.__dict__
+    np.testing.assert_array_equal(got, kernels.dequantize_rows(table, idx), strict=True)
+    np.testing.assert_array_equal(got, table.dequantize()[idx], strict=True)

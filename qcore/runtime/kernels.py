@@ -485,6 +485,18 @@ def dequantize_weight(weight: QuantizedTensor) -> np.ndarray:
     return (data - zp.reshape(shape)) * scale.reshape(shape)
 
 
+def _gathered_rows(table: QuantizedTensor, flat: np.ndarray) -> np.ndarray:
+    """The integer rows ``table[flat]``; from a packed int4 table (read from a file) only
+    those rows are unpacked (an odd row width straddles bytes: the whole table then)."""
+    packed, (rows, cols) = table.packed, table.shape
+    if packed is not None and cols % 2 == 0 and table.dtype in ("int4", "uint4"):
+        from ..reference.packing import unpack_int4  # noqa: PLC0415
+
+        chosen = np.take(packed.reshape(rows, cols // 2), flat, axis=0)
+        return unpack_int4(chosen, (flat.size, cols), signed=table.dtype == "int4")
+    return np.take(table.data, flat, axis=0)
+
+
 def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
     """float32 rows ``table[indices]`` of a 2-D table quantized per row or per row block.
 
@@ -494,23 +506,12 @@ def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
     scale = np.asarray(table.scale)
     zp = np.asarray(table.zero_point)
     cols = table.shape[1]
-    if (table.packed is not None and table.axis == 0 and not table.block_size and cols % 2 == 0 and flat.size
-            and table.dtype in ("int4", "uint4")):
-        # a packed int4 table (from a file): unpack only the gathered rows
-        from .. import _elementwise  # noqa: PLC0415
-        from ..reference.packing import unpack_int4  # noqa: PLC0415
-
-        rows = np.take(table.packed.reshape(table.shape[0], cols // 2), flat, axis=0)
-        gathered = unpack_int4(rows, (flat.size, cols), signed=table.dtype == "int4")
-        out = _elementwise.dequantize_linear(gathered, np.take(scale, flat).astype(np.float32, copy=False),
-                                             np.take(zp, flat).astype(gathered.dtype, copy=False), axis=0)
-        return out.reshape(indices.shape + (cols,))
 
     def rows(a: np.ndarray) -> np.ndarray:  # the gathered rows' parameters only, as float32
         return (a[flat] if a.ndim else a).astype(np.float32)
 
     if table.axis is None:
-        data = table.data[flat].astype(np.float32)
+        data = _gathered_rows(table, flat).astype(np.float32)
         out = (data - zp.astype(np.float32).reshape(())) * scale.astype(np.float32).reshape(())
     elif table.axis == 0 and not table.block_size and not flat.size:
         out = np.empty((0, cols), np.float32)
@@ -518,13 +519,13 @@ def dequantize_rows(table: QuantizedTensor, indices: np.ndarray) -> np.ndarray:
         from .. import _elementwise  # noqa: PLC0415
 
         # one row per channel on the C core: the same (w - zp) * scale, rounded once
-        gathered = np.take(table.data, flat, axis=0)
+        gathered = _gathered_rows(table, flat)
         row_zp = np.take(zp, flat) if zp.ndim else np.full(flat.shape, zp)
         row_scale = np.take(scale, flat) if scale.ndim else np.full(flat.shape, scale)
         out = _elementwise.dequantize_linear(gathered, row_scale.astype(np.float32, copy=False),
                                              row_zp.astype(gathered.dtype, copy=False), axis=0)
     elif table.axis == 1 and table.block_size:
-        data = table.data[flat].astype(np.float32)
+        data = _gathered_rows(table, flat).astype(np.float32)
         s = np.repeat(rows(scale), table.block_size, axis=1)[:, :cols]
         z = np.repeat(rows(zp), table.block_size, axis=1)[:, :cols]
         out = (data - z) * s
