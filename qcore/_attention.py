@@ -13,27 +13,29 @@ from ._native import check, ffi, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
 
 
-def _strides(a: np.ndarray) -> list[int]:
-    return [s // a.itemsize for s in a.strides]
+def _address(a: np.ndarray):
+    """The float pointer to ``a``'s first element (any strides)."""
+    return ffi.cast("const float *", a.__array_interface__["data"][0])
+
+
+def _strides4(a: np.ndarray):
+    """Element strides of a 4-D float32 array, 0 on length-1 axes (which broadcast)."""
+    return ffi.new("int64_t[4]", [0 if n == 1 else s >> 2 for n, s in zip(a.shape, a.strides)])
 
 
 def _pointer(keep: list, a: np.ndarray, want: tuple[int, ...]):
     """``a`` broadcast to ``want`` (leading axes, row, col) as (b, h, row, col): a float
     pointer and four element strides; ``keep`` holds what the pointer refers to."""
-    if len(want) == 4 and a.ndim <= 4 and not any(s % a.itemsize for s in a.strides):
-        # zero strides for the broadcast axes, no view objects (the usual case)
-        dims = (1,) * (4 - a.ndim) + a.shape
-        steps = (0,) * (4 - a.ndim) + tuple(s // a.itemsize for s in a.strides)
-        strides = [0 if dims[i] == 1 and want[i] != 1 else steps[i] for i in range(4)]
-    else:
+    if len(want) != 4 or a.ndim > 4 or any(s % a.itemsize for s in a.strides):
         a = np.broadcast_to(a, want)
         if a.ndim > 4:
             a = np.ascontiguousarray(a).reshape((-1,) + a.shape[-3:])
         if any(s % a.itemsize for s in a.strides):
             a = np.ascontiguousarray(a)
-        strides = _strides(a)
+    elif a.ndim < 4:  # the usual case: a view with leading length-1 axes, broadcast by zero strides
+        a = a.reshape((1,) * (4 - a.ndim) + a.shape)
     keep.append(a)  # alive until the call returns: the C side reads it through the address
-    return ffi.cast("const float *", a.__array_interface__["data"][0]), ffi.new("int64_t[4]", strides)
+    return _address(a), _strides4(a)
 
 
 def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, mask: np.ndarray | None = None, *,
@@ -139,11 +141,6 @@ def _call(batch: int, heads: int, rows: int, depth: int, cols: int, q_ptr, q_str
 _DEFAULT_OPTIONS = make_options(None, None)
 
 
-def _strides4(a: np.ndarray):
-    """Element strides of a 4-D float32 array, 0 on length-1 axes (which broadcast)."""
-    return ffi.new("int64_t[4]", [0 if n == 1 else s >> 2 for n, s in zip(a.shape, a.strides)])
-
-
 def scores_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np.ndarray | None,
                 out: np.ndarray) -> int:
     """:func:`attention_scores` with ``live_keys`` for the runtime's attention step, whose
@@ -158,10 +155,7 @@ def scores_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np
         if any(s & 3 for n, s in zip(a.shape, a.strides) if n > 1):
             return attention_scores(q, k, scale, mask, out=out, live_keys=True)[1]
     b, h, rows, cols = out.shape
-    m_ptr = m_str = ffi.NULL
-    if mask is not None:
-        m_ptr, m_str = ffi.cast("const float *", mask.__array_interface__["data"][0]), _strides4(mask)
+    m_ptr, m_str = (ffi.NULL, ffi.NULL) if mask is None else (_address(mask), _strides4(mask))
     scale_arg = ffi.NULL if scale is None else ffi.new("float *", float(scale))
-    return _call(b, h, rows, q.shape[-1], cols, ffi.cast("const float *", q.__array_interface__["data"][0]),
-                 _strides4(q), ffi.cast("const float *", k.__array_interface__["data"][0]), _strides4(k),
+    return _call(b, h, rows, q.shape[-1], cols, _address(q), _strides4(q), _address(k), _strides4(k),
                  scale_arg, m_ptr, m_str, out, _DEFAULT_OPTIONS)

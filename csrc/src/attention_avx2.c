@@ -29,11 +29,9 @@ uint32_t qc_f32_absmax_bits_ukernel__avx2(const float *x, size_t rows, int64_t r
             const __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(row + j)), clear);
             best = _mm256_max_epu32(best, v);
         }
-        for (; j < cols; j++) {
-            uint32_t b;
-            memcpy(&b, &row[j], sizeof b);
-            b &= 0x7FFFFFFFu;
-            tail = b > tail ? b : tail;
+        if (j < cols) {
+            const uint32_t rest = qc_f32_absmax_bits_ukernel__scalar(row + j, 1, 0, cols - j, 1);
+            tail = rest > tail ? rest : tail;
         }
     }
     uint32_t lanes[8];

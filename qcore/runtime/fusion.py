@@ -656,10 +656,8 @@ def _linear_step(node: Node, inits: dict, smoothing: np.ndarray | None, x_name: 
                 return _run_nodes(fallback, names, inputs, outputs, inits)  # reports bad input as node by node
             lead = x.shape[:-1]
             out = pool.get((math.prod(lead), n))
-            if residual:
-                call(np.ascontiguousarray(x.reshape(-1, k)), out, np.ascontiguousarray(r.reshape(-1, n)))
-            else:
-                call(np.ascontiguousarray(x.reshape(-1, k)), out)
+            extra = [np.ascontiguousarray(r.reshape(-1, n))] if residual else []
+            call(np.ascontiguousarray(x.reshape(-1, k)), out, *extra)
             return [out.reshape(lead + (n,))]
         return run
     return make

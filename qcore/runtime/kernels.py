@@ -395,13 +395,10 @@ class Int4Linear:
             raise ShapeError("int4 linear weights are blocked along K (axis 0) or per column (axis 1)")
         self._zp32 = np.ascontiguousarray(zp, dtype=np.int32)
         zp = None if not zp.any() else np.ascontiguousarray(zp)
-        if weight.packed is not None:  # the file's bytes, in the layout the C kernels read: no copy
-            self._weights = _gemm.Int4Weights(weight.packed, (k, n), np.ascontiguousarray(scale), zp,
-                                              block_size=block, dtype=weight.dtype)
-        else:
-            self._weights = _gemm.Int4Weights.from_values(np.ascontiguousarray(weight.data),
-                                                          np.ascontiguousarray(scale), zp, block_size=block,
-                                                          dtype=weight.dtype)
+        params = dict(scale=np.ascontiguousarray(scale), zero_point=zp, block_size=block, dtype=weight.dtype)
+        # a file's bytes are already in the layout the C kernels read: no copy
+        self._weights = (_gemm.Int4Weights(weight.packed, (k, n), **params) if weight.packed is not None
+                         else _gemm.Int4Weights.from_values(np.ascontiguousarray(weight.data), **params))
         self._linear = _gemm.linear_int4
         self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         self.k, self.n = k, n
