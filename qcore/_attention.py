@@ -15,12 +15,16 @@ from .errors import DTypeError, QuantParamError, ShapeError
 
 def _address(a: np.ndarray):
     """The float pointer to ``a``'s first element (any strides)."""
-    return ffi.cast("const float *", a.__array_interface__["data"][0])
+    return ffi.cast("const float *", a.ctypes.data)
 
 
 def _strides4(a: np.ndarray):
-    """Element strides of a 4-D float32 array, 0 on length-1 axes (which broadcast)."""
-    return ffi.new("int64_t[4]", [0 if n == 1 else s >> 2 for n, s in zip(a.shape, a.strides)])
+    """Element strides of a 4-D float32 array, 0 on length-1 axes (which broadcast); None
+    when a stride of a longer axis is not a whole number of elements."""
+    strides = [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
+    if any(s & 3 for s in strides):
+        return None
+    return ffi.new("int64_t[4]", [s >> 2 for s in strides])
 
 
 def _pointer(keep: list, a: np.ndarray, want: tuple[int, ...]):
@@ -151,11 +155,12 @@ def scores_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np
     operand with a stride between elements (a field of a record array) goes through
     :func:`attention_scores`, which copies it.
     """
-    for a in (q, k) if mask is None else (q, k, mask):
-        if any(s & 3 for n, s in zip(a.shape, a.strides) if n > 1):
-            return attention_scores(q, k, scale, mask, out=out, live_keys=True)[1]
+    q_str, k_str = _strides4(q), _strides4(k)
+    m_str = ffi.NULL if mask is None else _strides4(mask)
+    if q_str is None or k_str is None or m_str is None:
+        return attention_scores(q, k, scale, mask, out=out, live_keys=True)[1]
     b, h, rows, cols = out.shape
-    m_ptr, m_str = (ffi.NULL, ffi.NULL) if mask is None else (_address(mask), _strides4(mask))
+    m_ptr = ffi.NULL if mask is None else _address(mask)
     scale_arg = ffi.NULL if scale is None else ffi.new("float *", float(scale))
-    return _call(b, h, rows, q.shape[-1], cols, _address(q), _strides4(q), _address(k), _strides4(k),
+    return _call(b, h, rows, q.shape[-1], cols, _address(q), q_str, _address(k), k_str,
                  scale_arg, m_ptr, m_str, out, _DEFAULT_OPTIONS)
