@@ -1,4 +1,4 @@
-"""Weight schemes measured on all-MiniLM-L6-v2 and not adopted: paired int8, rotated int4, clipped int4 embedding.
+"""Weight schemes measured on all-MiniLM-L6-v2 and not adopted: paired int8, rotated int4, int4 embeddings.
 
 ``pairs`` -- int8 weights whose byte pairs cannot saturate ``vpmaddubsw``. The int8 recipe
 of tests/test_minilm.py (smoothing, GPTQ, per-token uint8 activations) with GPTQ's
@@ -19,6 +19,10 @@ embedding stays float, and ``identity`` is the same pipeline without rotation fo
 comparison. ``hadamard`` uses random-sign Hadamard blocks of ``--block`` (128 by default),
 ``orthogonal`` one random orthogonal K x K matrix.
 
+``position`` -- the int4 recipe of tests/test_minilm.py with the position embedding
+(512 x 384, int4 per row in the recipe) as int4 affine blocks of 32 along each row
+(float16 scales, 16.9 kB more) or as int8 symmetric per row: run by the qcore runtime.
+
 ``embedding`` -- the int4 recipe of tests/test_minilm.py with the word embedding's rows
 quantized with a searched clip ratio (per row, the affine range times the ratio among
 1.0, 0.975, ..., 0.5 with the smallest squared error) instead of their full range: same
@@ -30,6 +34,7 @@ float32::
     PYTHONPATH=$PWD python bench/minilm_weight_schemes.py pairs [--balanced]
     PYTHONPATH=$PWD python bench/minilm_weight_schemes.py rotation identity|hadamard|orthogonal [--block 128]
     PYTHONPATH=$PWD python bench/minilm_weight_schemes.py embedding
+    PYTHONPATH=$PWD python bench/minilm_weight_schemes.py position
 
 Each takes 1-2 minutes. Needs the torch test dependencies (tests/minilm_support.py).
 """
@@ -171,6 +176,31 @@ def embedding(graph, calibration, feeds, reference) -> None:
     _report("int4 b32 recipe, word embedding rows with a searched clip ratio", hidden, feeds, reference)
 
 
+def position(graph, calibration, feeds, reference) -> None:
+    from qcore.api import load, save
+    from qcore.graph import transformer
+    from qcore.reference.quantize import quantize_tensor
+
+    model = transformer.quantize_transformer(graph, calibration, weight_bits=4, block_size=32)
+    name = "bert.embeddings.position_embeddings.weight"
+    table = np.asarray(graph.initializers[name], np.float32)
+    schemes = {
+        "int4 per row (the recipe)": model.graph.initializers[name + ".qgather"],
+        "int4 affine blocks of 32": quantize_tensor(table, "int4", granularity="per_block", axis=1, block_size=32,
+                                                    symmetric=False, scale_dtype="float16"),
+        "int8 symmetric per row": quantize_tensor(table, "int8", granularity="per_channel", axis=0,
+                                                  symmetric=True, scale_dtype="float16"),
+    }
+    for label, tensor in schemes.items():
+        model.graph.initializers[name + ".qgather"] = tensor
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "position.qcm"
+            save(model, path)
+            size = path.stat().st_size
+            hidden = load(path).run(feeds)[ms.OUTPUT_NAME]
+        _report(f"int4 b32 recipe, position embedding {label}, {size:,} bytes", hidden, feeds, reference)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="scheme", required=True)
@@ -180,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("kind", choices=["identity", "hadamard", "orthogonal"])
     r.add_argument("--block", type=int, default=128)
     sub.add_parser("embedding")
+    sub.add_parser("position")
     args = parser.parse_args(argv)
     reason = ms.missing_dependencies()
     if reason:
@@ -194,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         pairs(args.balanced, graph, calibration, feeds, reference)
     elif args.scheme == "embedding":
         embedding(graph, calibration, feeds, reference)
+    elif args.scheme == "position":
+        position(graph, calibration, feeds, reference)
     else:
         rotation(args.kind, args.block, graph, calibration, feeds, reference)
     return 0
