@@ -1,4 +1,4 @@
-"""Weight schemes measured on all-MiniLM-L6-v2 and not adopted: paired int8, rotated int4, int4 embeddings.
+"""Weight schemes measured on all-MiniLM-L6-v2 and not adopted: paired int8, rotated int4, int4 embeddings, 7-bit rows.
 
 ``pairs`` -- int8 weights whose byte pairs cannot saturate ``vpmaddubsw``. The int8 recipe
 of tests/test_minilm.py (smoothing, GPTQ, per-token uint8 activations) with GPTQ's
@@ -23,6 +23,16 @@ comparison. ``hadamard`` uses random-sign Hadamard blocks of ``--block`` (128 by
 (512 x 384, int4 per row in the recipe) as int4 affine blocks of 32 along each row
 (float16 scales, 16.9 kB more) or as int8 symmetric per row: run by the qcore runtime.
 
+``activations7`` -- the int8 recipe of tests/test_minilm.py (smoothing, GPTQ) with its
+per-row uint8 activations replaced by 7-bit ones (128 levels, 0..127: what would let the
+faster ``vpmaddubsw`` product stay exact, docs/KERNELS.md) in one group of layers at a
+time (query / key / value, attention output, FFN input, FFN output) or several. Evaluated
+in PyTorch with the recipe's weights and smoothing: each linear layer quantizes its rows
+as the runtime does (``lo = min(0, min x)``, ``hi = max(0, max x)``, ``s = (hi - lo) / L``,
+``z = round(clip(-lo / s, 0, L))``, ``q = clip(round(x / s) + z, 0, L)``, L = 255 or 127) and
+multiplies in float64; the first row, every group at 255 levels, shows how far this model
+is from the runtime's own figures (printed above it).
+
 ``embedding`` -- the int4 recipe of tests/test_minilm.py with the word embedding's rows
 quantized with a searched clip ratio (per row, the affine range times the ratio among
 1.0, 0.975, ..., 0.5 with the smallest squared error) instead of their full range: same
@@ -35,6 +45,7 @@ float32::
     PYTHONPATH=$PWD python bench/minilm_weight_schemes.py rotation identity|hadamard|orthogonal [--block 128]
     PYTHONPATH=$PWD python bench/minilm_weight_schemes.py embedding
     PYTHONPATH=$PWD python bench/minilm_weight_schemes.py position
+    PYTHONPATH=$PWD python bench/minilm_weight_schemes.py activations7
 
 Each takes 1-2 minutes. Needs the torch test dependencies (tests/minilm_support.py).
 """
@@ -201,6 +212,65 @@ def position(graph, calibration, feeds, reference) -> None:
         _report(f"int4 b32 recipe, position embedding {label}, {size:,} bytes", hidden, feeds, reference)
 
 
+def _layer_group(path: str) -> str:
+    """The layer group of a BertModel linear module path."""
+    if ".attention.self." in path:
+        return "query / key / value"
+    if ".attention.output." in path:
+        return "attention output"
+    return "FFN input" if ".intermediate." in path else "FFN output"
+
+
+def activations7(graph, calibration, feeds, reference) -> None:
+    import torch
+
+    from qcore.graph import transformer
+
+    model = transformer.quantize_transformer(graph, calibration, weight_bits=8)
+    _report("runtime, uint8 rows (the recipe)", model.run(feeds)[ms.OUTPUT_NAME], feeds, reference)
+    inits = model.graph.initializers
+    smoothing = {n.outputs[0]: inits[n.inputs[1]] for n in model.graph.nodes
+                 if n.op == "Mul" and n.name.endswith(".smoothing")}
+    seven: set[str] = set()
+
+    class RowQuantizedLinear(torch.nn.Module):
+        def __init__(self, path: str, weight, smooth, bias) -> None:
+            super().__init__()
+            self.group = _layer_group(path)
+            self.weight = torch.from_numpy(np.asarray(weight.dequantize(), np.float64))
+            self.smooth = None if smooth is None else torch.from_numpy(np.asarray(smooth, np.float32))
+            self.bias = torch.from_numpy(np.asarray(bias, np.float64))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.smooth is not None:
+                x = x * self.smooth  # float32, as the runtime's smoothing
+            x = x.double()
+            levels = 127 if self.group in seven else 255
+            lo = torch.clamp(x.amin(-1, keepdim=True), max=0)
+            hi = torch.clamp(x.amax(-1, keepdim=True), min=0)
+            s = ((hi - lo) / levels).float().double()
+            s = torch.where(s == 0, torch.ones_like(s), s)
+            z = torch.round(torch.clamp(-lo / s, 0, levels))
+            q = torch.clamp(torch.round(x / s) + z, 0, levels)
+            return (((q - z) @ self.weight) * s + self.bias).float()
+
+    student = ms.load_torch_model()
+    for node in model.graph.nodes:
+        if node.op == "QMatMul":
+            path = node.name.split("/bert/", 1)[1].rsplit("/MatMul", 1)[0].replace("/", ".")
+            parent, name = path.rsplit(".", 1)
+            setattr(student.get_submodule(parent), name,
+                    RowQuantizedLinear(path, inits[node.inputs[1]], smoothing.get(node.inputs[0]),
+                                       inits[node.inputs[2]]))
+    groups = ["query / key / value", "attention output", "FFN input", "FFN output"]
+    for chosen in [[]] + [[g] for g in groups] + [groups[:1] + groups[2:3], groups[1:3], groups]:
+        seven.clear()
+        seven.update(chosen)
+        cosine = ms.cosine_rows(ms.torch_sentence_embeddings(feeds, student), reference)
+        label = " + ".join(chosen) if chosen else "none (every group uint8)"
+        print(f"7-bit rows in {label}: mean cosine {cosine.mean():.5f}, worst {cosine.min():.5f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="scheme", required=True)
@@ -211,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--block", type=int, default=128)
     sub.add_parser("embedding")
     sub.add_parser("position")
+    sub.add_parser("activations7")
     args = parser.parse_args(argv)
     reason = ms.missing_dependencies()
     if reason:
@@ -218,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     graph = ms.float_graph()
     # the calibration sets of tests/test_minilm.py: sentences for int8, plus paragraphs for int4
-    calibration = ms.calibration_feeds(paragraphs=args.scheme != "pairs")
+    calibration = ms.calibration_feeds(paragraphs=args.scheme not in ("pairs", "activations7"))
     feeds = ms.tokenize(ms.load_sentences())
     reference = ms.torch_sentence_embeddings(feeds)
     if args.scheme == "pairs":
@@ -227,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         embedding(graph, calibration, feeds, reference)
     elif args.scheme == "position":
         position(graph, calibration, feeds, reference)
+    elif args.scheme == "activations7":
+        activations7(graph, calibration, feeds, reference)
     else:
         rotation(args.kind, args.block, graph, calibration, feeds, reference)
     return 0
