@@ -3,7 +3,8 @@
 Starts from the int4 recipe of tests/test_minilm.py (weight-only, affine blocks of 32 along
 K, GPTQ with clip search, smoothing; word and position embeddings int4 per row) and trains
 the integer values of every int4 tensor with a straight-through estimator: each tensor's
-values are a float parameter ``v`` (initialised to the GPTQ integers), the forward pass uses
+values are a float parameter ``v`` (initialised to the recipe's integers: GPTQ for the
+layers, rounding to nearest for the embeddings), the forward pass uses
 ``(round(clip(v, -8, 7)) - zero_point) * scale`` (the stored scales and zero points stay as
 they are), the loss is the squared error of the last hidden state against the float32 model
 on the calibration texts (the int4 test's sentences and paragraphs, masked to real tokens),

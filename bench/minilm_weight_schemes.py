@@ -30,8 +30,9 @@ time (query / key / value, attention output, FFN input, FFN output) or several. 
 in PyTorch with the recipe's weights and smoothing: each linear layer quantizes its rows
 as the runtime does (``lo = min(0, min x)``, ``hi = max(0, max x)``, ``s = (hi - lo) / L``,
 ``z = round(clip(-lo / s, 0, L))``, ``q = clip(round(x / s) + z, 0, L)``, L = 255 or 127) and
-multiplies in float64; the first row, every group at 255 levels, shows how far this model
-is from the runtime's own figures (printed above it).
+multiplies in float64; the embeddings stay float (the recipe's are int8). The first row,
+every group at 256 levels (0..255), shows how far this model is from the runtime's own
+figures (printed above it): read the others by their change from it.
 
 ``embedding`` -- the int4 recipe of tests/test_minilm.py with the word embedding's rows
 quantized with a searched clip ratio (per row, the affine range times the ratio among

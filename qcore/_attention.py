@@ -19,9 +19,10 @@ def _address(a: np.ndarray):
 
 
 def _strides4(a: np.ndarray):
-    """Element strides of a 4-D float32 array, 0 on length-1 axes (which broadcast); None
-    when a stride of a longer axis is not a whole number of elements."""
-    strides = [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
+    """Element strides of a 4-D float32 array, 0 on axes of length 1 (which broadcast) and
+    all 0 for an empty array (nothing is read); None when a stride of a longer axis is not
+    a whole number of elements."""
+    strides = [0 if n == 1 or a.size == 0 else s for n, s in zip(a.shape, a.strides)]
     if any(s & 3 for s in strides):
         return None
     return ffi.new("int64_t[4]", [s >> 2 for s in strides])
@@ -33,7 +34,7 @@ def _pointer(keep: list, a: np.ndarray, want: tuple[int, ...]):
     if len(want) != 4 or a.ndim > 4 or any(s % a.itemsize for s in a.strides):
         a = np.broadcast_to(a, want)
         if a.ndim > 4:
-            a = np.ascontiguousarray(a).reshape((-1,) + a.shape[-3:])
+            a = np.ascontiguousarray(a).reshape((math.prod(a.shape[:-3]),) + a.shape[-3:])  # also when empty
         if any(s % a.itemsize for s in a.strides):
             a = np.ascontiguousarray(a)
     elif a.ndim < 4:  # the usual case: a view with leading length-1 axes, broadcast by zero strides

@@ -232,6 +232,24 @@ def test_runtime_entry_takes_operands_with_strides_between_elements():
     np.testing.assert_array_equal(_bits(out), _bits(expected), strict=True)
 
 
+def test_empty_depth_record_field_operand():
+    """q of depth 0 taken from a packed record array: its odd stride lies along an empty
+    axis, which is never stepped along; every score is then 0 and each row uniform."""
+    record = np.zeros((4, 5), dtype=[("x", np.float32), ("pad", np.uint8)])
+    q = record["x"][:3, :0]
+    assert any(s % 4 for s in q.strides)
+    k = np.ones((0, 3), np.float32)
+    expected = ref.attention_scores(np.zeros((3, 0), np.float32), k)
+    for isa in ISAS:
+        np.testing.assert_array_equal(_bits(_attention.attention_scores(q, k, isa=isa)), _bits(expected),
+                                      strict=True)
+    # more than four axes, depth 0: folded into (batch, heads) without a -1 to infer
+    q5 = np.zeros((2, 1, 2, 3, 0), np.float32)
+    expected5 = ref.attention_scores(q5, np.ones((2, 1, 2, 0, 4), np.float32))
+    np.testing.assert_array_equal(_bits(_attention.attention_scores(q5, np.ones((2, 1, 2, 0, 4), np.float32))),
+                                  _bits(expected5), strict=True)
+
+
 def test_runtime_entry_broadcasts_q_and_k_over_batch_and_heads():
     """q shared by every batch, k by every head: ``out``'s leading axes are the ones computed."""
     rng = np.random.default_rng(32)
