@@ -24,7 +24,6 @@ import os
 import random
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -106,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"skipped: {reason}")
         return 0
-    from qcore.api import load, save
     from qcore.graph import import_onnx
     from qcore.graph.transformer import quantize_transformer
 
@@ -117,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = sum(int(c["attention_mask"].sum()) for c in calibration)
     model = quantize_transformer(import_onnx(str(ms.onnx_model_path())), calibration, weight_bits=4, block_size=32,
                                  max_rows=args.max_rows)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "minilm-int4.qcm"
-        save(model, path)
-        hidden = load(path).run(feeds)[ms.OUTPUT_NAME]
+    hidden, _ = ms.run_saved(model, feeds)
     cosine = ms.cosine_rows(ms.sentence_embeddings(hidden, feeds["attention_mask"]), reference)
     label = (args.variant if args.variant == "shipped" else f"{args.variant} x{args.copies}") + (
         f", max_rows {args.max_rows}")

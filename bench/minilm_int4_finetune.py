@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,11 +31,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 import minilm_support as ms  # noqa: E402
-
-
-def _module_path(node_name: str) -> str:
-    """``/bert/encoder/layer.0/attention/self/query/MatMul`` -> ``encoder.layer.0.attention.self.query``."""
-    return node_name.split("/bert/", 1)[1].rsplit("/MatMul", 1)[0].replace("/", ".")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.nn.utils import parametrize
 
-    from qcore.api import load, save
     from qcore.graph.transformer import quantize_transformer
     from qcore.reference.tensor import QuantizedTensor
 
@@ -96,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     trained: list[Int4Values] = []
     for node in graph.nodes:
         if node.op == "WMatMul":
-            module = student.get_submodule(_module_path(node.name))
+            module = student.get_submodule(ms.torch_module_path(node.name))
             values = Int4Values(node.inputs[1], smoothing.get(node.inputs[0]), transpose=True)
             bias = np.array(graph.initializers[node.inputs[2]], dtype=np.float32)  # a writable copy
             module.bias = torch.nn.Parameter(torch.from_numpy(bias), requires_grad=False)
@@ -118,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             data = values.integers().detach().numpy().astype(np.int8)
             graph.initializers[values.name] = QuantizedTensor(data, old.scale, old.zero_point, old.dtype,
                                                               axis=old.axis, block_size=old.block_size)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "minilm-int4.qcm"
-            save(model, path)
-            hidden = load(path).run(sentences)[ms.OUTPUT_NAME]
-            size = path.stat().st_size
+        hidden, size = ms.run_saved(model, sentences)
         cosine = ms.cosine_rows(ms.sentence_embeddings(hidden, sentences["attention_mask"]), reference)
         print(f"| {label} | {cosine.mean():.5f} | {cosine.min():.5f} | {size:,} |", flush=True)
 

@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -89,7 +88,6 @@ def _balanced_order(weight: np.ndarray) -> np.ndarray:
 
 
 def pairs(balanced: bool, graph, calibration, feeds, reference) -> None:
-    from qcore.api import load, save
     from qcore.graph import transformer
     from qcore.reference.tensor import QuantizedTensor
 
@@ -114,10 +112,7 @@ def pairs(balanced: bool, graph, calibration, feeds, reference) -> None:
         transformer.gptq_quantize = plain
     print(f"unconstrained int8 pairs over 128: {violations[0]} of {violations[1]} "
           f"({100.0 * violations[0] / max(violations[1], 1):.2f} %)")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "paired.qcm"
-        save(model, path)
-        hidden = load(path).run(feeds)[ms.OUTPUT_NAME]
+    hidden, _ = ms.run_saved(model, feeds)
     _report(f"int8, pairs <= 128{' (balanced pairing)' if balanced else ''}", hidden, feeds, reference)
 
 
@@ -159,7 +154,6 @@ def rotation(kind: str, block: int, graph, calibration, feeds, reference) -> Non
 
 
 def embedding(graph, calibration, feeds, reference) -> None:
-    from qcore.api import load, save
     from qcore.graph import transformer
     from qcore.reference.params import float16_scale
     from qcore.reference.tensor import QuantizedTensor
@@ -180,16 +174,12 @@ def embedding(graph, calibration, feeds, reference) -> None:
         data = np.clip(np.rint(weight / scale[:, None]) + zero[:, None], -8, 7).astype(np.int8)
         model.graph.initializers[node.inputs[0]] = QuantizedTensor(data, scale.astype(np.float32),
                                                                    zero.astype(np.int8), "int4", axis=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "embedding.qcm"
-        save(model, path)
-        print(f"file: {path.stat().st_size:,} bytes")
-        hidden = load(path).run(feeds)[ms.OUTPUT_NAME]
+    hidden, size = ms.run_saved(model, feeds)
+    print(f"file: {size:,} bytes")
     _report("int4 b32 recipe, word embedding rows with a searched clip ratio", hidden, feeds, reference)
 
 
 def position(graph, calibration, feeds, reference) -> None:
-    from qcore.api import load, save
     from qcore.graph import transformer
     from qcore.reference.quantize import quantize_tensor
 
@@ -205,11 +195,7 @@ def position(graph, calibration, feeds, reference) -> None:
     }
     for label, tensor in schemes.items():
         model.graph.initializers[name + ".qgather"] = tensor
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "position.qcm"
-            save(model, path)
-            size = path.stat().st_size
-            hidden = load(path).run(feeds)[ms.OUTPUT_NAME]
+        hidden, size = ms.run_saved(model, feeds)
         _report(f"int4 b32 recipe, position embedding {label}, {size:,} bytes", hidden, feeds, reference)
 
 
@@ -258,7 +244,7 @@ def activations7(graph, calibration, feeds, reference) -> None:
     student = ms.load_torch_model()
     for node in model.graph.nodes:
         if node.op == "QMatMul":
-            path = node.name.split("/bert/", 1)[1].rsplit("/MatMul", 1)[0].replace("/", ".")
+            path = ms.torch_module_path(node.name)
             parent, name = path.rsplit(".", 1)
             setattr(student.get_submodule(parent), name,
                     RowQuantizedLinear(path, inits[node.inputs[1]], smoothing.get(node.inputs[0]),

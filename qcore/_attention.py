@@ -31,16 +31,20 @@ def _strides4(a: np.ndarray):
 def _pointer(keep: list, a: np.ndarray, want: tuple[int, ...]):
     """``a`` broadcast to ``want`` (leading axes, row, col) as (b, h, row, col): a float
     pointer and four element strides; ``keep`` holds what the pointer refers to."""
-    if len(want) != 4 or a.ndim > 4 or any(s % a.itemsize for s in a.strides):
+    strides = None
+    if len(want) == 4 and a.ndim <= 4:  # the usual case: a view, leading length-1 axes broadcast by zero strides
+        a = a.reshape((1,) * (4 - a.ndim) + a.shape)
+        strides = _strides4(a)
+    if strides is None:
         a = np.broadcast_to(a, want)
         if a.ndim > 4:
             a = np.ascontiguousarray(a).reshape((math.prod(a.shape[:-3]),) + a.shape[-3:])  # also when empty
-        if any(s % a.itemsize for s in a.strides):
+        strides = _strides4(a)
+        if strides is None:  # a stride between elements (a record field): copied
             a = np.ascontiguousarray(a)
-    elif a.ndim < 4:  # the usual case: a view with leading length-1 axes, broadcast by zero strides
-        a = a.reshape((1,) * (4 - a.ndim) + a.shape)
+            strides = _strides4(a)
     keep.append(a)  # alive until the call returns: the C side reads it through the address
-    return _address(a), _strides4(a)
+    return _address(a), strides
 
 
 def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, mask: np.ndarray | None = None, *,

@@ -319,3 +319,25 @@ def float_graph():
     from qcore.graph import import_onnx
 
     return import_onnx(str(onnx_model_path()))
+
+
+def run_saved(model, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
+    """Save a qcore model to a temporary .qcm file, load it back and run ``feeds``.
+
+    Returns
+    -------
+    (numpy.ndarray, int)
+        The last hidden state as the saved file gives it, and the file's size in bytes.
+    """
+    from qcore.api import load, save
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "minilm.qcm"
+        save(model, path)
+        return load(path).run(feeds)[OUTPUT_NAME], path.stat().st_size
+
+
+def torch_module_path(node_name: str) -> str:
+    """The BertModel module of an exported linear node:
+    ``/bert/encoder/layer.0/attention/self/query/MatMul`` -> ``encoder.layer.0.attention.self.query``."""
+    return node_name.split("/bert/", 1)[1].rsplit("/MatMul", 1)[0].replace("/", ".")
