@@ -1,4 +1,4 @@
-"""MiniLM's attention scores and embedding gathers: qcore's C paths beside NumPy, same run.
+"""MiniLM's attention (scores, and scores with the context) and embedding gathers: qcore's C paths beside NumPy, same run.
 
 Run (about 20 s)::
 
@@ -12,6 +12,13 @@ Run (about 20 s)::
   records whether its output equals qcore's NumPy definition
   (:mod:`qcore.reference.attention`) bit for bit; the NumPy baseline sums in BLAS's order,
   so it is a speed baseline, not an oracle.
+- ``attention``: the same scores and their product with the values ``v`` (also a view
+  of the fused q / k / v output, as the runtime holds them), written in the layout the
+  heads are joined in (:func:`qcore.ops.attention` on each ISA writes a contiguous
+  ``(1, 12, 128, 32)`` instead): :func:`qcore.ops.attention` beside NumPy's scores as
+  above, then ``matmul`` with ``v`` (OpenBLAS) into the same layout, and beside qcore's
+  scores call followed by that NumPy ``matmul`` (the runtime's path before the one-call
+  attention). ``exact`` compares with :func:`qcore.reference.attention.attention`.
 - ``embedding rows``: 128 rows of an int8 table with one scale and zero point per row
   (30,522 x 384, as MiniLM's word embedding), gathered and dequantized the way the
   runtime's ``QGather`` does, beside the same formula in NumPy.
@@ -24,6 +31,7 @@ import pytest
 
 from qcore import ops
 from qcore._native import available_isas
+from qcore.reference.attention import attention as reference_attention
 from qcore.reference.attention import attention_scores as reference_scores
 from qcore.reference.tensor import QuantizedTensor
 from qcore.runtime.kernels import dequantize_rows
@@ -32,6 +40,10 @@ _rng = np.random.default_rng(0)
 HEADS, SEQ, DEPTH = 12, 128, 32
 Q = _rng.standard_normal((1, SEQ, HEADS * DEPTH), dtype=np.float32).reshape(1, SEQ, HEADS, DEPTH).transpose(0, 2, 1, 3)
 K = _rng.standard_normal((1, SEQ, HEADS * DEPTH), dtype=np.float32).reshape(1, SEQ, HEADS, DEPTH).transpose(0, 2, 3, 1)
+QKV = _rng.standard_normal((1, SEQ, 3 * HEADS * DEPTH), dtype=np.float32)  # q, k, v side by side, as fused
+Q3 = QKV[..., :HEADS * DEPTH].reshape(1, SEQ, HEADS, DEPTH).transpose(0, 2, 1, 3)
+K3 = QKV[..., HEADS * DEPTH:2 * HEADS * DEPTH].reshape(1, SEQ, HEADS, DEPTH).transpose(0, 2, 3, 1)
+V3 = QKV[..., 2 * HEADS * DEPTH:].reshape(1, SEQ, HEADS, DEPTH).transpose(0, 2, 1, 3)
 SCALE = np.float32(1 / np.sqrt(DEPTH))
 MASKS = {}
 for _name, _live in (("full", SEQ), ("padded", 19)):
@@ -66,6 +78,37 @@ def test_attention_scores(benchmark, case, impl, isa):
     got = benchmark.pedantic(fn, rounds=50, iterations=1, warmup_rounds=3)
     expected = reference_scores(Q, K, SCALE, mask)
     benchmark.extra_info.update(impl=impl, isa=isa, exact=bool(np.array_equal(got.view(np.uint32),
+                                                                               expected.view(np.uint32))))
+
+
+@pytest.mark.parametrize("case", sorted(MASKS))
+@pytest.mark.parametrize("impl, isa", [("qcore", isa) for isa in available_isas()]
+                         + [("qcore scores + numpy matmul", ""), ("numpy", "")])
+def test_attention(benchmark, case, impl, isa):
+    mask = MASKS[case]
+    joined = np.empty((1, SEQ, HEADS, DEPTH), np.float32)  # the layout the heads are joined in
+    out = joined.transpose(0, 2, 1, 3)
+    scores = np.empty((1, HEADS, SEQ, SEQ), np.float32)
+    if impl == "qcore":
+        result = np.empty((1, HEADS, SEQ, DEPTH), np.float32)
+
+        def fn():
+            return ops.attention(Q3, K3, V3, SCALE, mask, out=result, isa=isa)
+    elif impl == "numpy":
+        def fn():
+            s = np.matmul(Q3, K3) * SCALE + mask
+            e = np.exp(s - s.max(axis=-1, keepdims=True))
+            np.matmul(e / e.sum(axis=-1, keepdims=True), V3, out=out)
+            return out
+    else:
+        def fn():
+            ops.attention_scores(Q3, K3, SCALE, mask, out=scores)
+            np.matmul(scores, V3, out=out)
+            return out
+    benchmark.group = f"attention, {case}"
+    got = benchmark.pedantic(fn, rounds=50, iterations=1, warmup_rounds=3)
+    expected = reference_attention(Q3, K3, V3, SCALE, mask)
+    benchmark.extra_info.update(impl=impl, isa=isa, exact=bool(np.array_equal(np.ascontiguousarray(got).view(np.uint32),
                                                                                expected.view(np.uint32))))
 
 

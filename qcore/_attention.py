@@ -1,6 +1,8 @@
-"""float32 attention scores on the C core (csrc/include/qcore_attention.h).
+"""float32 attention on the C core (csrc/include/qcore_attention.h): the scores, or the
+scores and their product with the values in one call.
 
-Bit-identical on every ISA path and to :func:`qcore.reference.attention.attention_scores`.
+Bit-identical on every ISA path and to :func:`qcore.reference.attention.attention_scores`
+and :func:`qcore.reference.attention.attention`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ def _address(a: np.ndarray):
 def _strides4(a: np.ndarray):
     """Element strides of a 4-D float32 array, 0 on axes of length 1 (which broadcast) and
     all 0 for an empty array (nothing is read); None when a stride of a longer axis is not
-    a whole number of elements."""
-    strides = [0 if n == 1 or a.size == 0 else s for n, s in zip(a.shape, a.strides)]
-    if any(s & 3 for s in strides):
+    a whole number of elements or the first element is not 4-byte aligned (C reads floats)."""
+    if a.size == 0:
+        return ffi.new("int64_t[4]", [0, 0, 0, 0])
+    strides = [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
+    if any(s & 3 for s in strides) or a.ctypes.data & 3:
         return None
     return ffi.new("int64_t[4]", [s >> 2 for s in strides])
 
@@ -40,11 +44,41 @@ def _pointer(keep: list, a: np.ndarray, want: tuple[int, ...]):
         if a.ndim > 4:
             a = np.ascontiguousarray(a).reshape((math.prod(a.shape[:-3]),) + a.shape[-3:])  # also when empty
         strides = _strides4(a)
-        if strides is None:  # a stride between elements (a record field): copied
-            a = np.ascontiguousarray(a)
+        if strides is None:  # a stride between elements or a misaligned start (a record field): copied
+            a = np.require(a, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
             strides = _strides4(a)
     keep.append(a)  # alive until the call returns: the C side reads it through the address
     return _address(a), strides
+
+
+def _checked(caller: str, q, k, scale, mask):
+    """The checks :func:`attention_scores` and :func:`attention` share: q, k and the mask as
+    float32 arrays, the leading axes of q and k broadcast, the scores' shape, the scale
+    argument for C."""
+    q = np.asarray(q)
+    k = np.asarray(k)
+    for name, value in (("q", q), ("k", k), ("mask", mask)):
+        if value is not None and np.asarray(value).dtype != np.float32:
+            raise DTypeError(f"{caller}: {name} must be float32, got {np.asarray(value).dtype}")
+    if q.ndim < 2 or k.ndim < 2 or q.shape[-1] != k.shape[-2]:
+        raise ShapeError(f"{caller}: q (..., S, D) and k (..., D, T) do not match: {q.shape}, {k.shape}")
+    try:
+        lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+        shape = lead + (q.shape[-2], k.shape[-1])
+        m = None if mask is None else np.asarray(mask)
+        if m is not None and np.broadcast_shapes(shape, m.shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ShapeError(f"{caller}: shapes do not broadcast: q {q.shape}, k {k.shape}, "
+                         f"mask {None if mask is None else np.shape(mask)}") from None
+    scale_arg = ffi.NULL
+    if scale is not None:
+        with np.errstate(over="ignore"):  # 1e39 becomes inf: rejected below
+            scale32 = np.float32(scale)
+        if not np.isfinite(scale32):
+            raise QuantParamError(f"{caller}: scale must be finite, got {scale!r}")
+        scale_arg = ffi.new("float *", float(scale32))
+    return q, k, m, lead, shape, scale_arg
 
 
 def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, mask: np.ndarray | None = None, *,
@@ -94,29 +128,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
     ``v = a * scale``; ``v = v + mask``; then :func:`qcore.ops.softmax` of each row
     (:func:`qcore.reference.attention.attention_scores` states the same in NumPy).
     """
-    q = np.asarray(q)
-    k = np.asarray(k)
-    for name, value in (("q", q), ("k", k), ("mask", mask)):
-        if value is not None and np.asarray(value).dtype != np.float32:
-            raise DTypeError(f"attention_scores: {name} must be float32, got {np.asarray(value).dtype}")
-    if q.ndim < 2 or k.ndim < 2 or q.shape[-1] != k.shape[-2]:
-        raise ShapeError(f"attention_scores: q (..., S, D) and k (..., D, T) do not match: {q.shape}, {k.shape}")
-    try:
-        lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
-        shape = lead + (q.shape[-2], k.shape[-1])
-        m = None if mask is None else np.asarray(mask)
-        if m is not None and np.broadcast_shapes(shape, m.shape) != shape:
-            raise ValueError
-    except ValueError:
-        raise ShapeError(f"attention_scores: shapes do not broadcast: q {q.shape}, k {k.shape}, "
-                         f"mask {None if mask is None else np.shape(mask)}") from None
-    scale_arg = ffi.NULL
-    if scale is not None:
-        with np.errstate(over="ignore"):  # 1e39 becomes inf: rejected below
-            scale32 = np.float32(scale)
-        if not np.isfinite(scale32):
-            raise QuantParamError(f"attention_scores: scale must be finite, got {scale!r}")
-        scale_arg = ffi.new("float *", float(scale32))
+    q, k, m, lead, shape, scale_arg = _checked("attention_scores", q, k, scale, mask)
     if out is None:
         out = np.empty(shape, np.float32)
     elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float32
@@ -133,9 +145,102 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
     q_ptr, q_str = _pointer(keep, q, lead4 + q.shape[-2:])
     k_ptr, k_str = _pointer(keep, k, lead4 + k.shape[-2:])
     m_ptr, m_str = _pointer(keep, m, full) if m is not None else (ffi.NULL, ffi.NULL)
+    target = out if out.flags.aligned else np.empty(shape, np.float32)  # C writes floats
     live = _call(math.prod(lead4[:-1]), lead4[-1], shape[-2], q.shape[-1], shape[-1], q_ptr, q_str, k_ptr, k_str,
-                 scale_arg, m_ptr, m_str, out, make_options(isa, None))
+                 scale_arg, m_ptr, m_str, target, make_options(isa, None))
+    if target is not out:
+        out[...] = target
     return (out, live) if live_keys else out
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float | None = None,
+              mask: np.ndarray | None = None, *, out: np.ndarray | None = None,
+              isa: str | None = None) -> np.ndarray:
+    """``softmax(scale * (q @ k) + mask) @ v`` in one C call, the probabilities never stored whole.
+
+    Parameters
+    ----------
+    q : numpy.ndarray
+        float32 ``(..., S, D)``, any strides (transposed views are read in place).
+    k : numpy.ndarray
+        float32 ``(..., D, T)``: the keys already transposed.
+    v : numpy.ndarray
+        float32 ``(..., T, E)``, any strides. The leading axes of ``q``, ``k`` and ``v``
+        broadcast.
+    scale : float, optional
+        Multiplies the scores (as float32); must be finite.
+    mask : numpy.ndarray, optional
+        float32, broadcastable to ``(..., S, T)``; added after the scale.
+    out : numpy.ndarray, optional
+        C-contiguous float32 ``(..., S, E)`` to write into (must not overlap the inputs).
+    isa : str, optional
+        Instruction-set path (results are identical on all).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(..., S, E)``.
+
+    Raises
+    ------
+    DTypeError
+        An input is not float32.
+    ShapeError
+        ``q``, ``k`` and ``v`` do not match or broadcast, the mask does not broadcast, or
+        ``out`` does not fit or overlaps an input.
+    QuantParamError
+        ``scale`` is not finite.
+
+    Notes
+    -----
+    The probabilities ``p`` as :func:`attention_scores` gives them; then per output
+    element, float32: ``c = +0; c = c + p[i, j] * v[j, e]`` for ``j = 0 .. T - 1``
+    (:func:`qcore.reference.attention.attention` states the same in NumPy). Keys whose
+    probabilities are +0 in a block of rows and whose values are finite are skipped: they
+    add nothing.
+    """
+    v = np.asarray(v)
+    if v.dtype != np.float32:
+        raise DTypeError(f"attention: v must be float32, got {v.dtype}")
+    q, k, m, lead, shape, scale_arg = _checked("attention", q, k, scale, mask)
+    if v.ndim < 2 or v.shape[-2] != shape[-1]:
+        raise ShapeError(f"attention: v (..., T, E) does not match the keys: v {v.shape}, k {k.shape}")
+    try:
+        lead = np.broadcast_shapes(lead, v.shape[:-2])
+    except ValueError:
+        raise ShapeError(f"attention: v's leading axes do not broadcast: v {v.shape}, q {q.shape}, "
+                         f"k {k.shape}") from None
+    out_shape = lead + (shape[-2], v.shape[-1])
+    if out is None:
+        out = np.empty(out_shape, np.float32)
+    elif (not isinstance(out, np.ndarray) or out.shape != out_shape or out.dtype != np.float32
+          or not out.flags.c_contiguous):
+        raise ShapeError(f"attention: out must be a C-contiguous float32 array of shape {out_shape}")
+    elif any(a is not None and np.shares_memory(out, a) for a in (q, k, v, m)):
+        raise ShapeError("attention: out overlaps an input")
+    if out.size == 0:
+        return out
+    lead4 = (1,) * max(0, 2 - len(lead)) + lead
+    keep: list[np.ndarray] = []
+    q_ptr, q_str = _pointer(keep, q, lead4 + q.shape[-2:])
+    k_ptr, k_str = _pointer(keep, k, lead4 + k.shape[-2:])
+    v_ptr, v_str = _pointer(keep, v, lead4 + v.shape[-2:])
+    m_ptr, m_str = _pointer(keep, m, lead4 + (shape[-2], shape[-1])) if m is not None else (ffi.NULL, ffi.NULL)
+    target = out if out.flags.aligned else np.empty(out_shape, np.float32)  # C writes floats
+    folded = target.reshape((math.prod(lead4[:-1]), lead4[-1]) + out_shape[-2:])  # a view: contiguous
+    _call_context(math.prod(lead4[:-1]), lead4[-1], shape[-2], q.shape[-1], shape[-1], v.shape[-1],
+                  q_ptr, q_str, k_ptr, k_str, scale_arg, m_ptr, m_str, v_ptr, v_str, folded,
+                  _strides4(folded), make_options(isa, None))
+    if target is not out:
+        out[...] = target
+    return out
+
+
+def _call_context(batch: int, heads: int, rows: int, depth: int, cols: int, vdepth: int, q_ptr, q_str, k_ptr,
+                  k_str, scale_arg, m_ptr, m_str, v_ptr, v_str, y: np.ndarray, y_str, options) -> None:
+    status = lib.qc_attention_f32(batch, heads, rows, depth, cols, vdepth, q_ptr, q_str, k_ptr, k_str, scale_arg,
+                                  m_ptr, m_str, v_ptr, v_str, ffi.cast("float *", y.ctypes.data), y_str, options)
+    check(status, "attention")
 
 
 def _call(batch: int, heads: int, rows: int, depth: int, cols: int, q_ptr, q_str, k_ptr, k_str, scale_arg,
@@ -157,15 +262,38 @@ def scores_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np
     whose leading axes are ``out``'s or 1, ``mask`` 4-D broadcastable to ``out`` or None,
     a finite float32 ``scale`` or None, and ``out`` a C-contiguous float32 ``(B, H, S, T)``
     array that shares no memory with them (a fresh pooled buffer). Returns ``L``. An
-    operand with a stride between elements (a field of a record array) goes through
-    :func:`attention_scores`, which copies it.
+    operand with a stride between elements or a start not aligned to 4 bytes (a field of a
+    record array) goes through :func:`attention_scores`, which copies it.
     """
     q_str, k_str = _strides4(q), _strides4(k)
     m_str = ffi.NULL if mask is None else _strides4(mask)
-    if q_str is None or k_str is None or m_str is None:
+    if q_str is None or k_str is None or m_str is None or not out.flags.aligned:
         return attention_scores(q, k, scale, mask, out=out, live_keys=True)[1]
     b, h, rows, cols = out.shape
     m_ptr = ffi.NULL if mask is None else _address(mask)
     scale_arg = ffi.NULL if scale is None else ffi.new("float *", float(scale))
     return _call(b, h, rows, q.shape[-1], cols, _address(q), q_str, _address(k), k_str,
                  scale_arg, m_ptr, m_str, out, _DEFAULT_OPTIONS)
+
+
+def context_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np.ndarray | None,
+                 v: np.ndarray, out: np.ndarray) -> None:
+    """:func:`attention` for the runtime's attention step, whose arguments are already
+    checked: 4-D float32 ``q (B, H, S, D)``, ``k (., ., D, T)`` and ``v (., ., T, E)``
+    whose leading axes are ``out``'s or 1, ``mask`` 4-D broadcastable to ``(B, H, S, T)``
+    or None, a finite float32 ``scale`` or None, and ``out`` a float32 ``(B, H, S, E)``
+    view with distinct elements (such as the transposed layout of a fresh pooled buffer)
+    that shares no memory with them. An operand with a stride between elements or a start
+    not aligned to 4 bytes goes through :func:`attention`, whose result is copied into
+    ``out``.
+    """
+    q_str, k_str, v_str, y_str = _strides4(q), _strides4(k), _strides4(v), _strides4(out)
+    m_str = ffi.NULL if mask is None else _strides4(mask)
+    if q_str is None or k_str is None or v_str is None or y_str is None or m_str is None:
+        out[...] = attention(q, k, v, scale, mask)
+        return
+    b, h, rows, vdepth = out.shape
+    m_ptr = ffi.NULL if mask is None else _address(mask)
+    scale_arg = ffi.NULL if scale is None else ffi.new("float *", float(scale))
+    _call_context(b, h, rows, q.shape[-1], k.shape[-1], vdepth, _address(q), q_str, _address(k), k_str,
+                  scale_arg, m_ptr, m_str, _address(v), v_str, out, y_str, _DEFAULT_OPTIONS)

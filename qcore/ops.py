@@ -7,7 +7,8 @@ weight API (:class:`PackedWeights`, :func:`linear_packed`, :class:`Int4Weights`)
 the runtime uses: pack a weight matrix once, multiply many times. The convolution
 (:class:`Conv2d`), the one-call dynamic linear layer (:func:`linear_dynamic`) and the
 float32 activations of transformer models (:func:`erf`, :func:`gelu`, :func:`softmax`,
-:func:`attention_scores`, identical bits on every path) complete the set the runtime needs.
+:func:`attention_scores`, :func:`attention`, identical bits on every path) complete the set
+the runtime needs.
 
 ``isa=None`` uses ``QCORE_ISA`` if set, else the best path this CPU runs;
 :func:`available_isas` lists the paths. ``num_threads=None`` uses ``QCORE_NUM_THREADS``,
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from ._conv import Conv2d, ConvWeights, MaxPool2d, conv_integer, max_pool2d, qlinear_conv
 from ._activation import erf, gelu, softmax
-from ._attention import attention_scores
+from ._attention import attention, attention_scores
 from ._elementwise import (
     dequantize_linear,
     dynamic_quantize_linear,
@@ -47,6 +48,7 @@ __all__ = [
     "Int4Weights",
     "MaxPool2d",
     "PackedWeights",
+    "attention",
     "attention_scores",
     "available_isas",
     "conv_integer",

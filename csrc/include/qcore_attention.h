@@ -1,6 +1,7 @@
 /*
- * qcore float32 attention scores in one call: softmax(scale * (Q K) + mask) for every
- * (batch, head) of a transformer's self-attention. Included by qcore.h.
+ * qcore float32 attention in one call: the scores softmax(scale * (Q K) + mask) for every
+ * (batch, head) of a transformer's self-attention (qc_attention_scores_f32), or the scores
+ * and their product with V (qc_attention_f32). Included by qcore.h.
  *
  * Q is batch x heads x rows x depth, K is batch x heads x depth x cols (K already
  * transposed, as exported graphs hold it), the mask is broadcast to batch x heads x rows x
@@ -31,6 +32,21 @@
  * Statuses: a dimension 0: nothing to do (QC_OK); NULL pointers with work to do:
  * QC_E_NULL_POINTER; a non-finite scale: QC_E_INVALID_ARGUMENT; sizes overflowing size_t:
  * QC_E_OVERFLOW; scratch allocation failure: QC_E_NO_MEMORY.
+ *
+ * qc_attention_f32 goes on to the context: with P the probabilities above (never stored
+ * whole: a block of rows at a time, in scratch) and V batch x heads x cols x vdepth, for
+ * each (b, h, i, e), in float32, every operation rounded (no FMA, no reassociation):
+ *
+ *   c = +0;  c = c + P[b,h,i,j] * V[b,h,j,e]  for j = 0, 1, ..., cols - 1 in turn;
+ *   Y[b,h,i,e] = c.
+ *
+ * Y is batch x heads x rows x vdepth, given by its first element and four element strides
+ * (so a context stored as batch x rows x heads x vdepth, the layout the heads are joined
+ * in, is written in place); its elements must be distinct and must not overlap Q, K, V or
+ * the mask. Results are bit-identical on every ISA and equal to
+ * qcore.reference.attention.attention. A term whose P is +0 and whose V is finite adds
+ * nothing (c is never -0), so padded keys whose probabilities are +0 are skipped when
+ * their values are finite. cols = 0 gives Y = +0. Statuses as qc_attention_scores_f32.
  */
 #ifndef QCORE_ATTENTION_H
 #define QCORE_ATTENTION_H
@@ -41,6 +57,10 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
                                   const int64_t *k_strides, const float *scale, const float *mask,
                                   const int64_t *mask_strides, float *y, size_t *live_keys,
                                   const qc_options *options);
+qc_status qc_attention_f32(size_t batch, size_t heads, size_t rows, size_t depth, size_t cols, size_t vdepth,
+                           const float *q, const int64_t *q_strides, const float *k, const int64_t *k_strides,
+                           const float *scale, const float *mask, const int64_t *mask_strides, const float *v,
+                           const int64_t *v_strides, float *y, const int64_t *y_strides, const qc_options *options);
 /* cdef: end */
 
 #endif /* QCORE_ATTENTION_H */

@@ -29,6 +29,21 @@ int qc_f32_row_max_ukernel__scalar(const float *x, size_t n, float *max_out) {
     return nan;
 }
 
+/* One row of softmax whose maximum m is finite. */
+static void qc__softmax_row_scalar(const float *xr, size_t cols, float m, float *yr) {
+    float lanes[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < cols; i++) {
+        float a = xr[i] - m;
+        float e = a < QC__SOFTMAX_MIN_ARG ? 0.0f : qc__exp_f32_scalar(a);
+        lanes[i % 8] = lanes[i % 8] + e;
+        yr[i] = e;
+    }
+    float s = qc__softmax_lane_sum(lanes);
+    for (size_t i = 0; i < cols; i++) {
+        yr[i] = yr[i] / s;
+    }
+}
+
 void qc_f32_softmax_ukernel__scalar(const float *x, size_t rows, size_t cols, float *y) {
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
@@ -40,17 +55,13 @@ void qc_f32_softmax_ukernel__scalar(const float *x, size_t rows, size_t cols, fl
             }
             continue;
         }
-        float lanes[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        for (size_t i = 0; i < cols; i++) {
-            float a = xr[i] - m;
-            float e = a < QC__SOFTMAX_MIN_ARG ? 0.0f : qc__exp_f32_scalar(a);
-            lanes[i % 8] = lanes[i % 8] + e;
-            yr[i] = e;
-        }
-        float s = qc__softmax_lane_sum(lanes);
-        for (size_t i = 0; i < cols; i++) {
-            yr[i] = yr[i] / s;
-        }
+        qc__softmax_row_scalar(xr, cols, m, yr);
+    }
+}
+
+void qc_f32_softmax4_ukernel__scalar(float *y, size_t stride, size_t n, const float max[4]) {
+    for (size_t r = 0; r < 4; r++) {
+        qc__softmax_row_scalar(y + r * stride, n, max[r], y + r * stride);
     }
 }
 

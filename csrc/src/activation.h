@@ -152,11 +152,15 @@ static inline float qc__softmax_lane_sum(const float l[8]) {
 }
 
 void qc_f32_softmax_ukernel__scalar(const float *x, size_t rows, size_t cols, float *y);
+/* The softmax of four rows of n >= 1 floats, y + r * stride, in place, given each row's
+ * maximum (finite): the same bits as qc_f32_softmax_ukernel for those rows. */
+void qc_f32_softmax4_ukernel__scalar(float *y, size_t stride, size_t n, const float max[4]);
 /* The maximum of n >= 1 floats; returns nonzero when one is NaN (the maximum is then
  * unspecified). Equal across ISAs as floats (a zero's sign may differ). */
 int qc_f32_row_max_ukernel__scalar(const float *x, size_t n, float *max_out);
 #if defined(QC__BUILD_AVX2)
 void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, float *y);
+void qc_f32_softmax4_ukernel__avx2(float *y, size_t stride, size_t n, const float max[4]);
 int qc_f32_row_max_ukernel__avx2(const float *x, size_t n, float *max_out);
 #endif
 void qc_f32_erf_ukernel__scalar(const float *x, size_t n, float *y);

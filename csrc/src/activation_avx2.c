@@ -231,6 +231,52 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
     }
 }
 
+/* Four rows in turn, 8 columns at a time: the one-row loop's operations per row (so its
+ * bits), with four rows' exp chains in flight at once for short rows. */
+void qc_f32_softmax4_ukernel__avx2(float *y, size_t stride, size_t n, const float max[4]) {
+    const __m256 lo = QC__S(QC__SOFTMAX_MIN_ARG);
+    __m256 vm[4], acc[4];
+    for (int r = 0; r < 4; r++) {
+        vm[r] = _mm256_set1_ps(max[r]);
+        acc[r] = _mm256_setzero_ps();
+    }
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int r = 0; r < 4; r++) {
+            float *yr = y + r * stride + i;
+            __m256 a = _mm256_sub_ps(_mm256_loadu_ps(yr), vm[r]);
+            __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
+            acc[r] = _mm256_add_ps(acc[r], e);
+            _mm256_storeu_ps(yr, e);
+        }
+    }
+    const size_t tail = n - i;
+    const __m256i tail_mask = qc__tail_mask(tail ? tail : 8);
+    if (tail) { /* lanes past the row: below the cut, so e = +0 (adding it changes no sum) */
+        for (int r = 0; r < 4; r++) {
+            float *yr = y + r * stride + i;
+            __m256 a = _mm256_blendv_ps(QC__S(QC__SOFTMAX_MIN_ARG - 1.0f),
+                                        _mm256_sub_ps(_mm256_maskload_ps(yr, tail_mask), vm[r]),
+                                        _mm256_castsi256_ps(tail_mask));
+            __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
+            acc[r] = _mm256_add_ps(acc[r], e);
+            _mm256_maskstore_ps(yr, tail_mask, e);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float lanes[8];
+        _mm256_storeu_ps(lanes, acc[r]);
+        const __m256 vs = _mm256_set1_ps(qc__softmax_lane_sum(lanes));
+        float *yr = y + r * stride;
+        for (i = 0; i + 8 <= n; i += 8) {
+            _mm256_storeu_ps(yr + i, _mm256_div_ps(_mm256_loadu_ps(yr + i), vs));
+        }
+        if (tail) { /* one IEEE division per element, as the scalar e / s */
+            _mm256_maskstore_ps(yr + i, tail_mask, _mm256_div_ps(_mm256_maskload_ps(yr + i, tail_mask), vs));
+        }
+    }
+}
+
 QC__AVX2_END
 
 #endif /* QC__BUILD_AVX2 */

@@ -28,6 +28,18 @@ void qc_f32_attention_scores_ukernel__scalar(const qc__attention_head *h);
 void qc_f32_attention_scores_ukernel__avx2(const qc__attention_head *h);
 #endif
 
+/* The context of r rows: y[i * y_rs + e * y_cs] = sum_j p[i * p_rs + j] * v[j * v_rs + e] for
+ * i < r, e < vdepth, the sum from +0 in increasing j < len, every product and sum rounded
+ * to float32 (no FMA). v's rows are vdepth contiguous floats. */
+typedef void (*qc__attention_context_fn)(const float *p, size_t p_rs, size_t r, size_t len, const float *v,
+                                         int64_t v_rs, size_t vdepth, float *y, int64_t y_rs, int64_t y_cs);
+void qc_f32_attention_context_ukernel__scalar(const float *p, size_t p_rs, size_t r, size_t len, const float *v,
+                                              int64_t v_rs, size_t vdepth, float *y, int64_t y_rs, int64_t y_cs);
+#if defined(QC__BUILD_AVX2)
+void qc_f32_attention_context_ukernel__avx2(const float *p, size_t p_rs, size_t r, size_t len, const float *v,
+                                            int64_t v_rs, size_t vdepth, float *y, int64_t y_rs, int64_t y_cs);
+#endif
+
 /* The largest |x| of rows x cols floats x[i * rs + j * cs], as the bits of a float without
  * its sign (an integer max: NaN and infinity come out above every finite value). */
 typedef uint32_t (*qc__absmax_bits_fn)(const float *x, size_t rows, int64_t rs, size_t cols, int64_t cs);

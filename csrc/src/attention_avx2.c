@@ -1,7 +1,8 @@
 /*
- * AVX2 attention scores (attention.h): the scalar twin's operations lane for lane. Four
- * rows at a time, 16 columns (two vectors) per block then 8: eight or four independent
- * sums, each a float32 multiply then add per d (no FMA), from +0 in increasing d.
+ * AVX2 attention scores and context (attention.h): the scalar twins' operations lane for
+ * lane. Four rows at a time, 16 columns (two vectors) per block then 8 (then a masked tail
+ * for the context): eight or four independent sums, each a float32 multiply then add per
+ * term (no FMA), from +0 in increasing d (scores) or j (context).
  */
 #include "attention.h"
 
@@ -42,38 +43,43 @@ uint32_t qc_f32_absmax_bits_ukernel__avx2(const float *x, size_t rows, int64_t r
     return tail;
 }
 
-/* v * scale, + mask, stored to y[0..n) (n <= 8: a partial last vector goes through a buffer). */
+/* Lanes [0, n) of a vector (n in 1..8). */
+static inline __m256i qc__attention_lanes(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* v * scale, + mask, stored to yrow[j .. min(j + 8, cols)) (a partial last vector by masked
+ * loads and stores; the mask row is contiguous). */
 static inline void qc__attention_store(__m256 v, const qc__attention_head *h, const float *mrow, size_t j,
                                        float *yrow) {
     if (h->scale != NULL) {
         v = _mm256_mul_ps(v, _mm256_set1_ps(*h->scale));
     }
-    if (mrow != NULL) {
-        v = _mm256_add_ps(v, _mm256_loadu_ps(mrow + j));
-    }
     if (j + 8 <= h->cols) {
+        if (mrow != NULL) {
+            v = _mm256_add_ps(v, _mm256_loadu_ps(mrow + j));
+        }
         _mm256_storeu_ps(yrow + j, v);
     } else {
-        float buf[8];
-        _mm256_storeu_ps(buf, v);
-        memcpy(yrow + j, buf, (h->cols - j) * sizeof(float));
+        const __m256i lanes = qc__attention_lanes(h->cols - j);
+        if (mrow != NULL) {
+            v = _mm256_add_ps(v, _mm256_maskload_ps(mrow + j, lanes));
+        }
+        _mm256_maskstore_ps(yrow + j, lanes, v);
     }
 }
 
-/* The mask row i as kt_stride contiguous floats: in place when it already is, else packed. */
+/* The mask row i as contiguous floats: in place when it already is, else packed. */
 static const float *qc__attention_mask_row(const qc__attention_head *h, size_t i, float *buf) {
     if (h->mask == NULL) {
         return NULL;
     }
     const float *m = h->mask + (int64_t)i * h->m_rs;
-    if (h->m_cs == 1 && h->cols == h->kt_stride) {
+    if (h->m_cs == 1) {
         return m;
     }
     for (size_t j = 0; j < h->cols; j++) {
         buf[j] = m[(int64_t)j * h->m_cs];
-    }
-    for (size_t j = h->cols; j < h->kt_stride; j++) {
-        buf[j] = 0.0f;
     }
     return buf;
 }
@@ -140,12 +146,16 @@ void qc_f32_attention_scores_ukernel__avx2(const qc__attention_head *h) {
         float *yr[4];
         for (int t = 0; t < 4; t++) {
             const size_t row = i + (size_t)(t < r ? t : 0);
-            float *qbuf = h->scratch + (size_t)t * depth;
             const float *src = h->q + (int64_t)row * h->q_rs;
-            for (size_t d = 0; d < depth; d++) {
-                qbuf[d] = src[(int64_t)d * h->q_cs];
+            if (h->q_cs == 1 || depth <= 1) {
+                qr[t] = src;
+            } else {
+                float *qbuf = h->scratch + (size_t)t * depth;
+                for (size_t d = 0; d < depth; d++) {
+                    qbuf[d] = src[(int64_t)d * h->q_cs];
+                }
+                qr[t] = qbuf;
             }
-            qr[t] = qbuf;
             mr[t] = qc__attention_mask_row(h, row, h->scratch + 4 * depth + (size_t)t * ks);
             yr[t] = h->y + (int64_t)row * h->y_rs;
         }
@@ -155,6 +165,71 @@ void qc_f32_attention_scores_ukernel__avx2(const qc__attention_head *h) {
         }
         if (j < ks) {
             qc__attention_block(h, 1, qr, h->kt, mr, yr, r, j);
+        }
+    }
+}
+
+/* Rows pr[0..3] (rows beyond r repeat row 0: computed, not stored) of the context for the
+ * output columns e .. e + 8 * NV - 1 (NV = 1 with tail: the first n of 8, masked). */
+static inline __attribute__((always_inline)) void qc__attention_context_block(const float *const pr[4], size_t len,
+                                                                             const float *v, int64_t v_rs, size_t e,
+                                                                             const int nv, const int masked,
+                                                                             __m256i tail, float *const yr[4],
+                                                                             int r) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
+    const float *vj = v + e;
+    for (size_t j = 0; j < len; j++, vj += v_rs) {
+        const __m256 k0 = masked ? _mm256_maskload_ps(vj, tail) : _mm256_loadu_ps(vj);
+        const __m256 k1 = nv > 1 ? _mm256_loadu_ps(vj + 8) : k0;
+        __m256 x = _mm256_broadcast_ss(pr[0] + j);
+        QC__ATT_ACC(nv, x, 0, a);
+        x = _mm256_broadcast_ss(pr[1] + j);
+        QC__ATT_ACC(nv, x, 1, b);
+        x = _mm256_broadcast_ss(pr[2] + j);
+        QC__ATT_ACC(nv, x, 2, c);
+        x = _mm256_broadcast_ss(pr[3] + j);
+        QC__ATT_ACC(nv, x, 3, e);
+    }
+    const __m256 acc[4][2] = {{a0, a1}, {b0, b1}, {c0, c1}, {e0, e1}};
+    for (int t = 0; t < r; t++) {
+        if (masked) {
+            _mm256_maskstore_ps(yr[t] + e, tail, acc[t][0]);
+        } else {
+            _mm256_storeu_ps(yr[t] + e, acc[t][0]);
+            if (nv > 1) {
+                _mm256_storeu_ps(yr[t] + e + 8, acc[t][1]);
+            }
+        }
+    }
+}
+
+void qc_f32_attention_context_ukernel__avx2(const float *p, size_t p_rs, size_t r, size_t len, const float *v,
+                                            int64_t v_rs, size_t vdepth, float *y, int64_t y_rs, int64_t y_cs) {
+    if (y_cs != 1 && vdepth > 1) {
+        qc_f32_attention_context_ukernel__scalar(p, p_rs, r, len, v, v_rs, vdepth, y, y_rs, y_cs);
+        return;
+    }
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (size_t i = 0; i < r; i += 4) {
+        const int n = r - i < 4 ? (int)(r - i) : 4;
+        const float *pr[4];
+        float *yr[4];
+        for (int t = 0; t < 4; t++) {
+            const size_t row = i + (size_t)(t < n ? t : 0);
+            pr[t] = p + row * p_rs;
+            yr[t] = y + (int64_t)row * y_rs;
+        }
+        size_t e = 0;
+        for (; e + 16 <= vdepth; e += 16) {
+            qc__attention_context_block(pr, len, v, v_rs, e, 2, 0, lanes, yr, n);
+        }
+        if (e + 8 <= vdepth) {
+            qc__attention_context_block(pr, len, v, v_rs, e, 1, 0, lanes, yr, n);
+            e += 8;
+        }
+        if (e < vdepth) {
+            const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(vdepth - e)), lanes);
+            qc__attention_context_block(pr, len, v, v_rs, e, 1, 1, tail, yr, n);
         }
     }
 }

@@ -1006,9 +1006,14 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
             if with_context and (not isinstance(v, np.ndarray) or v.dtype != np.float32 or len(shape) != 4
                                  or v.shape != shape[:2] + (shape[3], v.shape[-1])):
                 return _run_nodes(fallback, inputs, args, [output], inits)
+            four = len(shape) == 4 and q.ndim == 4 and k.ndim == 4 and (m is None or m.ndim == 4)
+            if with_context and one_call and four:  # scores, softmax and context in one C call
+                out = pool.get((shape[0], shape[2], shape[1], v.shape[3]))
+                _attention.context_into(q, k, c, m, v, out.transpose(0, 2, 1, 3))
+                return [_apply_views(out, out_view, views)] if out_view else [out]
             s = pool.get(shape)
             live = shape[-1]
-            if one_call and len(shape) == 4 and q.ndim == 4 and k.ndim == 4 and (m is None or m.ndim == 4):
+            if one_call and four:
                 live = _attention.scores_into(q, k, c, m, s)
             elif one_call:
                 s, live = _attention.attention_scores(q, k, c, m, out=s, live_keys=True)
