@@ -29,7 +29,8 @@
  * out +0 in every row. A product with the probabilities may then stop at L (0 * v adds
  * nothing for finite v). With a dimension 0 it receives cols.
  *
- * Statuses: a dimension 0: nothing to do (QC_OK); NULL pointers with work to do:
+ * Statuses: batch, heads, rows or cols 0: nothing to do (QC_OK; depth 0 is work: every
+ * score is +0, and q and k may then be NULL); NULL pointers with work to do:
  * QC_E_NULL_POINTER; a non-finite scale: QC_E_INVALID_ARGUMENT; sizes overflowing size_t:
  * QC_E_OVERFLOW; scratch allocation failure: QC_E_NO_MEMORY.
  *
@@ -46,7 +47,9 @@
  * the mask. Results are bit-identical on every ISA and equal to
  * qcore.reference.attention.attention. A term whose P is +0 and whose V is finite adds
  * nothing (c is never -0), so padded keys whose probabilities are +0 are skipped when
- * their values are finite. cols = 0 gives Y = +0. Statuses as qc_attention_scores_f32.
+ * their values are finite. Statuses as qc_attention_scores_f32, except that cols = 0 is
+ * work: Y is written +0 (a sum of no terms), so y and y_strides must not be NULL then;
+ * batch, heads, rows or vdepth 0 is nothing to do (QC_OK).
  */
 #ifndef QCORE_ATTENTION_H
 #define QCORE_ATTENTION_H

@@ -13,7 +13,7 @@
 
 void qc_f32_attention_scores_ukernel__scalar(const qc__attention_head *h) {
     for (size_t i = 0; i < h->rows; i++) {
-        const float *qi = h->q + (int64_t)i * h->q_rs;
+        const float *qi = h->depth > 0 ? h->q + (int64_t)i * h->q_rs : NULL;
         float *yi = h->y + (int64_t)i * h->y_rs;
         for (size_t j = 0; j < h->cols; j++) {
             float a = 0.0f;
@@ -73,7 +73,8 @@ static size_t qc__attention_live_columns(const qc__attention_head *h, const floa
     /* |x| compared as the bits of a float without its sign (a vectorisable integer max);
      * above the bits of 2^100 (NaN, infinity, absurdly large): compute everything */
     const uint32_t limit = 0x71800000u;
-    uint32_t qbits = absmax_bits(h->q, h->rows, h->q_rs, h->depth, h->q_cs);
+    /* depth 0: every score is +0 (and q, k may be NULL) */
+    uint32_t qbits = h->depth > 0 ? absmax_bits(h->q, h->rows, h->q_rs, h->depth, h->q_cs) : 0u;
     if (qbits > limit) {
         return cols;
     }
@@ -89,7 +90,8 @@ static size_t qc__attention_live_columns(const qc__attention_head *h, const floa
         live--;
     }
     if (live < cols) {
-        uint32_t kbits = absmax_bits(kh + (int64_t)live * ks[3], cols - live, ks[3], h->depth, ks[2]);
+        uint32_t kbits = h->depth > 0 ? absmax_bits(kh + (int64_t)live * ks[3], cols - live, ks[3], h->depth, ks[2])
+                                      : 0u;
         float kmax;
         memcpy(&kmax, &kbits, sizeof kmax);
         const double sum_bound = (double)h->depth * (double)qmax * (double)kmax;
@@ -103,7 +105,7 @@ static size_t qc__attention_live_columns(const qc__attention_head *h, const floa
         if (!(m == -INFINITY || m <= -0x1p127f)) {
             break;
         }
-        uint32_t kbits = absmax_bits(kh + (int64_t)(live - 1) * ks[3], 1, 0, h->depth, ks[2]);
+        uint32_t kbits = h->depth > 0 ? absmax_bits(kh + (int64_t)(live - 1) * ks[3], 1, 0, h->depth, ks[2]) : 0u;
         float kmax;
         memcpy(&kmax, &kbits, sizeof kmax);
         const double sum_bound = (double)h->depth * (double)qmax * (double)kmax;

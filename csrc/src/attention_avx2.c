@@ -146,7 +146,7 @@ void qc_f32_attention_scores_ukernel__avx2(const qc__attention_head *h) {
         float *yr[4];
         for (int t = 0; t < 4; t++) {
             const size_t row = i + (size_t)(t < r ? t : 0);
-            const float *src = h->q + (int64_t)row * h->q_rs;
+            const float *src = depth > 0 ? h->q + (int64_t)row * h->q_rs : NULL;
             if (h->q_cs == 1 || depth <= 1) {
                 qr[t] = src;
             } else {

@@ -916,8 +916,10 @@ def _match_attention_scores(index: int, node: Node, nodes: list[Node], inits: di
     """``Softmax(MatMul(q, k) * c + mask)`` over the last axis: one C call (qcore_attention.h), or NumPy in one buffer.
 
     When the probabilities only feed ``Transpose(MatMul(probs, v), perm=[0, 2, 1, 3])``,
-    that context product is taken in too ("Attention"): written into the transposed
-    layout, and stopped at the padded keys whose probabilities the C call shows are 0.
+    that context product is taken in too ("Attention"), written into the transposed
+    layout: with the C call's order and 4-D operands, scores and context in one C call
+    (``qc_attention_f32``, the context in its stated order); otherwise NumPy's product,
+    stopped at the padded keys whose probabilities the C scores call shows are 0.
     The ``Reshape`` / ``Transpose`` views that split the heads of ``q``, ``k`` and ``v``
     (and the ``Reshape`` that joins them after the context) are taken in as well when the
     step alone reads them: one Python step per attention instead of eight.
