@@ -81,6 +81,18 @@ def _checked(caller: str, q, k, scale, mask):
     return q, k, m, lead, shape, scale_arg
 
 
+def _out_array(caller: str, out, shape: tuple[int, ...], inputs: tuple) -> np.ndarray:
+    """``out`` checked (C-contiguous float32 of ``shape``, sharing no memory with an input), or a new array."""
+    if out is None:
+        return np.empty(shape, np.float32)
+    if (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float32
+            or not out.flags.c_contiguous):
+        raise ShapeError(f"{caller}: out must be a C-contiguous float32 array of shape {shape}")
+    if any(a is not None and np.shares_memory(out, a) for a in inputs):
+        raise ShapeError(f"{caller}: out overlaps an input")
+    return out
+
+
 def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, mask: np.ndarray | None = None, *,
                      out: np.ndarray | None = None, isa: str | None = None,
                      live_keys: bool = False) -> np.ndarray | tuple[np.ndarray, int]:
@@ -129,13 +141,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
     (:func:`qcore.reference.attention.attention_scores` states the same in NumPy).
     """
     q, k, m, lead, shape, scale_arg = _checked("attention_scores", q, k, scale, mask)
-    if out is None:
-        out = np.empty(shape, np.float32)
-    elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float32
-          or not out.flags.c_contiguous):
-        raise ShapeError(f"attention_scores: out must be a C-contiguous float32 array of shape {shape}")
-    elif any(v is not None and np.shares_memory(out, v) for v in (q, k, m)):
-        raise ShapeError("attention_scores: out overlaps an input")
+    out = _out_array("attention_scores", out, shape, (q, k, m))
     if out.size == 0:
         return (out, shape[-1]) if live_keys else out
     # leading axes as (batch, heads): padded with length-1 axes, or folded when there are more
@@ -211,13 +217,7 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float | None =
         raise ShapeError(f"attention: v's leading axes do not broadcast: v {v.shape}, q {q.shape}, "
                          f"k {k.shape}") from None
     out_shape = lead + (shape[-2], v.shape[-1])
-    if out is None:
-        out = np.empty(out_shape, np.float32)
-    elif (not isinstance(out, np.ndarray) or out.shape != out_shape or out.dtype != np.float32
-          or not out.flags.c_contiguous):
-        raise ShapeError(f"attention: out must be a C-contiguous float32 array of shape {out_shape}")
-    elif any(a is not None and np.shares_memory(out, a) for a in (q, k, v, m)):
-        raise ShapeError("attention: out overlaps an input")
+    out = _out_array("attention", out, out_shape, (q, k, v, m))
     if out.size == 0:
         return out
     lead4 = (1,) * max(0, 2 - len(lead)) + lead

@@ -251,6 +251,23 @@ static void qc__attention_head_init(qc__attention_head *h, size_t rows, size_t d
     h->scratch = scratch;
 }
 
+/* Points h at head (b, hd) of q and the mask (all rows), finds the head's live keys and
+ * packs K's columns [0, live) into kt; h->cols and h->kt_stride are set to them. */
+static void qc__attention_head_start(qc__attention_head *h, float *kt, size_t b, size_t hd, size_t rows,
+                                             size_t cols, const float *q, const int64_t qs[4], const float *k,
+                                             const int64_t ks[4], const float *mask, const int64_t ms[4],
+                                             qc__absmax_bits_fn absmax_bits) {
+    const int64_t bh = (int64_t)b, hh = (int64_t)hd;
+    const float *kh = h->depth > 0 ? k + bh * ks[0] + hh * ks[1] : NULL;
+    h->rows = rows;
+    h->q = h->depth > 0 ? q + bh * qs[0] + hh * qs[1] : NULL;
+    h->mask = mask != NULL ? mask + bh * ms[0] + hh * ms[1] : NULL;
+    /* masked padding at the end of the keys: scores equal to the mask, not computed */
+    h->cols = qc__attention_live_columns(h, kh, ks, cols, absmax_bits);
+    h->kt_stride = (h->cols + 7) / 8 * 8;
+    qc__attention_pack_k(kt, kh, ks, h->depth, h->cols, h->kt_stride);
+}
+
 qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_t depth, size_t cols,
                                   const float *q, const int64_t *q_strides, const float *k,
                                   const int64_t *k_strides, const float *scale, const float *mask,
@@ -291,16 +308,9 @@ qc_status qc_attention_scores_f32(size_t batch, size_t heads, size_t rows, size_
     size_t zero_from = 0; /* max over heads of their zero tail's start; cols + 1: not shown */
     for (size_t b = 0; b < batch; b++) {
         for (size_t hd = 0; hd < heads; hd++) {
-            const int64_t bh = (int64_t)b, hh = (int64_t)hd;
-            const float *kh = depth > 0 ? k + bh * ks[0] + hh * ks[1] : NULL;
-            h.q = depth > 0 ? q + bh * qs[0] + hh * qs[1] : NULL;
-            h.mask = mask != NULL ? mask + bh * ms[0] + hh * ms[1] : NULL;
+            qc__attention_head_start(&h, kt, b, hd, rows, cols, q, qs, k, ks, mask, ms, kn.absmax_bits);
             h.y = y + (b * heads + hd) * plane;
-            /* masked padding at the end of the keys: scores equal to the mask, not computed */
-            h.cols = qc__attention_live_columns(&h, kh, ks, cols, kn.absmax_bits);
-            h.kt_stride = (h.cols + 7) / 8 * 8;
             const size_t live = h.cols;
-            qc__attention_pack_k(kt, kh, ks, depth, live, h.kt_stride);
             if (live > 0) {
                 kn.scores(&h);
             }
@@ -423,19 +433,11 @@ qc_status qc_attention_f32(size_t batch, size_t heads, size_t rows, size_t depth
     qc__attention_head_init(&h, rows, depth, cols, qs, ms, scale, kt, kt + kt_floats);
     for (size_t b = 0; b < batch; b++) {
         for (size_t hd = 0; hd < heads; hd++) {
-            const int64_t bh = (int64_t)b, hh = (int64_t)hd;
-            const float *kh = depth > 0 ? k + bh * ks[0] + hh * ks[1] : NULL;
-            const float *qh = depth > 0 ? q + bh * qs[0] + hh * qs[1] : NULL;
-            const float *mh = mask != NULL ? mask + bh * ms[0] + hh * ms[1] : NULL;
-            const float *vh = v + bh * vs[0] + hh * vs[1];
-            float *yh = y + bh * ys[0] + hh * ys[1];
-            h.rows = rows;
-            h.q = qh;
-            h.mask = mh;
-            const size_t live = qc__attention_live_columns(&h, kh, ks, cols, kn.absmax_bits);
-            h.cols = live;
-            h.kt_stride = (live + 7) / 8 * 8;
-            qc__attention_pack_k(kt, kh, ks, depth, live, h.kt_stride);
+            qc__attention_head_start(&h, kt, b, hd, rows, cols, q, qs, k, ks, mask, ms, kn.absmax_bits);
+            const float *qh = h.q, *mh = h.mask;
+            const float *vh = v + (int64_t)b * vs[0] + (int64_t)hd * vs[1];
+            float *yh = y + (int64_t)b * ys[0] + (int64_t)hd * ys[1];
+            const size_t live = h.cols;
             /* padded keys whose probabilities come out +0 add nothing when their values are finite */
             const int skip = live < cols && kn.absmax_bits(vh + (int64_t)live * vs[2], cols - live, vs[2], vdepth,
                                                            vs[3]) <= 0x7F7FFFFFu;
