@@ -15,22 +15,57 @@ QC__AVX2_BEGIN
 
 #define QC__S(c) _mm256_set1_ps(c)
 
-static inline __m256 qc__exp8_avx2(__m256 a) {
-    __m256 kf = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(a, QC__S(QC__EXP_LOG2E)), QC__S(QC__EXP_ROUND)),
+/* Groups of n vectors (n = 1, 4 or 8) are evaluated step by step across the group: their
+ * long dependency chains (Horner) then overlap instead of waiting in the scheduler one
+ * after another (written vector after vector, the out-of-order core held about two chains
+ * at once). Each lane's operations and their order are unchanged. */
+#define QC__EACH(t, n) for (int t = 0; t < (n); t++)
+/* An empty asm that takes the n vectors in registers: the compiler must finish the step
+ * for all of them before the next (GCC otherwise regroups the chains vector by vector). */
+#define QC__INTERLEAVE(v, n)                                                                 \
+    do {                                                                                     \
+        if ((n) == 4) {                                                                      \
+            __asm__("" : "+x"((v)[0]), "+x"((v)[1]), "+x"((v)[2]), "+x"((v)[3]));            \
+        } else if ((n) == 8) {                                                               \
+            __asm__("" : "+x"((v)[0]), "+x"((v)[1]), "+x"((v)[2]), "+x"((v)[3]),             \
+                    "+x"((v)[4]), "+x"((v)[5]), "+x"((v)[6]), "+x"((v)[7]));                 \
+        }                                                                                    \
+    } while (0)
+/* Vectors per group: eight (64 values) for GELU and a softmax row's exp (measured faster
+ * than four; docs/KERNELS.md). */
+#define QC__GELU_NB 8
+#define QC__SOFTMAX_NB 8
+/* exp of n vectors in place. */
+static inline __attribute__((always_inline)) void qc__exp8n_avx2(__m256 *v, const int n) {
+    __m256 kf[8], r[8];
+    QC__EACH(t, n) {
+        kf[t] = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(v[t], QC__S(QC__EXP_LOG2E)), QC__S(QC__EXP_ROUND)),
                               QC__S(QC__EXP_ROUND));
-    __m256 r = _mm256_sub_ps(_mm256_sub_ps(a, _mm256_mul_ps(kf, QC__S(QC__EXP_LN2_HI))),
-                             _mm256_mul_ps(kf, QC__S(QC__EXP_LN2_LO)));
-    __m256 p = QC__S(QC__EXP_C7);
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C6));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C5));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C4));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C3));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(QC__EXP_C2));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(1.0f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), QC__S(1.0f));
-    __m256i k = _mm256_cvttps_epi32(kf);
-    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
-    return _mm256_mul_ps(p, scale);
+    }
+    QC__EACH(t, n) {
+        r[t] = _mm256_sub_ps(_mm256_sub_ps(v[t], _mm256_mul_ps(kf[t], QC__S(QC__EXP_LN2_HI))),
+                             _mm256_mul_ps(kf[t], QC__S(QC__EXP_LN2_LO)));
+    }
+    const float coef[7] = {QC__EXP_C6, QC__EXP_C5, QC__EXP_C4, QC__EXP_C3, QC__EXP_C2, 1.0f, 1.0f};
+    QC__EACH(t, n) {
+        v[t] = QC__S(QC__EXP_C7);
+    }
+    for (int c = 0; c < 7; c++) {
+        QC__EACH(t, n) {
+            v[t] = _mm256_add_ps(_mm256_mul_ps(v[t], r[t]), QC__S(coef[c]));
+        }
+        QC__INTERLEAVE(v, n);
+    }
+    QC__EACH(t, n) {
+        __m256i k = _mm256_cvttps_epi32(kf[t]);
+        __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+        v[t] = _mm256_mul_ps(v[t], scale);
+    }
+}
+
+static inline __m256 qc__exp8_avx2(__m256 a) {
+    qc__exp8n_avx2(&a, 1);
+    return a;
 }
 
 static inline __m256 qc__erf_series8_avx2(__m256 z) {
@@ -73,27 +108,41 @@ static inline __m256 qc__erf8_avx2(__m256 x) {
     return _mm256_blendv_ps(v, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
-static inline __m256 qc__gelu8_avx2(__m256 x) {
+/* GELU of n vectors in place, step by step across them (as qc__exp8n_avx2). */
+static inline __attribute__((always_inline)) void qc__gelu8n_avx2(__m256 *x, const int n) {
     const __m256 a = QC__S(QC__GELU_ERF_A);
     const __m256 minus_a = QC__S(-QC__GELU_ERF_A);
-    __m256 u = _mm256_mul_ps(x, QC__S(QC__GELU_INV_SQRT2));
-    /* max(u, -A) is -A for NaN (the second operand), like the scalar u > -A ? u : -A */
-    __m256 uc = _mm256_min_ps(_mm256_max_ps(u, minus_a), a);
-    __m256 s = _mm256_mul_ps(uc, uc);
-    __m256 p = QC__S(QC__GELU_ERF_P7);
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P6));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P5));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P4));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P3));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P2));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P1));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), QC__S(QC__GELU_ERF_P0));
-    __m256 q = _mm256_add_ps(s, QC__S(QC__GELU_ERF_Q2));
-    q = _mm256_add_ps(_mm256_mul_ps(q, s), QC__S(QC__GELU_ERF_Q1));
-    q = _mm256_add_ps(_mm256_mul_ps(q, s), QC__S(QC__GELU_ERF_Q0));
-    __m256 g = _mm256_add_ps(QC__S(1.0f), _mm256_mul_ps(uc, _mm256_div_ps(p, q)));
-    __m256 y = _mm256_mul_ps(_mm256_mul_ps(QC__S(0.5f), x), g);
-    return _mm256_blendv_ps(y, QC__S(-0.0f), _mm256_cmp_ps(u, minus_a, _CMP_LT_OQ));
+    __m256 u[8], uc[8], s[8], p[8], q[8];
+    QC__EACH(t, n) {
+        u[t] = _mm256_mul_ps(x[t], QC__S(QC__GELU_INV_SQRT2));
+        /* max(u, -A) is -A for NaN (the second operand), like the scalar u > -A ? u : -A */
+        uc[t] = _mm256_min_ps(_mm256_max_ps(u[t], minus_a), a);
+        s[t] = _mm256_mul_ps(uc[t], uc[t]);
+        p[t] = QC__S(QC__GELU_ERF_P7);
+    }
+    const float coef[7] = {QC__GELU_ERF_P6, QC__GELU_ERF_P5, QC__GELU_ERF_P4, QC__GELU_ERF_P3,
+                           QC__GELU_ERF_P2, QC__GELU_ERF_P1, QC__GELU_ERF_P0};
+    for (int c = 0; c < 7; c++) {
+        QC__EACH(t, n) {
+            p[t] = _mm256_add_ps(_mm256_mul_ps(p[t], s[t]), QC__S(coef[c]));
+        }
+        QC__INTERLEAVE(p, n);
+    }
+    QC__EACH(t, n) {
+        q[t] = _mm256_add_ps(s[t], QC__S(QC__GELU_ERF_Q2));
+        q[t] = _mm256_add_ps(_mm256_mul_ps(q[t], s[t]), QC__S(QC__GELU_ERF_Q1));
+        q[t] = _mm256_add_ps(_mm256_mul_ps(q[t], s[t]), QC__S(QC__GELU_ERF_Q0));
+    }
+    QC__EACH(t, n) {
+        __m256 g = _mm256_add_ps(QC__S(1.0f), _mm256_mul_ps(uc[t], _mm256_div_ps(p[t], q[t])));
+        __m256 y = _mm256_mul_ps(_mm256_mul_ps(QC__S(0.5f), x[t]), g);
+        x[t] = _mm256_blendv_ps(y, QC__S(-0.0f), _mm256_cmp_ps(u[t], minus_a, _CMP_LT_OQ));
+    }
+}
+
+static inline __m256 qc__gelu8_avx2(__m256 x) {
+    qc__gelu8n_avx2(&x, 1);
+    return x;
 }
 
 /* Four independent vectors per iteration: their long dependency chains (Horner, exp,
@@ -122,7 +171,28 @@ static inline __m256 qc__gelu8_avx2(__m256 x) {
 
 void qc_f32_erf_ukernel__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__erf8_avx2) }
 
-void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__gelu8_avx2) }
+void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y) {
+    size_t i = 0;
+    for (; i + 8 * QC__GELU_NB <= n; i += 8 * QC__GELU_NB) {
+        __m256 v[QC__GELU_NB];
+        QC__EACH(t, QC__GELU_NB) {
+            v[t] = _mm256_loadu_ps(x + i + 8 * t);
+        }
+        qc__gelu8n_avx2(v, QC__GELU_NB);
+        QC__EACH(t, QC__GELU_NB) {
+            _mm256_storeu_ps(y + i + 8 * t, v[t]);
+        }
+    }
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(y + i, qc__gelu8_avx2(_mm256_loadu_ps(x + i)));
+    }
+    if (i < n) {
+        float buf[8] = {0};
+        memcpy(buf, x + i, (n - i) * sizeof(float));
+        _mm256_storeu_ps(buf, qc__gelu8_avx2(_mm256_loadu_ps(buf)));
+        memcpy(y + i, buf, (n - i) * sizeof(float));
+    }
+}
 
 /* Lanes [0, n) of a vector (n in 1..7): the mask of a row's tail for maskload / maskstore. */
 static inline __m256i qc__tail_mask(size_t n) {
@@ -171,31 +241,34 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
         const __m256 lo = QC__S(QC__SOFTMAX_MIN_ARG);
         __m256 acc = _mm256_setzero_ps();
         size_t i;
-        /* four vectors' exp in flight at once (long dependency chains); the sums keep
-         * their order: acc takes e of block i, then i + 8, ... */
-        for (i = 0; i + 32 <= cols; i += 32) {
-            __m256 a0 = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
-            __m256 a1 = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 8), vm);
-            __m256 a2 = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 16), vm);
-            __m256 a3 = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 24), vm);
-            const __m256 w0 = _mm256_cmp_ps(a0, lo, _CMP_LT_OQ), w1 = _mm256_cmp_ps(a1, lo, _CMP_LT_OQ);
-            const __m256 w2 = _mm256_cmp_ps(a2, lo, _CMP_LT_OQ), w3 = _mm256_cmp_ps(a3, lo, _CMP_LT_OQ);
-            __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0;
-            /* 32 masked-out entries (an attention mask's padding): every e is +0 anyway */
-            if (_mm256_movemask_ps(_mm256_and_ps(_mm256_and_ps(w0, w1), _mm256_and_ps(w2, w3))) != 0xFF) {
-                e0 = _mm256_andnot_ps(w0, qc__exp8_avx2(_mm256_max_ps(a0, lo)));
-                e1 = _mm256_andnot_ps(w1, qc__exp8_avx2(_mm256_max_ps(a1, lo)));
-                e2 = _mm256_andnot_ps(w2, qc__exp8_avx2(_mm256_max_ps(a2, lo)));
-                e3 = _mm256_andnot_ps(w3, qc__exp8_avx2(_mm256_max_ps(a3, lo)));
+        /* a group of vectors' exp at once (long dependency chains); the sums keep their
+         * order: acc takes e of block i, then i + 8, ... */
+        for (i = 0; i + 8 * QC__SOFTMAX_NB <= cols; i += 8 * QC__SOFTMAX_NB) {
+            __m256 v[QC__SOFTMAX_NB], w[QC__SOFTMAX_NB];
+            __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+            QC__EACH(t, QC__SOFTMAX_NB) {
+                v[t] = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 8 * t), vm);
+                w[t] = _mm256_cmp_ps(v[t], lo, _CMP_LT_OQ);
+                all = _mm256_and_ps(all, w[t]);
             }
-            acc = _mm256_add_ps(acc, e0);
-            acc = _mm256_add_ps(acc, e1);
-            acc = _mm256_add_ps(acc, e2);
-            acc = _mm256_add_ps(acc, e3);
-            _mm256_storeu_ps(yr + i, e0);
-            _mm256_storeu_ps(yr + i + 8, e1);
-            _mm256_storeu_ps(yr + i + 16, e2);
-            _mm256_storeu_ps(yr + i + 24, e3);
+            /* a block of masked-out entries (an attention mask's padding): every e is +0 anyway */
+            if (_mm256_movemask_ps(all) != 0xFF) {
+                QC__EACH(t, QC__SOFTMAX_NB) {
+                    v[t] = _mm256_max_ps(v[t], lo);
+                }
+                qc__exp8n_avx2(v, QC__SOFTMAX_NB);
+                QC__EACH(t, QC__SOFTMAX_NB) {
+                    v[t] = _mm256_andnot_ps(w[t], v[t]);
+                }
+            } else {
+                QC__EACH(t, QC__SOFTMAX_NB) {
+                    v[t] = _mm256_setzero_ps();
+                }
+            }
+            QC__EACH(t, QC__SOFTMAX_NB) {
+                acc = _mm256_add_ps(acc, v[t]);
+                _mm256_storeu_ps(yr + i + 8 * t, v[t]);
+            }
         }
         for (; i + 8 <= cols; i += 8) {
             __m256 a = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
@@ -242,12 +315,17 @@ void qc_f32_softmax4_ukernel__avx2(float *y, size_t stride, size_t n, const floa
     }
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
+        __m256 v[4], w[4];
         for (int r = 0; r < 4; r++) {
-            float *yr = y + r * stride + i;
-            __m256 a = _mm256_sub_ps(_mm256_loadu_ps(yr), vm[r]);
-            __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(a, lo, _CMP_LT_OQ), qc__exp8_avx2(_mm256_max_ps(a, lo)));
+            v[r] = _mm256_sub_ps(_mm256_loadu_ps(y + r * stride + i), vm[r]);
+            w[r] = _mm256_cmp_ps(v[r], lo, _CMP_LT_OQ);
+            v[r] = _mm256_max_ps(v[r], lo);
+        }
+        qc__exp8n_avx2(v, 4);
+        for (int r = 0; r < 4; r++) {
+            const __m256 e = _mm256_andnot_ps(w[r], v[r]);
             acc[r] = _mm256_add_ps(acc[r], e);
-            _mm256_storeu_ps(yr, e);
+            _mm256_storeu_ps(y + r * stride + i, e);
         }
     }
     const size_t tail = n - i;
