@@ -701,6 +701,55 @@ class Int4Weights:
         packed = pack_int4(values.reshape(-1), signed=dtype == "int4")
         return cls(packed, values.shape, scale, zero_point, block_size=block_size, dtype=dtype)
 
+    def dequantize(self, rows: tuple[int, int] | None = None, *, out: np.ndarray | None = None,
+                   isa: str | None = None) -> np.ndarray:
+        """The dequantized float32 weight, or a band of its rows, in one C call.
+
+        Parameters
+        ----------
+        rows : tuple of int, optional
+            ``(k0, k1)``: rows ``k0 <= k < k1`` of K (default: all).
+        out : numpy.ndarray, optional
+            Writeable C-contiguous float32 ``(k1 - k0, N)`` to fill.
+        isa : str, optional
+            Kernel ISA (default: the best available).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(k1 - k0, N)``: ``float32(w - zp[k // bs]) * scale[k // bs]``, bit for
+            bit the reference ``DequantizeLinear`` of the blocked weight.
+
+        Raises
+        ------
+        ShapeError
+            ``rows`` outside ``[0, K]`` or decreasing, or ``out`` of the wrong shape or layout.
+        """
+        k0, k1 = (0, self.k) if rows is None else (int(rows[0]), int(rows[1]))
+        if not 0 <= k0 <= k1 <= self.k:
+            raise ShapeError(f"rows must satisfy 0 <= k0 <= k1 <= {self.k}, got {rows}")
+        if out is None:
+            out = np.empty((k1 - k0, self.n), np.float32)
+        elif (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (k1 - k0, self.n)
+              or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {(k1 - k0, self.n)}")
+        if out.size:
+            check(self._dequantize(k0, k1, ffi.cast("float *", ffi.from_buffer(out)), make_options(isa, None)),
+                  "int4 dequantize")
+        return out
+
+    def _dequantize(self, k0: int, k1: int, y_ptr: Any, options: Any) -> int:
+        """The C call of :meth:`dequantize` into ``y_ptr`` (rows of N floats); its status."""
+        if not hasattr(self, "_ptrs"):
+            self._ptrs = (ffi.cast("uint8_t *", ffi.from_buffer(self.packed)) if self.packed.size else ffi.NULL,
+                          ffi.cast("float *", ffi.from_buffer(self.scale)) if self.scale.size else ffi.NULL,
+                          ffi.from_buffer(self.zero_point) if self.zero_point is not None and self.zero_point.size
+                          else ffi.NULL,
+                          lib.QC_GEMM_S4 if self.dtype == "int4" else lib.QC_GEMM_U4)
+        w_ptr, s_ptr, z_ptr, w_type = self._ptrs
+        return lib.qc_dequantize_w4_f32(self.k, self.n, w_type, w_ptr, s_ptr, z_ptr, self.block_size, k0, k1, 0,
+                                        self.n, y_ptr, self.n, options)
+
     def __repr__(self) -> str:
         return f"Int4Weights(k={self.k}, n={self.n}, dtype={self.dtype!r}, block_size={self.block_size})"
 

@@ -405,6 +405,44 @@ def test_linear_int4_matches_reference(isa, dtype):
                 _equal(_gemm.linear_int4(a, weights, b, isa=isa, num_threads=threads), expected)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", ["int4", "uint4"])
+def test_int4_dequantize_matches_reference(isa, dtype):
+    """Every band of rows (odd starts: weights whose rows begin on a high nibble) is the
+    reference DequantizeLinear of the blocked weight, bit for bit."""
+    rng = np.random.default_rng(11)
+    lo, hi, container = (-8, 7, np.int8) if dtype == "int4" else (0, 15, np.uint8)
+    for k, n, block in [(32, 8, 32), (70, 17, 32), (5, 7, 2), (130, 33, 64), (96, 1, 32), (1, 9, 4)]:
+        values = rng.integers(lo, hi + 1, (k, n)).astype(container)
+        blocks = -(-k // block)
+        scale = rng.uniform(0.001, 0.1, (blocks, n)).astype(np.float32)
+        zp = rng.integers(lo, hi + 1, (blocks, n)).astype(container)
+        for zero_point in (None, zp):
+            weights = _gemm.Int4Weights.from_values(values, scale, zero_point, block_size=block, dtype=dtype)
+            expected = ref.dequantize_linear(values, scale, zero_point, axis=0, block_size=block)
+            _equal(weights.dequantize(isa=isa), expected)
+            for k0, k1 in [(0, k), (1, k), (k // 3, k - k // 4), (k - 1, k), (k, k)]:
+                out = np.full((k1 - k0, n), np.nan, np.float32)
+                got = weights.dequantize((k0, k1), out=out, isa=isa)
+                assert got is out
+                _equal(got, expected[k0:k1])
+
+
+def test_int4_dequantize_bad_input():
+    weights = _gemm.Int4Weights.from_values(np.zeros((64, 8), np.int8), np.ones((2, 8), np.float32), block_size=32)
+    for rows in [(-1, 3), (3, 2), (0, 65)]:
+        with pytest.raises(ShapeError):
+            weights.dequantize(rows)
+    for out in [np.empty((64, 8), np.float64), np.empty((63, 8), np.float32), np.empty((8, 64), np.float32).T,
+                np.empty((64, 8), np.float32)[::1].view(np.float32).reshape(64, 8)[:, :4]]:
+        with pytest.raises(ShapeError):
+            weights.dequantize(out=out)
+    read_only = np.empty((64, 8), np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ShapeError):
+        weights.dequantize(out=read_only)
+
+
 def test_linear_int4_from_packed_bytes_and_batches():
     rng = np.random.default_rng(10)
     values = rng.integers(-8, 8, (64, 12)).astype(np.int8)

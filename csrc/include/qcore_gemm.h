@@ -109,6 +109,18 @@ qc_status qc_gemm_f32_w4(size_t m, size_t n, size_t k, const float *a, size_t a_
                          const uint8_t *w, const float *w_scale, const void *w_zero_point,
                          size_t block_size, const float *bias, float *y, size_t y_stride,
                          const qc_options *options);
+
+/* Rows [k0, k1) x columns [n0, n1) of the int4 weight above, dequantized:
+ *   y[(r - k0) * y_stride + (c - n0)] = (float)(w[r, c] - w_zp[r / block_size, c]) * w_scale[r / block_size, c]
+ * (ONNX DequantizeLinear with axis 0 and block_size; the W of qc_gemm_f32_w4, bit for bit;
+ * a panel for a float GEMM). w, w_scale and w_zero_point as for qc_gemm_f32_w4 (w the whole
+ * K x N matrix). Statuses: QC_E_DTYPE (w_type), QC_E_INVALID_ARGUMENT (block_size 0),
+ * QC_E_SHAPE (a range outside K x N, y_stride < n1 - n0), QC_E_NULL_POINTER,
+ * QC_E_OVERFLOW, QC_E_SCALE / QC_E_ZERO_POINT (a bad parameter in the block rows the
+ * range touches). An empty range is QC_OK and reads nothing. */
+qc_status qc_dequantize_w4_f32(size_t k, size_t n, int w_type, const uint8_t *w, const float *w_scale,
+                               const void *w_zero_point, size_t block_size, size_t k0, size_t k1, size_t n0,
+                               size_t n1, float *y, size_t y_stride, const qc_options *options);
 /* cdef: end */
 
 #endif /* QCORE_GEMM_H */

@@ -857,18 +857,41 @@ static void *qc__w4_worker(void *arg) {
     return NULL;
 }
 
+/* The options' ISA and threads, and the checks both int4-weight calls start with. */
+static qc_status qc__w4_start(const qc_options *options, int w_type, size_t block_size, int *isa, int *threads) {
+    QC__TRY(qc_options_resolve(options, isa, threads));
+    if (w_type != QC_GEMM_S4 && w_type != QC_GEMM_U4) {
+        return QC_E_DTYPE;
+    }
+    return block_size == 0 ? QC_E_INVALID_ARGUMENT : QC_OK;
+}
+
+/* Scales [from, to) finite and > 0, zero points in the type's range. */
+static qc_status qc__w4_check_params(int w_type, const float *w_scale, const void *w_zero_point, size_t from,
+                                     size_t to) {
+    int32_t lo, hi;
+    qc__type_range(w_type, &lo, &hi);
+    for (size_t i = from; i < to; i++) {
+        float s = w_scale[i];
+        if (!(s > 0.0f) || s > 3.402823466e38f) {
+            return QC_E_SCALE;
+        }
+        if (w_zero_point != NULL) {
+            int32_t z = w_type == QC_GEMM_S4 ? ((const int8_t *)w_zero_point)[i] : ((const uint8_t *)w_zero_point)[i];
+            if (z < lo || z > hi) {
+                return QC_E_ZERO_POINT;
+            }
+        }
+    }
+    return QC_OK;
+}
+
 qc_status qc_gemm_f32_w4(size_t m, size_t n, size_t k, const float *a, size_t a_stride, int w_type,
                          const uint8_t *w, const float *w_scale, const void *w_zero_point,
                          size_t block_size, const float *bias, float *y, size_t y_stride,
                          const qc_options *options) {
     int isa, threads;
-    QC__TRY(qc_options_resolve(options, &isa, &threads));
-    if (w_type != QC_GEMM_S4 && w_type != QC_GEMM_U4) {
-        return QC_E_DTYPE;
-    }
-    if (block_size == 0) {
-        return QC_E_INVALID_ARGUMENT;
-    }
+    QC__TRY(qc__w4_start(options, w_type, block_size, &isa, &threads));
     if (m == 0 || n == 0) {
         return QC_OK;
     }
@@ -889,21 +912,7 @@ qc_status qc_gemm_f32_w4(size_t m, size_t n, size_t k, const float *a, size_t a_
         if (a_stride < k) {
             return QC_E_SHAPE;
         }
-        int32_t lo, hi;
-        qc__type_range(w_type, &lo, &hi);
-        for (size_t i = 0; i < params_count; i++) {
-            float s = w_scale[i];
-            if (!(s > 0.0f) || s > 3.402823466e38f) {
-                return QC_E_SCALE;
-            }
-            if (w_zero_point != NULL) {
-                int32_t z = w_type == QC_GEMM_S4 ? ((const int8_t *)w_zero_point)[i]
-                                                 : ((const uint8_t *)w_zero_point)[i];
-                if (z < lo || z > hi) {
-                    return QC_E_ZERO_POINT;
-                }
-            }
-        }
+        QC__TRY(qc__w4_check_params(w_type, w_scale, w_zero_point, 0, params_count));
     }
     qc__w4_args args = {m, n, k, a, a_stride, w_type == QC_GEMM_S4, w, (elems + 1) / 2, w_scale, w_zero_point,
                         block_size, bias, y, y_stride};
@@ -936,5 +945,40 @@ qc_status qc_gemm_f32_w4(size_t m, size_t n, size_t k, const float *a, size_t a_
     } else {
         fn(&args, 0, m, 0, n);
     }
+    return QC_OK;
+}
+
+qc_status qc_dequantize_w4_f32(size_t k, size_t n, int w_type, const uint8_t *w, const float *w_scale,
+                               const void *w_zero_point, size_t block_size, size_t k0, size_t k1, size_t n0,
+                               size_t n1, float *y, size_t y_stride, const qc_options *options) {
+    int isa, threads;
+    QC__TRY(qc__w4_start(options, w_type, block_size, &isa, &threads));
+    if (k0 > k1 || k1 > k || n0 > n1 || n1 > n) {
+        return QC_E_SHAPE;
+    }
+    if (k0 == k1 || n0 == n1) {
+        return QC_OK;
+    }
+    if (y == NULL || w == NULL || w_scale == NULL) {
+        return QC_E_NULL_POINTER;
+    }
+    if (y_stride < n1 - n0) {
+        return QC_E_SHAPE;
+    }
+    size_t elems, first, last;
+    const size_t b0 = k0 / block_size, b1 = (k1 - 1) / block_size + 1;
+    if (qc__mul_size(k, n, &elems) || qc__mul_size(b0, n, &first) || qc__mul_size(b1, n, &last)) {
+        return QC_E_OVERFLOW;
+    }
+    QC__TRY(qc__w4_check_params(w_type, w_scale, w_zero_point, first, last));
+    qc__w4_args args = {0, n, k, NULL, 0, w_type == QC_GEMM_S4, w, (elems + 1) / 2, w_scale, w_zero_point,
+                        block_size, NULL, y, y_stride};
+    qc__w4_dequant_fn fn = qc_f32_w4_dequant__scalar;
+#if defined(QC__BUILD_AVX2)
+    if (isa == QC_ISA_AVX2) {
+        fn = qc_f32_w4_dequant__avx2;
+    }
+#endif
+    fn(&args, k0, k1, n0, n1);
     return QC_OK;
 }

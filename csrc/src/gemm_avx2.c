@@ -354,6 +354,31 @@ static inline uint32_t qc__w4_load8(const uint8_t *w, size_t w_bytes, size_t e) 
     return (uint32_t)(word >> ((e & 1) * 4));
 }
 
+/* W[k, c .. c + 7] for element e = k * N + c and parameter index p = (k / bs) * N + c:
+ * eight nibbles unpacked in registers (shifted by 4 * lane, masked, sign-extended for int4),
+ * minus the zero points, converted and times the scales: float32(w - zp) * scale. */
+static inline __attribute__((always_inline)) __m256 qc__w4_dequant8_avx2(const uint8_t *w, size_t w_bytes, size_t e,
+                                                                         int w_signed, const uint8_t *w_zp,
+                                                                         const float *w_scale, size_t p) {
+    uint32_t bits;
+    if ((e & 1) == 0) { /* callers cover whole groups: e + 8 <= K * N, in bounds */
+        memcpy(&bits, w + (e >> 1), sizeof bits);
+    } else {
+        bits = qc__w4_load8(w, w_bytes, e);
+    }
+    const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), shifts), _mm256_set1_epi32(0xF));
+    if (w_signed) {
+        const __m256i eight = _mm256_set1_epi32(8);
+        q = _mm256_sub_epi32(_mm256_xor_si256(q, eight), eight);
+    }
+    if (w_zp != NULL) {
+        __m128i z8 = _mm_loadl_epi64((const __m128i *)(const void *)(w_zp + p));
+        q = _mm256_sub_epi32(q, w_signed ? _mm256_cvtepi8_epi32(z8) : _mm256_cvtepu8_epi32(z8));
+    }
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(w_scale + p));
+}
+
 /* Rows [row0, row0 + ROWS) over columns [c0, c1) (whole groups of 8): for each k in
  * increasing order, y[r, :] = y[r, :] + a[r, k] * W[k, :], with W's eight values per
  * group unpacked and dequantized in registers, (w - zp) * scale. The weights stream
@@ -370,9 +395,6 @@ static inline __attribute__((always_inline)) void qc__w4_rows_avx2(const qc__w4_
     const int w_signed = args->w_signed;
     const float *const a = args->a + row0 * as;
     float *const y = args->y + row0 * ys;
-    const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-    const __m256i low4 = _mm256_set1_epi32(0xF);
-    const __m256i eight = _mm256_set1_epi32(8);
     for (size_t col = c0; col < c1; col += 8) {
         for (int r = 0; r < rows; r++) {
             _mm256_storeu_ps(y + r * ys + col, _mm256_setzero_ps());
@@ -393,22 +415,8 @@ static inline __attribute__((always_inline)) void qc__w4_rows_avx2(const qc__w4_
             __m256 acc2 = rows > 2 ? _mm256_loadu_ps(yc + 2 * ys) : acc0;
             __m256 acc3 = rows > 3 ? _mm256_loadu_ps(yc + 3 * ys) : acc0;
             for (size_t kk = k0; kk < k1; kk++) {
-                const size_t e = kk * n + col, p = p_row[kk - k0] + col;
-                uint32_t bits;
-                if ((e & 1) == 0) {
-                    memcpy(&bits, w + (e >> 1), sizeof bits); /* e + 8 <= K * N: in bounds */
-                } else {
-                    bits = qc__w4_load8(w, w_bytes, e);
-                }
-                __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), shifts), low4);
-                if (w_signed) {
-                    q = _mm256_sub_epi32(_mm256_xor_si256(q, eight), eight);
-                }
-                if (w_zp != NULL) {
-                    __m128i z8 = _mm_loadl_epi64((const __m128i *)(w_zp + p));
-                    q = _mm256_sub_epi32(q, w_signed ? _mm256_cvtepi8_epi32(z8) : _mm256_cvtepu8_epi32(z8));
-                }
-                const __m256 wv = _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(w_scale + p));
+                const __m256 wv = qc__w4_dequant8_avx2(w, w_bytes, kk * n + col, w_signed, w_zp,
+                                                       w_scale, p_row[kk - k0] + col);
                 acc0 = _mm256_add_ps(acc0, _mm256_mul_ps(_mm256_broadcast_ss(a + kk), wv));
                 if (rows > 1) {
                     acc1 = _mm256_add_ps(acc1, _mm256_mul_ps(_mm256_broadcast_ss(a + as + kk), wv));
@@ -461,6 +469,28 @@ void qc_f32_w4_gemm__avx2(const qc__w4_args *args, size_t m0, size_t m1, size_t 
     }
     if (vec_end < n1) {
         qc_f32_w4_gemm__scalar(args, m0, m1, vec_end, n1);
+    }
+}
+
+void qc_f32_w4_dequant__avx2(const qc__w4_args *args, size_t k0, size_t k1, size_t n0, size_t n1) {
+    const size_t n = args->n, bs = args->block_size, ys = args->y_stride, w_bytes = args->w_bytes;
+    const uint8_t *const w = args->w;
+    const float *const w_scale = args->w_scale;
+    const uint8_t *const w_zp = (const uint8_t *)args->w_zero_point;
+    const int w_signed = args->w_signed;
+    const size_t vec_end = n0 + (n1 - n0) / 8 * 8;
+    for (size_t kk = k0; kk < k1; kk++) {
+        float *const y = args->y + (kk - k0) * ys;
+        const size_t p_row = (kk / bs) * n;
+        for (size_t col = n0; col < vec_end; col += 8) {
+            _mm256_storeu_ps(y + col - n0, qc__w4_dequant8_avx2(w, w_bytes, kk * n + col, w_signed, w_zp, w_scale,
+                                                                p_row + col));
+        }
+    }
+    if (vec_end < n1) {
+        qc__w4_args tail = *args;
+        tail.y = args->y + (vec_end - n0);
+        qc_f32_w4_dequant__scalar(&tail, k0, k1, vec_end, n1);
     }
 }
 

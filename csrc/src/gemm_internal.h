@@ -161,6 +161,15 @@ void qc_f32_w4_gemm__scalar(const qc__w4_args *args, size_t m0, size_t m1, size_
 #if defined(QC__BUILD_AVX2)
 void qc_f32_w4_gemm__avx2(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1);
 #endif
+
+/* Dequantization of W's rows [k0, k1) x columns [n0, n1) into args->y (row r = k - k0 at
+ * args->y + r * args->y_stride, column c - n0): float32(w - zp) * scale (m, a, a_stride
+ * and bias are not used). */
+typedef void (*qc__w4_dequant_fn)(const qc__w4_args *args, size_t k0, size_t k1, size_t n0, size_t n1);
+void qc_f32_w4_dequant__scalar(const qc__w4_args *args, size_t k0, size_t k1, size_t n0, size_t n1);
+#if defined(QC__BUILD_AVX2)
+void qc_f32_w4_dequant__avx2(const qc__w4_args *args, size_t k0, size_t k1, size_t n0, size_t n1);
+#endif
 #if defined(QC__BUILD_NEON) && defined(__aarch64__)
 void qc_f32_w4_gemm__neon(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1);
 #endif

@@ -48,3 +48,15 @@ void qc_f32_w4_gemm__scalar(const qc__w4_args *args, size_t m0, size_t m1, size_
         }
     }
 }
+
+void qc_f32_w4_dequant__scalar(const qc__w4_args *args, size_t k0, size_t k1, size_t n0, size_t n1) {
+    const size_t n = args->n;
+    for (size_t kk = k0; kk < k1; kk++) {
+        float *y = args->y + (kk - k0) * args->y_stride;
+        for (size_t col = n0; col < n1; col++) {
+            size_t p = (kk / args->block_size) * n + col;
+            int32_t q = qc__w4_get(args->w, kk * n + col, args->w_signed) - qc__w4_zero_point(args, p);
+            y[col - n0] = (float)q * args->w_scale[p];
+        }
+    }
+}

@@ -549,6 +549,41 @@ static void test_int4(uint64_t *checksum) {
                 }
             }
             free(y);
+            /* the dequantized weight, whole and in bands with odd row and column offsets */
+            const size_t ranges[4][4] = {{0, k, 0, n}, {k / 3, k - k / 5, n / 3, n}, {1, k, 1, n - n / 4},
+                                         {k - 1, k, 0, n}};
+            float *deq = (float *)malloc(k * n * sizeof(float));
+            for (int t = 0; t < 4; t++) {
+                const size_t k0 = ranges[t][0], k1 = ranges[t][1], n0 = ranges[t][2], n1 = ranges[t][3];
+                const size_t cols = n1 - n0;
+                for (int isa = 0; isa < QC_ISA_COUNT; isa++) {
+                    if (!(isa_mask & (1u << isa))) {
+                        continue;
+                    }
+                    qc_options opt = {isa, 1};
+                    memset(deq, 0xFF, k * n * sizeof(float));
+                    qc_status s = qc_dequantize_w4_f32(k, n, sgn ? QC_GEMM_S4 : QC_GEMM_U4, w, scale,
+                                                       with_zp ? zp : NULL, bs, k0, k1, n0, n1, deq, cols, &opt);
+                    EXPECT(s == QC_OK, "int4 dequantize status %d", (int)s);
+                    int same = 1;
+                    for (size_t r = k0; r < k1 && same; r++) {
+                        for (size_t c = n0; c < n1; c++) {
+                            size_t p = (r / bs) * n + c;
+                            float wd = (float)(wv[r * n + c] - (with_zp ? zp[p] : 0)) * scale[p];
+                            if (memcmp(&deq[(r - k0) * cols + (c - n0)], &wd, sizeof wd) != 0) {
+                                same = 0;
+                                break;
+                            }
+                        }
+                    }
+                    EXPECT(same, "int4 dequantize isa=%s K=%zu N=%zu block %zu rows [%zu, %zu) cols [%zu, %zu)",
+                           qc_isa_name(isa), k, n, bs, k0, k1, n0, n1);
+                    if (checksum != NULL && isa == QC_ISA_SCALAR && k1 > k0 && cols > 0) {
+                        *checksum = fnv(*checksum, deq, (k1 - k0) * cols * sizeof(float));
+                    }
+                }
+            }
+            free(deq);
             free(expect);
             free(bias);
             free(a);
@@ -644,6 +679,33 @@ static void test_bad_arguments(void) {
     int8_t zp4 = 9;
     EXPECT(qc_gemm_f32_w4(1, 1, 4, af, 4, QC_GEMM_S4, w4, &scale_ok, &zp4, 4, NULL, out, 1, &opt) == QC_E_ZERO_POINT,
            "int4 zero point");
+    float deq[4];
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, w4, &scale_bad, NULL, 4, 0, 4, 0, 1, deq, 1, &opt) == QC_E_SCALE,
+           "int4 dequantize bad scale");
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S8, w4, &scale_ok, NULL, 4, 0, 4, 0, 1, deq, 1, &opt) == QC_E_DTYPE,
+           "int4 dequantize type");
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, w4, &scale_ok, NULL, 0, 0, 4, 0, 1, deq, 1, &opt) ==
+               QC_E_INVALID_ARGUMENT,
+           "int4 dequantize block 0");
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, w4, &scale_ok, NULL, 4, 0, 5, 0, 1, deq, 1, &opt) == QC_E_SHAPE,
+           "int4 dequantize rows past K");
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, w4, &scale_ok, NULL, 4, 3, 2, 0, 1, deq, 1, &opt) == QC_E_SHAPE,
+           "int4 dequantize decreasing rows");
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, w4, &scale_ok, NULL, 4, 0, 4, 0, 2, deq, 2, &opt) == QC_E_SHAPE,
+           "int4 dequantize columns past N");
+    EXPECT(qc_dequantize_w4_f32(4, 2, QC_GEMM_S4, w4, &scale_ok, NULL, 4, 0, 1, 0, 2, deq, 1, &opt) == QC_E_SHAPE,
+           "int4 dequantize y stride");
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, w4, &scale_ok, &zp4, 4, 0, 4, 0, 1, deq, 1, &opt) ==
+               QC_E_ZERO_POINT,
+           "int4 dequantize zero point");
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, NULL, &scale_ok, NULL, 4, 0, 4, 0, 1, deq, 1, &opt) ==
+               QC_E_NULL_POINTER,
+           "int4 dequantize null w");
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, NULL, NULL, NULL, 4, 2, 2, 0, 1, NULL, 1, &opt) == QC_OK,
+           "int4 dequantize empty range");
+    EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, w4, &scale_ok, NULL, 4, 0, 4, 0, 1, deq, 1, &opt) == QC_OK &&
+               deq[0] == 1.0f * scale_ok && deq[3] == 4.0f * scale_ok,
+           "int4 dequantize values");
     EXPECT(qc_gemm_f32_w4(1, 1, 4, af, 4, QC_GEMM_S4, w4, &scale_ok, NULL, 4, NULL, out, 1, &opt) == QC_OK &&
                out[0] == 1.0f * 1 + 2.0f * 2 + 3.0f * 3 + 4.0f * 4,
            "int4 tiny value %g", (double)out[0]);
