@@ -723,9 +723,16 @@ class Int4Weights:
         Raises
         ------
         ShapeError
-            ``rows`` outside ``[0, K]`` or decreasing, or ``out`` of the wrong shape or layout.
+            ``rows`` not a pair of ints, outside ``[0, K]`` or decreasing, or ``out`` of the
+            wrong shape or layout.
         """
-        k0, k1 = (0, self.k) if rows is None else (int(rows[0]), int(rows[1]))
+        if rows is None:
+            k0, k1 = 0, self.k
+        elif (isinstance(rows, (tuple, list)) and len(rows) == 2
+              and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in rows)):
+            k0, k1 = int(rows[0]), int(rows[1])
+        else:
+            raise ShapeError(f"rows must be a pair of ints (k0, k1), got {rows!r}")
         if not 0 <= k0 <= k1 <= self.k:
             raise ShapeError(f"rows must satisfy 0 <= k0 <= k1 <= {self.k}, got {rows}")
         if out is None:

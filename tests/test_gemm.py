@@ -430,7 +430,7 @@ def test_int4_dequantize_matches_reference(isa, dtype):
 
 def test_int4_dequantize_bad_input():
     weights = _gemm.Int4Weights.from_values(np.zeros((64, 8), np.int8), np.ones((2, 8), np.float32), block_size=32)
-    for rows in [(-1, 3), (3, 2), (0, 65)]:
+    for rows in [(-1, 3), (3, 2), (0, 65), (1,), (0.5, 2), "ab", (True, 2)]:
         with pytest.raises(ShapeError):
             weights.dequantize(rows)
     for out in [np.empty((64, 8), np.float64), np.empty((63, 8), np.float32), np.empty((8, 64), np.float32).T,
