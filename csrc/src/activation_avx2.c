@@ -31,9 +31,10 @@ QC__AVX2_BEGIN
                     "+x"((v)[4]), "+x"((v)[5]), "+x"((v)[6]), "+x"((v)[7]));                 \
         }                                                                                    \
     } while (0)
-/* Vectors per group: eight (64 values) for GELU and a softmax row's exp (measured faster
- * than four; docs/KERNELS.md). */
+/* Vectors per group: eight (64 values) for erf, GELU and a softmax row's exp (measured
+ * faster than four; docs/KERNELS.md). */
 #define QC__GELU_NB 8
+#define QC__ERF_NB 8
 #define QC__SOFTMAX_NB 8
 /* exp of n vectors in place. */
 static inline __attribute__((always_inline)) void qc__exp8n_avx2(__m256 *v, const int n) {
@@ -68,44 +69,49 @@ static inline __m256 qc__exp8_avx2(__m256 a) {
     return a;
 }
 
-static inline __m256 qc__erf_series8_avx2(__m256 z) {
-    __m256 z2 = _mm256_mul_ps(z, z);
-    __m256 s = QC__S(QC__ERF_S6);
-    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S5));
-    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S4));
-    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S3));
-    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S2));
-    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S1));
-    s = _mm256_add_ps(_mm256_mul_ps(s, z2), QC__S(QC__ERF_S0));
-    return _mm256_mul_ps(z, s);
-}
-
-static inline __m256 qc__erfc_big8_avx2(__m256 z) {
-    /* min(z, 9): z when z < 9, else 9 (also for NaN, which the caller blends away). */
-    __m256 zc = _mm256_min_ps(z, QC__S(QC__ERF_ZMAX));
-    __m256 t = _mm256_div_ps(QC__S(1.0f), _mm256_add_ps(QC__S(1.0f), _mm256_mul_ps(QC__S(0.5f), zc)));
-    __m256 p = QC__S(QC__ERFC_P9);
-    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P8));
-    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P7));
-    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P6));
-    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P5));
-    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P4));
-    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P3));
-    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P2));
-    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P1));
-    p = _mm256_add_ps(_mm256_mul_ps(p, t), QC__S(QC__ERFC_P0));
-    __m256 e = _mm256_mul_ps(t, qc__exp8_avx2(_mm256_sub_ps(p, _mm256_mul_ps(zc, zc))));
-    return _mm256_andnot_ps(_mm256_cmp_ps(z, QC__S(QC__ERF_ZMAX), _CMP_GT_OQ), e);
-}
-
-static inline __m256 qc__erf8_avx2(__m256 x) {
+/* erf of n vectors in place: both branches (the series below QC__ERF_SPLIT, 1 - erfc
+ * above), then blended. */
+static inline __attribute__((always_inline)) void qc__erf8n_avx2(__m256 *x, const int n) {
     const __m256 sign = QC__S(-0.0f);
-    __m256 z = _mm256_andnot_ps(sign, x);
-    __m256 small = qc__erf_series8_avx2(z);
-    __m256 big = _mm256_sub_ps(QC__S(1.0f), qc__erfc_big8_avx2(z));
-    __m256 v = _mm256_blendv_ps(big, small, _mm256_cmp_ps(z, QC__S(QC__ERF_SPLIT), _CMP_LT_OQ));
-    v = _mm256_or_ps(v, _mm256_and_ps(sign, x));
-    return _mm256_blendv_ps(v, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    __m256 z[8], z2[8], small[8], zc[8], t[8], p[8];
+    QC__EACH(i, n) {
+        z[i] = _mm256_andnot_ps(sign, x[i]);
+        z2[i] = _mm256_mul_ps(z[i], z[i]);
+        small[i] = QC__S(QC__ERF_S6);
+    }
+    const float series[6] = {QC__ERF_S5, QC__ERF_S4, QC__ERF_S3, QC__ERF_S2, QC__ERF_S1, QC__ERF_S0};
+    for (int c = 0; c < 6; c++) {
+        QC__EACH(i, n) {
+            small[i] = _mm256_add_ps(_mm256_mul_ps(small[i], z2[i]), QC__S(series[c]));
+        }
+        QC__INTERLEAVE(small, n);
+    }
+    QC__EACH(i, n) {
+        small[i] = _mm256_mul_ps(z[i], small[i]);
+        /* min(z, 9): z when z < 9, else 9 (also for NaN, which is blended away below) */
+        zc[i] = _mm256_min_ps(z[i], QC__S(QC__ERF_ZMAX));
+        t[i] = _mm256_div_ps(QC__S(1.0f), _mm256_add_ps(QC__S(1.0f), _mm256_mul_ps(QC__S(0.5f), zc[i])));
+        p[i] = QC__S(QC__ERFC_P9);
+    }
+    const float fit[9] = {QC__ERFC_P8, QC__ERFC_P7, QC__ERFC_P6, QC__ERFC_P5, QC__ERFC_P4,
+                          QC__ERFC_P3, QC__ERFC_P2, QC__ERFC_P1, QC__ERFC_P0};
+    for (int c = 0; c < 9; c++) {
+        QC__EACH(i, n) {
+            p[i] = _mm256_add_ps(_mm256_mul_ps(p[i], t[i]), QC__S(fit[c]));
+        }
+        QC__INTERLEAVE(p, n);
+    }
+    QC__EACH(i, n) {
+        p[i] = _mm256_sub_ps(p[i], _mm256_mul_ps(zc[i], zc[i]));
+    }
+    qc__exp8n_avx2(p, n);
+    QC__EACH(i, n) {
+        __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(z[i], QC__S(QC__ERF_ZMAX), _CMP_GT_OQ), _mm256_mul_ps(t[i], p[i]));
+        __m256 big = _mm256_sub_ps(QC__S(1.0f), e);
+        __m256 v = _mm256_blendv_ps(big, small[i], _mm256_cmp_ps(z[i], QC__S(QC__ERF_SPLIT), _CMP_LT_OQ));
+        v = _mm256_or_ps(v, _mm256_and_ps(sign, x[i]));
+        x[i] = _mm256_blendv_ps(v, x[i], _mm256_cmp_ps(x[i], x[i], _CMP_UNORD_Q));
+    }
 }
 
 /* GELU of n vectors in place, step by step across them (as qc__exp8n_avx2). */
@@ -140,59 +146,37 @@ static inline __attribute__((always_inline)) void qc__gelu8n_avx2(__m256 *x, con
     }
 }
 
-static inline __m256 qc__gelu8_avx2(__m256 x) {
-    qc__gelu8n_avx2(&x, 1);
-    return x;
-}
-
-/* Four independent vectors per iteration: their long dependency chains (Horner, exp,
- * divisions) overlap in the out-of-order core; each lane's operations are unchanged. */
-#define QC__ACTIVATION_LOOP(fn8)                         \
-    size_t i = 0;                                        \
-    for (; i + 32 <= n; i += 32) {                       \
-        __m256 a0 = fn8(_mm256_loadu_ps(x + i));         \
-        __m256 a1 = fn8(_mm256_loadu_ps(x + i + 8));     \
-        __m256 a2 = fn8(_mm256_loadu_ps(x + i + 16));    \
-        __m256 a3 = fn8(_mm256_loadu_ps(x + i + 24));    \
-        _mm256_storeu_ps(y + i, a0);                     \
-        _mm256_storeu_ps(y + i + 8, a1);                 \
-        _mm256_storeu_ps(y + i + 16, a2);                \
-        _mm256_storeu_ps(y + i + 24, a3);                \
-    }                                                    \
-    for (; i + 8 <= n; i += 8) {                         \
-        _mm256_storeu_ps(y + i, fn8(_mm256_loadu_ps(x + i))); \
-    }                                                    \
-    if (i < n) {                                         \
-        float buf[8] = {0};                              \
-        memcpy(buf, x + i, (n - i) * sizeof(float));     \
-        _mm256_storeu_ps(buf, fn8(_mm256_loadu_ps(buf))); \
-        memcpy(y + i, buf, (n - i) * sizeof(float));     \
+/* Groups of NB vectors through fn8n, then single vectors, then the tail in a zero-padded
+ * block. */
+#define QC__GROUP_LOOP(fn8n, NB)                                  \
+    size_t i = 0;                                                 \
+    for (; i + 8 * (NB) <= n; i += 8 * (NB)) {                    \
+        __m256 v[NB];                                             \
+        QC__EACH(t, NB) {                                         \
+            v[t] = _mm256_loadu_ps(x + i + 8 * t);                \
+        }                                                         \
+        fn8n(v, NB);                                              \
+        QC__EACH(t, NB) {                                         \
+            _mm256_storeu_ps(y + i + 8 * t, v[t]);                \
+        }                                                         \
+    }                                                             \
+    for (; i + 8 <= n; i += 8) {                                  \
+        __m256 v = _mm256_loadu_ps(x + i);                        \
+        fn8n(&v, 1);                                              \
+        _mm256_storeu_ps(y + i, v);                               \
+    }                                                             \
+    if (i < n) {                                                  \
+        float buf[8] = {0};                                       \
+        memcpy(buf, x + i, (n - i) * sizeof(float));              \
+        __m256 v = _mm256_loadu_ps(buf);                          \
+        fn8n(&v, 1);                                              \
+        _mm256_storeu_ps(buf, v);                                 \
+        memcpy(y + i, buf, (n - i) * sizeof(float));              \
     }
 
-void qc_f32_erf_ukernel__avx2(const float *x, size_t n, float *y) { QC__ACTIVATION_LOOP(qc__erf8_avx2) }
+void qc_f32_erf_ukernel__avx2(const float *x, size_t n, float *y) { QC__GROUP_LOOP(qc__erf8n_avx2, QC__ERF_NB) }
 
-void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y) {
-    size_t i = 0;
-    for (; i + 8 * QC__GELU_NB <= n; i += 8 * QC__GELU_NB) {
-        __m256 v[QC__GELU_NB];
-        QC__EACH(t, QC__GELU_NB) {
-            v[t] = _mm256_loadu_ps(x + i + 8 * t);
-        }
-        qc__gelu8n_avx2(v, QC__GELU_NB);
-        QC__EACH(t, QC__GELU_NB) {
-            _mm256_storeu_ps(y + i + 8 * t, v[t]);
-        }
-    }
-    for (; i + 8 <= n; i += 8) {
-        _mm256_storeu_ps(y + i, qc__gelu8_avx2(_mm256_loadu_ps(x + i)));
-    }
-    if (i < n) {
-        float buf[8] = {0};
-        memcpy(buf, x + i, (n - i) * sizeof(float));
-        _mm256_storeu_ps(buf, qc__gelu8_avx2(_mm256_loadu_ps(buf)));
-        memcpy(y + i, buf, (n - i) * sizeof(float));
-    }
-}
+void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y) { QC__GROUP_LOOP(qc__gelu8n_avx2, QC__GELU_NB) }
 
 /* Lanes [0, n) of a vector (n in 1..7): the mask of a row's tail for maskload / maskstore. */
 static inline __m256i qc__tail_mask(size_t n) {
