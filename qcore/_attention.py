@@ -15,40 +15,42 @@ from ._native import check, ffi, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
 
 
-def _address(a: np.ndarray):
-    """The float pointer to ``a``'s first element (any strides)."""
-    return ffi.cast("const float *", a.ctypes.data)
+_NO_STRIDES = (0, 0, 0, 0)
 
 
-def _strides4(a: np.ndarray):
-    """Element strides of a 4-D float32 array, 0 on axes of length 1 (which broadcast) and
-    all 0 for an empty array (nothing is read); None when a stride of a longer axis is not
-    a whole number of elements or the first element is not 4-byte aligned (C reads floats)."""
+def _operand(a: np.ndarray):
+    """A 4-D float32 array for C: its float pointer (any strides) and its element strides
+    (``int64_t[4]``), 0 on axes of length 1 (which broadcast) and all 0 for an empty array
+    (nothing is read); None when a stride of a longer axis is not a whole number of
+    elements or the first element is not 4-byte aligned (C reads floats). The address is
+    read once (``ndarray.ctypes`` costs microseconds per access)."""
+    address = a.ctypes.data
     if a.size == 0:
-        return ffi.new("int64_t[4]", [0, 0, 0, 0])
-    strides = [0 if n == 1 else s for n, s in zip(a.shape, a.strides)]
-    if any(s & 3 for s in strides) or a.ctypes.data & 3:
+        return ffi.cast("float *", address), ffi.new("int64_t[4]", _NO_STRIDES)
+    (n0, n1, n2, n3), (s0, s1, s2, s3) = a.shape, a.strides
+    strides = (0 if n0 == 1 else s0, 0 if n1 == 1 else s1, 0 if n2 == 1 else s2, 0 if n3 == 1 else s3)
+    if (strides[0] | strides[1] | strides[2] | strides[3] | address) & 3:
         return None
-    return ffi.new("int64_t[4]", [s >> 2 for s in strides])
+    return ffi.cast("float *", address), ffi.new("int64_t[4]", [s >> 2 for s in strides])
 
 
 def _pointer(keep: list, a: np.ndarray, want: tuple[int, ...]):
     """``a`` broadcast to ``want`` (leading axes, row, col) as (b, h, row, col): a float
     pointer and four element strides; ``keep`` holds what the pointer refers to."""
-    strides = None
+    found = None
     if len(want) == 4 and a.ndim <= 4:  # the usual case: a view, leading length-1 axes broadcast by zero strides
         a = a.reshape((1,) * (4 - a.ndim) + a.shape)
-        strides = _strides4(a)
-    if strides is None:
+        found = _operand(a)
+    if found is None:
         a = np.broadcast_to(a, want)
         if a.ndim > 4:
             a = np.ascontiguousarray(a).reshape((math.prod(a.shape[:-3]),) + a.shape[-3:])  # also when empty
-        strides = _strides4(a)
-        if strides is None:  # a stride between elements or a misaligned start (a record field): copied
+        found = _operand(a)
+        if found is None:  # a stride between elements or a misaligned start (a record field): copied
             a = np.require(a, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
-            strides = _strides4(a)
+            found = _operand(a)
     keep.append(a)  # alive until the call returns: the C side reads it through the address
-    return _address(a), strides
+    return found
 
 
 def _checked(caller: str, q, k, scale, mask):
@@ -228,18 +230,19 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float | None =
     m_ptr, m_str = _pointer(keep, m, lead4 + (shape[-2], shape[-1])) if m is not None else (ffi.NULL, ffi.NULL)
     target = out if out.flags.aligned else np.empty(out_shape, np.float32)  # C writes floats
     folded = target.reshape((math.prod(lead4[:-1]), lead4[-1]) + out_shape[-2:])  # a view: contiguous
+    y_ptr, y_str = _operand(folded)
     _call_context(math.prod(lead4[:-1]), lead4[-1], shape[-2], q.shape[-1], shape[-1], v.shape[-1],
-                  q_ptr, q_str, k_ptr, k_str, scale_arg, m_ptr, m_str, v_ptr, v_str, folded,
-                  _strides4(folded), make_options(isa, None))
+                  q_ptr, q_str, k_ptr, k_str, scale_arg, m_ptr, m_str, v_ptr, v_str, y_ptr, y_str,
+                  make_options(isa, None))
     if target is not out:
         out[...] = target
     return out
 
 
 def _call_context(batch: int, heads: int, rows: int, depth: int, cols: int, vdepth: int, q_ptr, q_str, k_ptr,
-                  k_str, scale_arg, m_ptr, m_str, v_ptr, v_str, y: np.ndarray, y_str, options) -> None:
+                  k_str, scale_arg, m_ptr, m_str, v_ptr, v_str, y_ptr, y_str, options) -> None:
     status = lib.qc_attention_f32(batch, heads, rows, depth, cols, vdepth, q_ptr, q_str, k_ptr, k_str, scale_arg,
-                                  m_ptr, m_str, v_ptr, v_str, ffi.cast("float *", y.ctypes.data), y_str, options)
+                                  m_ptr, m_str, v_ptr, v_str, y_ptr, y_str, options)
     check(status, "attention")
 
 
@@ -265,15 +268,13 @@ def scores_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np
     operand with a stride between elements or a start not aligned to 4 bytes (a field of a
     record array) goes through :func:`attention_scores`, which copies it.
     """
-    q_str, k_str = _strides4(q), _strides4(k)
-    m_str = ffi.NULL if mask is None else _strides4(mask)
-    if q_str is None or k_str is None or m_str is None or not out.flags.aligned:
+    qa, ka = _operand(q), _operand(k)
+    ma = (ffi.NULL, ffi.NULL) if mask is None else _operand(mask)
+    if qa is None or ka is None or ma is None or not out.flags.aligned:
         return attention_scores(q, k, scale, mask, out=out, live_keys=True)[1]
     b, h, rows, cols = out.shape
-    m_ptr = ffi.NULL if mask is None else _address(mask)
     scale_arg = ffi.NULL if scale is None else ffi.new("float *", float(scale))
-    return _call(b, h, rows, q.shape[-1], cols, _address(q), q_str, _address(k), k_str,
-                 scale_arg, m_ptr, m_str, out, _DEFAULT_OPTIONS)
+    return _call(b, h, rows, q.shape[-1], cols, *qa, *ka, scale_arg, *ma, out, _DEFAULT_OPTIONS)
 
 
 def context_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: np.ndarray | None,
@@ -287,13 +288,12 @@ def context_into(q: np.ndarray, k: np.ndarray, scale: np.float32 | None, mask: n
     not aligned to 4 bytes goes through :func:`attention`, whose result is copied into
     ``out``.
     """
-    q_str, k_str, v_str, y_str = _strides4(q), _strides4(k), _strides4(v), _strides4(out)
-    m_str = ffi.NULL if mask is None else _strides4(mask)
-    if q_str is None or k_str is None or v_str is None or y_str is None or m_str is None:
+    qa, ka, va, ya = _operand(q), _operand(k), _operand(v), _operand(out)
+    ma = (ffi.NULL, ffi.NULL) if mask is None else _operand(mask)
+    if qa is None or ka is None or va is None or ya is None or ma is None:
         out[...] = attention(q, k, v, scale, mask)
         return
     b, h, rows, vdepth = out.shape
-    m_ptr = ffi.NULL if mask is None else _address(mask)
     scale_arg = ffi.NULL if scale is None else ffi.new("float *", float(scale))
-    _call_context(b, h, rows, q.shape[-1], k.shape[-1], vdepth, _address(q), q_str, _address(k), k_str,
-                  scale_arg, m_ptr, m_str, _address(v), v_str, out, y_str, _DEFAULT_OPTIONS)
+    _call_context(b, h, rows, q.shape[-1], k.shape[-1], vdepth, *qa, *ka, scale_arg, *ma, *va, *ya,
+                  _DEFAULT_OPTIONS)
