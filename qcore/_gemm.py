@@ -722,9 +722,17 @@ class Int4Weights:
 
         Raises
         ------
+        DTypeError
+            ``out`` not a float32 array.
         ShapeError
             ``rows`` not a pair of ints, outside ``[0, K]`` or decreasing, or ``out`` of the
             wrong shape or layout.
+        UnsupportedISAError
+            ``isa`` cannot run here.
+
+        Notes
+        -----
+        An ``out`` whose start is not 4-byte aligned is filled through an aligned buffer.
         """
         if rows is None:
             k0, k1 = 0, self.k
@@ -735,27 +743,31 @@ class Int4Weights:
             raise ShapeError(f"rows must be a pair of ints (k0, k1), got {rows!r}")
         if not 0 <= k0 <= k1 <= self.k:
             raise ShapeError(f"rows must satisfy 0 <= k0 <= k1 <= {self.k}, got {rows}")
+        options = make_options(isa, None)
+        shape = (k1 - k0, self.n)
         if out is None:
-            out = np.empty((k1 - k0, self.n), np.float32)
-        elif (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (k1 - k0, self.n)
-              or not out.flags.c_contiguous or not out.flags.writeable):
-            raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {(k1 - k0, self.n)}")
+            out = np.empty(shape, np.float32)
+        elif not isinstance(out, np.ndarray) or out.dtype != np.float32:
+            raise DTypeError(f"out must be a float32 array, got {getattr(out, 'dtype', type(out).__name__)}")
+        elif out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {shape}")
         if out.size:
-            check(self._dequantize(k0, k1, ffi.cast("float *", ffi.from_buffer(out)), make_options(isa, None)),
-                  "int4 dequantize")
+            target = out if out.flags.aligned else np.empty(shape, np.float32)  # C writes floats
+            check(self._dequantize(k0, k1, ffi.cast("float *", ffi.from_buffer(target)), options), "int4 dequantize")
+            if target is not out:
+                out[...] = target
         return out
 
     def _dequantize(self, k0: int, k1: int, y_ptr: Any, options: Any) -> int:
-        """The C call of :meth:`dequantize` into ``y_ptr`` (rows of N floats); its status."""
-        if not hasattr(self, "_ptrs"):
-            self._ptrs = (ffi.cast("uint8_t *", ffi.from_buffer(self.packed)) if self.packed.size else ffi.NULL,
-                          ffi.cast("float *", ffi.from_buffer(self.scale)) if self.scale.size else ffi.NULL,
-                          ffi.from_buffer(self.zero_point) if self.zero_point is not None and self.zero_point.size
-                          else ffi.NULL,
-                          lib.QC_GEMM_S4 if self.dtype == "int4" else lib.QC_GEMM_U4)
-        w_ptr, s_ptr, z_ptr, w_type = self._ptrs
-        return lib.qc_dequantize_w4_f32(self.k, self.n, w_type, w_ptr, s_ptr, z_ptr, self.block_size, k0, k1, 0,
-                                        self.n, y_ptr, self.n, options)
+        """The C call of :meth:`dequantize` into ``y_ptr`` (rows of N floats); its status.
+        The pointers are taken afresh from the current attributes on every call."""
+        zp = self.zero_point
+        return lib.qc_dequantize_w4_f32(
+            self.k, self.n, lib.QC_GEMM_S4 if self.dtype == "int4" else lib.QC_GEMM_U4,
+            ffi.cast("uint8_t *", ffi.from_buffer(self.packed)) if self.packed.size else ffi.NULL,
+            ffi.cast("float *", ffi.from_buffer(self.scale)) if self.scale.size else ffi.NULL,
+            ffi.from_buffer(zp) if zp is not None and zp.size else ffi.NULL,
+            self.block_size, k0, k1, 0, self.n, y_ptr, self.n, options)
 
     def __repr__(self) -> str:
         return f"Int4Weights(k={self.k}, n={self.n}, dtype={self.dtype!r}, block_size={self.block_size})"

@@ -433,14 +433,33 @@ def test_int4_dequantize_bad_input():
     for rows in [(-1, 3), (3, 2), (0, 65), (1,), (0.5, 2), "ab", (True, 2)]:
         with pytest.raises(ShapeError):
             weights.dequantize(rows)
-    for out in [np.empty((64, 8), np.float64), np.empty((63, 8), np.float32), np.empty((8, 64), np.float32).T,
-                np.empty((64, 8), np.float32)[::1].view(np.float32).reshape(64, 8)[:, :4]]:
+    with pytest.raises(DTypeError):
+        weights.dequantize(out=np.empty((64, 8), np.float64))
+    for out in [np.empty((63, 8), np.float32), np.empty((8, 64), np.float32).T, np.empty((64, 16), np.float32)[:, ::2]]:
         with pytest.raises(ShapeError):
             weights.dequantize(out=out)
     read_only = np.empty((64, 8), np.float32)
     read_only.flags.writeable = False
     with pytest.raises(ShapeError):
         weights.dequantize(out=read_only)
+    with pytest.raises(UnsupportedISAError):
+        weights.dequantize((3, 3), isa="bogus")  # checked even when there is nothing to do
+
+
+def test_int4_dequantize_misaligned_out_and_fresh_attributes():
+    """A misaligned ``out`` (a view at an odd byte offset) is filled through an aligned
+    buffer, and the weights' current arrays are read on every call."""
+    rng = np.random.default_rng(12)
+    values = rng.integers(-8, 8, (64, 8)).astype(np.int8)
+    scale = rng.uniform(0.01, 0.1, (2, 8)).astype(np.float32)
+    weights = _gemm.Int4Weights.from_values(values, scale, block_size=32)
+    expected = ref.dequantize_linear(values, scale, None, axis=0, block_size=32)
+    out = np.zeros(64 * 8 * 4 + 1, np.uint8)[1:].view(np.float32).reshape(64, 8)
+    assert not out.flags.aligned
+    _equal(weights.dequantize(out=out), expected)
+    weights.dequantize()
+    weights.scale = scale * 2
+    _equal(weights.dequantize(), ref.dequantize_linear(values, scale * 2, None, axis=0, block_size=32))
 
 
 def test_linear_int4_from_packed_bytes_and_batches():

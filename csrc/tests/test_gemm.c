@@ -552,34 +552,51 @@ static void test_int4(uint64_t *checksum) {
             /* the dequantized weight, whole and in bands with odd row and column offsets */
             const size_t ranges[4][4] = {{0, k, 0, n}, {k / 3, k - k / 5, n / 3, n}, {1, k, 1, n - n / 4},
                                          {k - 1, k, 0, n}};
-            float *deq = (float *)malloc(k * n * sizeof(float));
+            float *deq = (float *)malloc(k * (n + 3) * sizeof(float));
             for (int t = 0; t < 4; t++) {
                 const size_t k0 = ranges[t][0], k1 = ranges[t][1], n0 = ranges[t][2], n1 = ranges[t][3];
-                const size_t cols = n1 - n0;
+                const size_t cols = n1 - n0, ys = cols + (size_t)(t % 2) * 3; /* odd t: gaps between rows */
                 for (int isa = 0; isa < QC_ISA_COUNT; isa++) {
                     if (!(isa_mask & (1u << isa))) {
                         continue;
                     }
                     qc_options opt = {isa, 1};
-                    memset(deq, 0xFF, k * n * sizeof(float));
+                    memset(deq, 0xFF, k * (n + 3) * sizeof(float));
                     qc_status s = qc_dequantize_w4_f32(k, n, sgn ? QC_GEMM_S4 : QC_GEMM_U4, w, scale,
-                                                       with_zp ? zp : NULL, bs, k0, k1, n0, n1, deq, cols, &opt);
+                                                       with_zp ? zp : NULL, bs, k0, k1, n0, n1, deq, ys, &opt);
                     EXPECT(s == QC_OK, "int4 dequantize status %d", (int)s);
                     int same = 1;
                     for (size_t r = k0; r < k1 && same; r++) {
-                        for (size_t c = n0; c < n1; c++) {
+                        for (size_t c = n0; c < ys + n0 && c < n0 + (n + 3); c++) {
+                            uint32_t got;
+                            memcpy(&got, &deq[(r - k0) * ys + (c - n0)], sizeof got);
+                            if (c >= n1) { /* the gap after a row: untouched */
+                                if (got != 0xFFFFFFFFu) {
+                                    same = 0;
+                                    break;
+                                }
+                                continue;
+                            }
                             size_t p = (r / bs) * n + c;
                             float wd = (float)(wv[r * n + c] - (with_zp ? zp[p] : 0)) * scale[p];
-                            if (memcmp(&deq[(r - k0) * cols + (c - n0)], &wd, sizeof wd) != 0) {
+                            if (memcmp(&got, &wd, sizeof wd) != 0) {
                                 same = 0;
                                 break;
                             }
                         }
                     }
+                    /* past the band's last row: untouched */
+                    for (size_t e = (k1 - k0) * ys; e < k * (n + 3) && same; e++) {
+                        uint32_t got;
+                        memcpy(&got, &deq[e], sizeof got);
+                        same = got == 0xFFFFFFFFu;
+                    }
                     EXPECT(same, "int4 dequantize isa=%s K=%zu N=%zu block %zu rows [%zu, %zu) cols [%zu, %zu)",
                            qc_isa_name(isa), k, n, bs, k0, k1, n0, n1);
                     if (checksum != NULL && isa == QC_ISA_SCALAR && k1 > k0 && cols > 0) {
-                        *checksum = fnv(*checksum, deq, (k1 - k0) * cols * sizeof(float));
+                        for (size_t r = k0; r < k1; r++) {
+                            *checksum = fnv(*checksum, deq + (r - k0) * ys, cols * sizeof(float));
+                        }
                     }
                 }
             }
@@ -701,6 +718,14 @@ static void test_bad_arguments(void) {
     EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, NULL, &scale_ok, NULL, 4, 0, 4, 0, 1, deq, 1, &opt) ==
                QC_E_NULL_POINTER,
            "int4 dequantize null w");
+    /* K = 8 in two blocks of 4, the second block's scale bad: checked only when the band
+     * touches its rows */
+    const float scales2[2] = {1.0f, -1.0f};
+    uint8_t w8[4] = {0x21, 0x43, 0x65, 0x07};
+    EXPECT(qc_dequantize_w4_f32(8, 1, QC_GEMM_S4, w8, scales2, NULL, 4, 0, 4, 0, 1, deq, 1, &opt) == QC_OK,
+           "int4 dequantize: a bad block outside the band is not read");
+    EXPECT(qc_dequantize_w4_f32(8, 1, QC_GEMM_S4, w8, scales2, NULL, 4, 3, 5, 0, 1, deq, 1, &opt) == QC_E_SCALE,
+           "int4 dequantize: a bad block the band reaches");
     EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, NULL, NULL, NULL, 4, 2, 2, 0, 1, NULL, 1, &opt) == QC_OK,
            "int4 dequantize empty range");
     EXPECT(qc_dequantize_w4_f32(4, 1, QC_GEMM_S4, w4, &scale_ok, NULL, 4, 0, 4, 0, 1, deq, 1, &opt) == QC_OK &&
