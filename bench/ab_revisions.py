@@ -16,7 +16,7 @@ output compared; ``--tokens N``
 times a whole ``Model.run`` on the first N tokens of the test sentences, unpadded (N =
 128 is bench/ab_minilm.py's ``--full``), ``--padded`` on its default input (the last test
 sentence padded to 128 tokens); ``--kernels`` the float kernels on MiniLM's
-shapes (attention scores, softmax, GELU, erf; ten times the rounds); ``--float-change`` times
+shapes (attention scores, softmax, GELU, erf, layer norm; ten times the rounds); ``--float-change`` times
 whole runs whose outputs differ in their float bits (a change of float convention) and
 prints the largest difference. The int8 model is built as bench/ab_minilm.py
 builds it (and shared with it: ``--workdir``). Needs git and the torch test dependencies
@@ -97,16 +97,21 @@ def _kernels(packages: dict, rounds: int) -> int:
     mask = np.zeros((1, 1, 1, 128), np.float32)
     scores = (rng.standard_normal((1, 12, 128, 128)) * 3).astype(np.float32)
     x = (rng.standard_normal((128, 1536)) * 2).astype(np.float32)
+    h, r = (rng.standard_normal((2, 128, 384)) * 3).astype(np.float32)
+    gamma, beta = rng.standard_normal((2, 384)).astype(np.float32)
     cases = {
         "attention scores, 12 x 128 x 128": lambda att, act, out: att.attention_scores(q, k, 0.1767767, mask, out=out),
         "softmax, 12 x 128 x 128": lambda att, act, out: act.softmax(scores, out=out),
         "GELU, 128 x 1536": lambda att, act, out: act.gelu(x, out=out),
         "erf, 128 x 1536": lambda att, act, out: act.erf(x, out=out),
+        "layer norm + residual, 128 x 384": lambda att, act, out: act.layer_norm(h, gamma, beta, 1e-12, residual=r,
+                                                                                out=out),
     }
     modules = {name: (importlib.import_module(p.__name__ + "._attention"),
                       importlib.import_module(p.__name__ + "._activation")) for name, p in packages.items()}
     for label, run in cases.items():
-        outs = {name: np.empty(x.shape if "128 x 1536" in label else scores.shape, np.float32) for name in packages}
+        shape = x.shape if "128 x 1536" in label else h.shape if "128 x 384" in label else scores.shape
+        outs = {name: np.empty(shape, np.float32) for name in packages}
         times: dict[str, list[float]] = {name: [] for name in packages}
         for _ in range(rounds):
             for name, (attention, activation) in modules.items():
@@ -131,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time Model.run on the padded benchmark input (the last test sentence, 128 tokens)")
     parser.add_argument("--kernels", action="store_true",
                         help="also time the float kernels on MiniLM's shapes at 128 tokens: the attention scores "
-                             "(12 heads, 128 x 128, depth 32, a mask), softmax alone, GELU and erf of 128 x 1536")
+                             "(12 heads, 128 x 128, depth 32, a mask), softmax alone, GELU and erf of 128 x 1536, "
+                             "a layer norm with its residual of 128 x 384")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--float-change", action="store_true",
                         help="time whole runs whose float outputs differ (a changed float convention), "

@@ -3,7 +3,8 @@
  * the vector accumulator sums the elements i = j (mod 8) in increasing i, the tail elements
  * are added to their lanes after the vector part (still in increasing i), and the lanes are
  * combined in the scalar kernel's order. Element-wise steps are single IEEE operations
- * (vaddps, vsubps, vmulps, vdivps; no FMA).
+ * (vaddps, vsubps, vmulps, vdivps; no FMA). Four rows go at a time (their sums' chains side
+ * by side).
  */
 #include "internal.h"
 
@@ -18,56 +19,86 @@ QC__AVX2_BEGIN
 #include "activation.h"
 #include "layernorm.h"
 
-void qc_f32_layernorm_ukernel__avx2(const float *a, const float *b, size_t rows, size_t cols, const float *gamma,
-                                    const float *beta, float eps, float *y) {
+/* NR rows at once (1..4): the two sums of each row are single dependency chains of vector
+ * adds (48 of them for 384 columns), so the rows' chains run side by side; each row's
+ * operations and their order are those of the one-row loop. */
+static inline __attribute__((always_inline)) void qc__layernorm_rows_avx2(const float *a, const float *b, size_t cols,
+                                                                          const float *gamma, const float *beta,
+                                                                          float eps, float *y, const int nr) {
     const float count = (float)cols;
     const size_t full = cols - cols % 8;
-    for (size_t r = 0; r < rows; r++) {
-        const float *ar = a + r * cols;
-        const float *br = b != NULL ? b + r * cols : NULL;
-        float *yr = y + r * cols;
-        float lanes[8];
-        __m256 acc = _mm256_setzero_ps();
-        for (size_t i = 0; i < full; i += 8) {
-            __m256 v = _mm256_loadu_ps(ar + i);
-            if (br != NULL) {
-                v = _mm256_add_ps(v, _mm256_loadu_ps(br + i));
+    const float *ar[4];
+    const float *br[4];
+    float *yr[4];
+    __m256 acc[4];
+    float lanes[4][8], mean[4], d[4];
+    for (int r = 0; r < nr; r++) {
+        ar[r] = a + (size_t)r * cols;
+        br[r] = b != NULL ? b + (size_t)r * cols : NULL;
+        yr[r] = y + (size_t)r * cols;
+        acc[r] = _mm256_setzero_ps();
+    }
+    for (size_t i = 0; i < full; i += 8) {
+        for (int r = 0; r < nr; r++) {
+            __m256 v = _mm256_loadu_ps(ar[r] + i);
+            if (br[r] != NULL) {
+                v = _mm256_add_ps(v, _mm256_loadu_ps(br[r] + i));
             }
-            acc = _mm256_add_ps(acc, v);
-            _mm256_storeu_ps(yr + i, v);
+            acc[r] = _mm256_add_ps(acc[r], v);
+            _mm256_storeu_ps(yr[r] + i, v);
         }
-        _mm256_storeu_ps(lanes, acc);
+    }
+    for (int r = 0; r < nr; r++) {
+        _mm256_storeu_ps(lanes[r], acc[r]);
         for (size_t i = full; i < cols; i++) {
-            float v = br != NULL ? ar[i] + br[i] : ar[i];
-            lanes[i % 8] = lanes[i % 8] + v;
-            yr[i] = v;
+            float v = br[r] != NULL ? ar[r][i] + br[r][i] : ar[r][i];
+            lanes[r][i % 8] = lanes[r][i % 8] + v;
+            yr[r][i] = v;
         }
-        const float mean = qc__softmax_lane_sum(lanes) / count;
-        const __m256 vmean = _mm256_set1_ps(mean);
-        acc = _mm256_setzero_ps();
-        for (size_t i = 0; i < full; i += 8) {
-            __m256 c = _mm256_sub_ps(_mm256_loadu_ps(yr + i), vmean);
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(c, c));
+        mean[r] = qc__softmax_lane_sum(lanes[r]) / count;
+        acc[r] = _mm256_setzero_ps();
+    }
+    for (size_t i = 0; i < full; i += 8) {
+        for (int r = 0; r < nr; r++) {
+            __m256 c = _mm256_sub_ps(_mm256_loadu_ps(yr[r] + i), _mm256_set1_ps(mean[r]));
+            acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(c, c));
         }
-        _mm256_storeu_ps(lanes, acc);
+    }
+    for (int r = 0; r < nr; r++) {
+        _mm256_storeu_ps(lanes[r], acc[r]);
         for (size_t i = full; i < cols; i++) {
-            float c = yr[i] - mean;
-            lanes[i % 8] = lanes[i % 8] + c * c;
+            float c = yr[r][i] - mean[r];
+            lanes[r][i % 8] = lanes[r][i % 8] + c * c;
         }
-        const float d = sqrtf(qc__softmax_lane_sum(lanes) / count + eps);
-        const __m256 vd = _mm256_set1_ps(d);
+        d[r] = sqrtf(qc__softmax_lane_sum(lanes[r]) / count + eps);
+    }
+    for (int r = 0; r < nr; r++) {
+        const __m256 vmean = _mm256_set1_ps(mean[r]), vd = _mm256_set1_ps(d[r]);
         for (size_t i = 0; i < full; i += 8) {
-            __m256 v = _mm256_mul_ps(_mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(yr + i), vmean), vd),
+            __m256 v = _mm256_mul_ps(_mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(yr[r] + i), vmean), vd),
                                      _mm256_loadu_ps(gamma + i));
             if (beta != NULL) {
                 v = _mm256_add_ps(v, _mm256_loadu_ps(beta + i));
             }
-            _mm256_storeu_ps(yr + i, v);
+            _mm256_storeu_ps(yr[r] + i, v);
         }
         for (size_t i = full; i < cols; i++) {
-            float v = ((yr[i] - mean) / d) * gamma[i];
-            yr[i] = beta != NULL ? v + beta[i] : v;
+            float v = ((yr[r][i] - mean[r]) / d[r]) * gamma[i];
+            yr[r][i] = beta != NULL ? v + beta[i] : v;
         }
+    }
+}
+
+void qc_f32_layernorm_ukernel__avx2(const float *a, const float *b, size_t rows, size_t cols, const float *gamma,
+                                    const float *beta, float eps, float *y) {
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        qc__layernorm_rows_avx2(a + r * cols, b != NULL ? b + r * cols : NULL, cols, gamma, beta, eps, y + r * cols,
+                                4);
+    }
+    for (; r < rows; r++) {
+        qc__layernorm_rows_avx2(a + r * cols, b != NULL ? b + r * cols : NULL, cols, gamma, beta, eps, y + r * cols,
+                                1);
     }
 }
 
