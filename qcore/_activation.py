@@ -9,38 +9,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._native import check, ffi, lib, make_options
+from ._native import c_floats, check, copy_back, ffi, float_target, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
-
-
-def _floats(a: np.ndarray) -> np.ndarray:
-    """``a`` as C reads floats: C-contiguous and 4-byte aligned (copied only when it is not:
-    a view at an odd byte offset, a record field)."""
-    return np.require(a, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
-
-
-def _finish(out: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``out`` after C wrote ``target`` (``out`` itself, or its aligned stand-in)."""
-    if target is not out:
-        out[...] = target
-    return out
 
 
 def _run(fn, name: str, x: np.ndarray, out: np.ndarray | None, isa: str | None) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype != np.float32:
         raise DTypeError(f"{name}: expected float32 input, got {x.dtype}")
-    src = _floats(x)
+    src = c_floats(x)
     if out is None:
         out = np.empty(src.shape, dtype=np.float32)
     elif out.shape != src.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise DTypeError(f"{name}: out must be a C-contiguous float32 array of shape {src.shape}")
     if src.size:
-        target = out if out.flags.aligned else np.empty(src.shape, np.float32)  # C writes floats
+        target = float_target(out)
         status = fn(ffi.cast("const float *", ffi.from_buffer(src)), src.size,
                     ffi.cast("float *", ffi.from_buffer(target)), make_options(isa, None))
         check(status, name)
-        _finish(out, target)
+        copy_back(out, target)
     return out
 
 
@@ -172,7 +159,7 @@ def norm_params(gamma: np.ndarray | None, beta: np.ndarray | None, cols: int) ->
             raise DTypeError(f"layer_norm: {name} must be float32, got {p.dtype}")
         if p.size != cols:
             raise ShapeError(f"layer_norm: {name} has {p.size} values, x has {cols} columns")
-        params.append(_floats(p).reshape(-1))
+        params.append(c_floats(p).reshape(-1))
     return params[0], params[1]
 
 
@@ -229,7 +216,7 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, epsilo
     g, b = norm_params(gamma, beta, cols)
     if g is None:
         raise DTypeError("layer_norm: gamma is required")
-    src = _floats(x)
+    src = c_floats(x)
     res = None
     if residual is not None:
         res = np.asarray(residual)
@@ -237,13 +224,13 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, epsilo
             raise DTypeError(f"layer_norm: residual must be float32, got {res.dtype}")
         if res.shape != x.shape:
             raise ShapeError(f"layer_norm: residual has shape {res.shape}, x has {x.shape}")
-        res = _floats(res)
+        res = c_floats(res)
     if out is None:
         out = np.empty(src.shape, dtype=np.float32)
     elif out.shape != src.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise DTypeError(f"layer_norm: out must be a C-contiguous float32 array of shape {src.shape}")
     if src.size:
-        target = out if out.flags.aligned else np.empty(src.shape, np.float32)  # C writes floats
+        target = float_target(out)
         status = lib.qc_layer_norm_f32(
             ffi.cast("const float *", ffi.from_buffer(src)),
             ffi.NULL if res is None else ffi.cast("const float *", ffi.from_buffer(res)),
@@ -251,5 +238,5 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None, epsilo
             ffi.NULL if b is None else ffi.cast("const float *", ffi.from_buffer(b)), float(epsilon),
             ffi.cast("float *", ffi.from_buffer(target)), make_options(isa, None))
         check(status, "layer_norm")
-        _finish(out, target)
+        copy_back(out, target)
     return out

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._native import check, ffi, lib, make_options
+from ._native import c_floats, check, copy_back, ffi, float_target, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
 
 
@@ -47,7 +47,7 @@ def _pointer(keep: list, a: np.ndarray, want: tuple[int, ...]):
             a = np.ascontiguousarray(a).reshape((math.prod(a.shape[:-3]),) + a.shape[-3:])  # also when empty
         found = _operand(a)
         if found is None:  # a stride between elements or a misaligned start (a record field): copied
-            a = np.require(a, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+            a = c_floats(a)
             found = _operand(a)
     keep.append(a)  # alive until the call returns: the C side reads it through the address
     return found
@@ -153,11 +153,10 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None, m
     q_ptr, q_str = _pointer(keep, q, lead4 + q.shape[-2:])
     k_ptr, k_str = _pointer(keep, k, lead4 + k.shape[-2:])
     m_ptr, m_str = _pointer(keep, m, full) if m is not None else (ffi.NULL, ffi.NULL)
-    target = out if out.flags.aligned else np.empty(shape, np.float32)  # C writes floats
+    target = float_target(out)
     live = _call(math.prod(lead4[:-1]), lead4[-1], shape[-2], q.shape[-1], shape[-1], q_ptr, q_str, k_ptr, k_str,
                  scale_arg, m_ptr, m_str, target, make_options(isa, None))
-    if target is not out:
-        out[...] = target
+    copy_back(out, target)
     return (out, live) if live_keys else out
 
 
@@ -228,15 +227,13 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float | None =
     k_ptr, k_str = _pointer(keep, k, lead4 + k.shape[-2:])
     v_ptr, v_str = _pointer(keep, v, lead4 + v.shape[-2:])
     m_ptr, m_str = _pointer(keep, m, lead4 + (shape[-2], shape[-1])) if m is not None else (ffi.NULL, ffi.NULL)
-    target = out if out.flags.aligned else np.empty(out_shape, np.float32)  # C writes floats
+    target = float_target(out)
     folded = target.reshape((math.prod(lead4[:-1]), lead4[-1]) + out_shape[-2:])  # a view: contiguous
     y_ptr, y_str = _operand(folded)
     _call_context(math.prod(lead4[:-1]), lead4[-1], shape[-2], q.shape[-1], shape[-1], v.shape[-1],
                   q_ptr, q_str, k_ptr, k_str, scale_arg, m_ptr, m_str, v_ptr, v_str, y_ptr, y_str,
                   make_options(isa, None))
-    if target is not out:
-        out[...] = target
-    return out
+    return copy_back(out, target)
 
 
 def _call_context(batch: int, heads: int, rows: int, depth: int, cols: int, vdepth: int, q_ptr, q_str, k_ptr,

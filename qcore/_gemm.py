@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._native import check, ffi, lib, make_options
+from ._native import check, copy_back, ffi, float_target, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
 from .reference import matmul as _ref
 from .reference._params import as_scale
@@ -752,10 +752,9 @@ class Int4Weights:
         elif out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
             raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {shape}")
         if out.size:
-            target = out if out.flags.aligned else np.empty(shape, np.float32)  # C writes floats
+            target = float_target(out)
             check(self._dequantize(k0, k1, ffi.cast("float *", ffi.from_buffer(target)), options), "int4 dequantize")
-            if target is not out:
-                out[...] = target
+            copy_back(out, target)
         return out
 
     def _dequantize(self, k0: int, k1: int, y_ptr: Any, options: Any) -> int:

@@ -6,6 +6,8 @@ does. ``check(status)`` is the one path from a C status to a Python exception.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import errors
 from ._version import __version__
 
@@ -123,3 +125,22 @@ def make_options(isa: str | None = None, num_threads: int | None = None):
             raise errors.QuantParamError(f"num_threads must be an int in [1, 256], got {num_threads!r}")
         options.num_threads = num_threads
     return options
+
+
+def c_floats(a: np.ndarray) -> np.ndarray:
+    """float32 ``a`` as C reads floats: C-contiguous and 4-byte aligned (copied only when it
+    is not: a strided view, a view at an odd byte offset, a record field)."""
+    return np.require(a, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+
+
+def float_target(out: np.ndarray) -> np.ndarray:
+    """Where C may write ``out``'s float32 values: ``out`` itself, or an aligned array of its
+    shape when ``out`` starts at an odd byte offset (pass it to :func:`copy_back` after)."""
+    return out if out.flags.aligned else np.empty(out.shape, np.float32)
+
+
+def copy_back(out: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``out`` after C wrote ``target`` (from :func:`float_target`)."""
+    if target is not out:
+        out[...] = target
+    return out

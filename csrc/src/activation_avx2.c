@@ -33,9 +33,18 @@ QC__AVX2_BEGIN
     } while (0)
 /* Vectors per group: eight (64 values) for erf, GELU and a softmax row's exp (measured
  * faster than four; docs/KERNELS.md). */
-#define QC__GELU_NB 8
-#define QC__ERF_NB 8
-#define QC__SOFTMAX_NB 8
+#define QC__GROUP_NB 8
+/* p = p * x + coef[c] for c = 0 .. count - 1 (Horner), step by step across the group. */
+static inline __attribute__((always_inline)) void qc__horner8n_avx2(__m256 *p, const __m256 *x, const float *coef,
+                                                                    const int count, const int n) {
+    for (int c = 0; c < count; c++) {
+        QC__EACH(t, n) {
+            p[t] = _mm256_add_ps(_mm256_mul_ps(p[t], x[t]), QC__S(coef[c]));
+        }
+        QC__INTERLEAVE(p, n);
+    }
+}
+
 /* exp of n vectors in place. */
 static inline __attribute__((always_inline)) void qc__exp8n_avx2(__m256 *v, const int n) {
     __m256 kf[8], r[8];
@@ -51,12 +60,7 @@ static inline __attribute__((always_inline)) void qc__exp8n_avx2(__m256 *v, cons
     QC__EACH(t, n) {
         v[t] = QC__S(QC__EXP_C7);
     }
-    for (int c = 0; c < 7; c++) {
-        QC__EACH(t, n) {
-            v[t] = _mm256_add_ps(_mm256_mul_ps(v[t], r[t]), QC__S(coef[c]));
-        }
-        QC__INTERLEAVE(v, n);
-    }
+    qc__horner8n_avx2(v, r, coef, 7, n);
     QC__EACH(t, n) {
         __m256i k = _mm256_cvttps_epi32(kf[t]);
         __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
@@ -80,12 +84,7 @@ static inline __attribute__((always_inline)) void qc__erf8n_avx2(__m256 *x, cons
         small[i] = QC__S(QC__ERF_S6);
     }
     const float series[6] = {QC__ERF_S5, QC__ERF_S4, QC__ERF_S3, QC__ERF_S2, QC__ERF_S1, QC__ERF_S0};
-    for (int c = 0; c < 6; c++) {
-        QC__EACH(i, n) {
-            small[i] = _mm256_add_ps(_mm256_mul_ps(small[i], z2[i]), QC__S(series[c]));
-        }
-        QC__INTERLEAVE(small, n);
-    }
+    qc__horner8n_avx2(small, z2, series, 6, n);
     QC__EACH(i, n) {
         small[i] = _mm256_mul_ps(z[i], small[i]);
         /* min(z, 9): z when z < 9, else 9 (also for NaN, which is blended away below) */
@@ -95,12 +94,7 @@ static inline __attribute__((always_inline)) void qc__erf8n_avx2(__m256 *x, cons
     }
     const float fit[9] = {QC__ERFC_P8, QC__ERFC_P7, QC__ERFC_P6, QC__ERFC_P5, QC__ERFC_P4,
                           QC__ERFC_P3, QC__ERFC_P2, QC__ERFC_P1, QC__ERFC_P0};
-    for (int c = 0; c < 9; c++) {
-        QC__EACH(i, n) {
-            p[i] = _mm256_add_ps(_mm256_mul_ps(p[i], t[i]), QC__S(fit[c]));
-        }
-        QC__INTERLEAVE(p, n);
-    }
+    qc__horner8n_avx2(p, t, fit, 9, n);
     QC__EACH(i, n) {
         p[i] = _mm256_sub_ps(p[i], _mm256_mul_ps(zc[i], zc[i]));
     }
@@ -128,12 +122,7 @@ static inline __attribute__((always_inline)) void qc__gelu8n_avx2(__m256 *x, con
     }
     const float coef[7] = {QC__GELU_ERF_P6, QC__GELU_ERF_P5, QC__GELU_ERF_P4, QC__GELU_ERF_P3,
                            QC__GELU_ERF_P2, QC__GELU_ERF_P1, QC__GELU_ERF_P0};
-    for (int c = 0; c < 7; c++) {
-        QC__EACH(t, n) {
-            p[t] = _mm256_add_ps(_mm256_mul_ps(p[t], s[t]), QC__S(coef[c]));
-        }
-        QC__INTERLEAVE(p, n);
-    }
+    qc__horner8n_avx2(p, s, coef, 7, n);
     QC__EACH(t, n) {
         q[t] = _mm256_add_ps(s[t], QC__S(QC__GELU_ERF_Q2));
         q[t] = _mm256_add_ps(_mm256_mul_ps(q[t], s[t]), QC__S(QC__GELU_ERF_Q1));
@@ -174,9 +163,9 @@ static inline __attribute__((always_inline)) void qc__gelu8n_avx2(__m256 *x, con
         memcpy(y + i, buf, (n - i) * sizeof(float));              \
     }
 
-void qc_f32_erf_ukernel__avx2(const float *x, size_t n, float *y) { QC__GROUP_LOOP(qc__erf8n_avx2, QC__ERF_NB) }
+void qc_f32_erf_ukernel__avx2(const float *x, size_t n, float *y) { QC__GROUP_LOOP(qc__erf8n_avx2, QC__GROUP_NB) }
 
-void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y) { QC__GROUP_LOOP(qc__gelu8n_avx2, QC__GELU_NB) }
+void qc_f32_gelu_ukernel__avx2(const float *x, size_t n, float *y) { QC__GROUP_LOOP(qc__gelu8n_avx2, QC__GROUP_NB) }
 
 /* Lanes [0, n) of a vector (n in 1..7): the mask of a row's tail for maskload / maskstore. */
 static inline __m256i qc__tail_mask(size_t n) {
@@ -227,29 +216,29 @@ void qc_f32_softmax_ukernel__avx2(const float *x, size_t rows, size_t cols, floa
         size_t i;
         /* a group of vectors' exp at once (long dependency chains); the sums keep their
          * order: acc takes e of block i, then i + 8, ... */
-        for (i = 0; i + 8 * QC__SOFTMAX_NB <= cols; i += 8 * QC__SOFTMAX_NB) {
-            __m256 v[QC__SOFTMAX_NB], w[QC__SOFTMAX_NB];
+        for (i = 0; i + 8 * QC__GROUP_NB <= cols; i += 8 * QC__GROUP_NB) {
+            __m256 v[QC__GROUP_NB], w[QC__GROUP_NB];
             __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-            QC__EACH(t, QC__SOFTMAX_NB) {
+            QC__EACH(t, QC__GROUP_NB) {
                 v[t] = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 8 * t), vm);
                 w[t] = _mm256_cmp_ps(v[t], lo, _CMP_LT_OQ);
                 all = _mm256_and_ps(all, w[t]);
             }
             /* a block of masked-out entries (an attention mask's padding): every e is +0 anyway */
             if (_mm256_movemask_ps(all) != 0xFF) {
-                QC__EACH(t, QC__SOFTMAX_NB) {
+                QC__EACH(t, QC__GROUP_NB) {
                     v[t] = _mm256_max_ps(v[t], lo);
                 }
-                qc__exp8n_avx2(v, QC__SOFTMAX_NB);
-                QC__EACH(t, QC__SOFTMAX_NB) {
+                qc__exp8n_avx2(v, QC__GROUP_NB);
+                QC__EACH(t, QC__GROUP_NB) {
                     v[t] = _mm256_andnot_ps(w[t], v[t]);
                 }
             } else {
-                QC__EACH(t, QC__SOFTMAX_NB) {
+                QC__EACH(t, QC__GROUP_NB) {
                     v[t] = _mm256_setzero_ps();
                 }
             }
-            QC__EACH(t, QC__SOFTMAX_NB) {
+            QC__EACH(t, QC__GROUP_NB) {
                 acc = _mm256_add_ps(acc, v[t]);
                 _mm256_storeu_ps(yr + i + 8 * t, v[t]);
             }

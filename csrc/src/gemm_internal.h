@@ -157,6 +157,13 @@ static inline int32_t qc__w4_zero_point(const qc__w4_args *args, size_t index) {
                           : (int32_t)((const uint8_t *)args->w_zero_point)[index];
 }
 
+/* W[k, col] dequantized: float32(w - zp) * scale, its block's parameters. */
+static inline float qc__w4_value(const qc__w4_args *args, size_t k, size_t col) {
+    const size_t p = (k / args->block_size) * args->n + col;
+    return (float)(qc__w4_get(args->w, k * args->n + col, args->w_signed) - qc__w4_zero_point(args, p)) *
+           args->w_scale[p];
+}
+
 void qc_f32_w4_gemm__scalar(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1);
 #if defined(QC__BUILD_AVX2)
 void qc_f32_w4_gemm__avx2(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1);

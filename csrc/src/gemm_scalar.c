@@ -29,17 +29,13 @@ void qc_s8_gemm_ukernel_4x8c4__scalar(size_t rows, size_t kgroups, const void *a
 }
 
 void qc_f32_w4_gemm__scalar(const qc__w4_args *args, size_t m0, size_t m1, size_t n0, size_t n1) {
-    const size_t n = args->n;
     for (size_t row = m0; row < m1; row++) {
         const float *a = args->a + row * args->a_stride;
         float *y = args->y + row * args->y_stride;
         for (size_t col = n0; col < n1; col++) {
             float acc = 0.0f;
             for (size_t kk = 0; kk < args->k; kk++) {
-                size_t p = (kk / args->block_size) * n + col;
-                int32_t q = qc__w4_get(args->w, kk * n + col, args->w_signed) - qc__w4_zero_point(args, p);
-                float w = (float)q * args->w_scale[p];
-                acc = acc + a[kk] * w;
+                acc = acc + a[kk] * qc__w4_value(args, kk, col);
             }
             if (args->bias != NULL) {
                 acc = acc + args->bias[col];
@@ -50,13 +46,10 @@ void qc_f32_w4_gemm__scalar(const qc__w4_args *args, size_t m0, size_t m1, size_
 }
 
 void qc_f32_w4_dequant__scalar(const qc__w4_args *args, size_t k0, size_t k1, size_t n0, size_t n1) {
-    const size_t n = args->n;
     for (size_t kk = k0; kk < k1; kk++) {
         float *y = args->y + (kk - k0) * args->y_stride;
         for (size_t col = n0; col < n1; col++) {
-            size_t p = (kk / args->block_size) * n + col;
-            int32_t q = qc__w4_get(args->w, kk * n + col, args->w_signed) - qc__w4_zero_point(args, p);
-            y[col - n0] = (float)q * args->w_scale[p];
+            y[col - n0] = qc__w4_value(args, kk, col);
         }
     }
 }
