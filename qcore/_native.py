@@ -1,4 +1,5 @@
-"""Loads the compiled C core (``qcore._qcore``) and maps its status codes to exceptions.
+"""Loads the compiled C core (``qcore._qcore``), maps its status codes to exceptions and
+hands it float arrays it may read and write (aligned, C-contiguous).
 
 This is the only module that imports the cffi extension; :mod:`qcore.reference` never
 does. ``check(status)`` is the one path from a C status to a Python exception.
