@@ -8,7 +8,7 @@ scratch git worktree, imports the two packages side by side (renamed ``qcore_a``
 and prints the best and median time of each::
 
     PYTHONPATH=$PWD python bench/ab_revisions.py REV_A [REV_B] [--layers M ...] [--tokens N ...] [--padded]
-                                                 [--kernels] [--rounds R] [--float-change]
+                                                 [--kernels] [--rounds R] [--float-change] [--int4]
 
 ``REV_B`` defaults to the working tree (its extension as built in place). ``--layers M``
 times MiniLM's 36 int8 linear layers (``DynamicLinear`` calls) on M rows, every layer's
@@ -18,7 +18,8 @@ times a whole ``Model.run`` on the first N tokens of the test sentences, unpadde
 sentence padded to 128 tokens); ``--kernels`` the float kernels on MiniLM's
 shapes (attention scores, softmax, GELU, erf, layer norm; ten times the rounds); ``--float-change`` times
 whole runs whose outputs differ in their float bits (a change of float convention) and
-prints the largest difference. The int8 model is built as bench/ab_minilm.py
+prints the largest difference; ``--int4`` runs ``--tokens`` / ``--padded`` on the int4
+weight-only model (tests/test_minilm.py's recipe, built once). The int8 model is built as bench/ab_minilm.py
 builds it (and shared with it: ``--workdir``). Needs git and the torch test dependencies
 (tests/minilm_support.py) when the model is not built yet; each revision's build takes
 about a minute.
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--float-change", action="store_true",
                         help="time whole runs whose float outputs differ (a changed float convention), "
                              "printing the largest difference, instead of stopping")
+    parser.add_argument("--int4", action="store_true",
+                        help="--tokens / --padded run the int4 weight-only model (the recipe of tests/test_minilm.py, "
+                             "built once into --workdir) instead of the int8 one")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".pytest_cache" / "d" / "qcore_minilm_ab")
     args = parser.parse_args(argv)
     if not args.layers and not args.tokens and not args.kernels and not args.padded:
@@ -151,15 +155,24 @@ def main(argv: list[str] | None = None) -> int:
     import minilm_support
 
     model_path = args.workdir / "qcore-int8.qcm"
+    run_path = args.workdir / "qcore-int4.qcm" if args.int4 else model_path
     needs_model = bool(args.layers or args.tokens or args.padded)
     reason = minilm_support.missing_dependencies()
-    if needs_model and reason and not model_path.exists():
+    if needs_model and reason and not (model_path.exists() and run_path.exists()):
         print(f"skipped: {reason}")
         return 0
     if needs_model and not model_path.exists():
         import ab_minilm
 
         ab_minilm._models(args.workdir)
+    if needs_model and not run_path.exists():
+        from qcore.api import save
+        from qcore.graph import import_onnx
+        from qcore.graph.transformer import quantize_transformer
+
+        save(quantize_transformer(import_onnx(str(minilm_support.onnx_model_path())),
+                                  minilm_support.calibration_feeds(paragraphs=True), weight_bits=4, block_size=32),
+             run_path)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         trees: list[Path] = []
@@ -190,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 _report(f"{len(first)} linear layers, M = {m}", times)
             if args.kernels and _kernels(packages, args.rounds * 10):
                 return 1
-            models = {name: p.load(str(model_path)) for name, p in packages.items()} if args.tokens or args.padded else {}
+            models = {name: p.load(str(run_path)) for name, p in packages.items()} if args.tokens or args.padded else {}
             for tokens in args.tokens + ([0] if args.padded else []):
                 feeds = _feeds(tokens)
                 results = {name: model.run(feeds) for name, model in models.items()}
@@ -206,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                         start = time.perf_counter()
                         model.run(feeds)
                         times[name].append(time.perf_counter() - start)
-                _report(f"Model.run, {tokens} tokens" if tokens else "Model.run, padded sentence", times)
+                kind = "int4 " if args.int4 else ""
+                _report(f"{kind}Model.run, {tokens} tokens" if tokens else f"{kind}Model.run, padded sentence", times)
         finally:
             for tree in trees:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
