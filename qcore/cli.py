@@ -233,7 +233,9 @@ def inspect_lines(model: Any, path: str | None = None) -> list[str]:
         elif node.op in ("WMatMul", "WConv"):
             lines.append(f"  {node.name} ({node.op}): weight-only")
         elif node.op == "QGather":
-            lines.append(f"  {node.name} ({node.op}): quantized embedding table")
+            extra = g.initializers.get(node.inputs[2]) if len(node.inputs) == 4 else None
+            rows = f", {extra.size} rows also in int8" if isinstance(extra, np.ndarray) else ""
+            lines.append(f"  {node.name} ({node.op}): quantized embedding table{rows}")
     total = 0
     lines.append("tensors:")
     for name, t in g.initializers.items():

@@ -160,6 +160,21 @@ def test_shape_only_nodes_cached_per_input_shape():
     assert sum(1 for *_, is_shape in plan if is_shape) == executor.shape_only_steps
 
 
+def test_an_observer_sees_every_node_output_on_every_run():
+    """Shape-only values cached from an earlier run of the same shape are observed too
+    (calibration that counts them, such as position ids, sees every batch)."""
+    rng = np.random.default_rng(10)
+    model = Model.from_onnx(mb.transformer(rng, positions="gather"))
+    executor = Executor(model.graph)
+    feeds = mb.transformer_feeds(rng, batch=2, seq=8)
+    outputs = {name for node in model.graph.nodes for name in node.outputs if name}
+    for _ in range(3):
+        seen: dict[str, np.ndarray] = {}
+        executor.run(feeds, observe=seen.__setitem__)
+        assert set(seen) == outputs
+        np.testing.assert_array_equal(seen["pos_ids"], np.arange(8))
+
+
 def test_cached_runs_match_the_recording_run_and_name_the_failing_node():
     """The slot plan (shape values cached, nothing recorded) gives the first run's bits and
     the same node-named errors; the buffers it releases are reused."""

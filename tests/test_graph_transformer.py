@@ -16,12 +16,18 @@ from qcore.graph import import_onnx  # noqa: E402
 from qcore.graph.transformer import (  # noqa: E402
     activation_samples,
     INT4_CLIP_RATIOS,
+    INT4_TABLE_BLOCK_ROWS,
+    INT4_TABLE_INT8_ROWS,
+    frequent_rows,
     gptq_quantize,
+    index_counts,
+    int4_table,
     quantize_transformer,
     sensitivity_report,
     smooth_activations,
     smoothing_factors,
 )
+from qcore.reference.quantize import quantize_tensor  # noqa: E402
 from qcore.runtime import Model  # noqa: E402
 
 
@@ -183,6 +189,89 @@ def test_quantize_transformer_int8_and_int4(encoder):
     # fewer calibration rows: a valid model, other weights
     few = quantize_transformer(graph, calibration, weight_bits=8, max_rows=8)
     assert _cosine(few.run(evaluation)["hidden"], reference) > 0.99
+
+
+def test_int4_table_clip_search_per_row_and_per_block():
+    rng = np.random.default_rng(12)
+    table = rng.standard_t(3, size=(40, 64)).astype(np.float32)  # heavy tails: clipping pays
+    for block in (0, 16):
+        q = int4_table(table, block)
+        data = np.asarray(q.data)
+        assert q.dtype == "int4" and data.min() >= -8 and data.max() <= 7
+        assert (q.axis, q.block_size) == ((1, 16) if block else (0, 0))
+        assert np.asarray(q.scale).dtype == np.float32
+        assert np.array_equal(np.asarray(q.scale).astype(np.float16).astype(np.float32), np.asarray(q.scale))
+        plain = quantize_tensor(table, "int4", granularity="per_block" if block else "per_channel",
+                                axis=1 if block else 0, block_size=block, symmetric=False)
+        searched_error = np.square(q.dequantize() - table).sum()
+        assert searched_error < np.square(plain.dequantize() - table).sum()
+    with pytest.raises(QuantParamError, match="2-D"):
+        int4_table(table[0])
+
+
+def test_frequent_rows_and_index_counts():
+    rng = np.random.default_rng(13)
+    table = rng.normal(size=(30, 8)).astype(np.float32)
+    counts = np.zeros(30, np.int64)
+    counts[[4, 9, 2, 17]] = [5, 7, 5, 1]
+    ids, rows = frequent_rows(table, counts, 3)
+    np.testing.assert_array_equal(ids, [2, 4, 9])  # the tie 2 / 4 keeps both, 17 is fourth
+    assert rows.dtype == "int8" and rows.shape == (3, 8) and rows.axis == 0
+    np.testing.assert_allclose(rows.dequantize(), table[ids], atol=np.abs(table).max() / 127)
+    assert frequent_rows(table, counts, 10)[0].tolist() == [2, 4, 9, 17]  # never-seen rows are not chosen
+    with pytest.raises(QuantParamError, match="looked up"):
+        frequent_rows(table, np.zeros(30, np.int64), 3)
+
+    graph = import_onnx(mb.transformer(rng, vocab=60, positions="gather", layers=1))
+    feeds = [mb.transformer_feeds(rng, batch=2, vocab=60) for _ in range(3)]
+    feeds[0]["input_ids"][0, 0] = -1  # a negative index counts for the last row
+    found = index_counts(graph, feeds, {"input_ids": 60, "pos_ids": 64})
+    ids = np.concatenate([f["input_ids"].ravel() for f in feeds])
+    np.testing.assert_array_equal(found["input_ids"], np.bincount(np.where(ids < 0, ids + 60, ids), minlength=60))
+    np.testing.assert_array_equal(found["pos_ids"], np.r_[np.full(8, 3), np.zeros(56, np.int64)])
+    with pytest.raises(CalibrationError, match="out of range"):
+        index_counts(graph, feeds, {"input_ids": 10})
+    with pytest.raises(CalibrationError, match="never computed"):
+        index_counts(graph, feeds, {"no_such_value": 10})
+    with pytest.raises(CalibrationError, match="at least one"):
+        index_counts(graph, [], {"input_ids": 60})
+
+
+def test_int4_vocabulary_table_keeps_its_frequent_rows_in_int8(tmp_path):
+    from qcore.api import load, save
+
+    rng = np.random.default_rng(14)
+    vocab = INT4_TABLE_BLOCK_ROWS + 100
+    graph = import_onnx(mb.transformer(rng, vocab=vocab, positions="gather", layers=1))
+    zipf = 1.0 / np.arange(1, vocab + 1)
+    calibration = []
+    for _ in range(4):
+        feed = mb.transformer_feeds(rng, batch=2, vocab=vocab)
+        feed["input_ids"] = rng.choice(vocab, size=feed["input_ids"].shape, p=zipf / zipf.sum()).astype(np.int64)
+        calibration.append(feed)
+    model = quantize_transformer(graph, calibration, weight_bits=4, block_size=16)
+    gathers = {node.name: node for node in model.graph.nodes if node.op == "QGather"}
+    tokens, positions = gathers["embed_tokens"], gathers["embed_positions"]
+    inits = model.graph.initializers
+    assert len(positions.inputs) == 2 and inits[positions.inputs[0]].block_size == 16  # a small table: blocks
+    assert len(tokens.inputs) == 4 and inits[tokens.inputs[0]].axis == 0  # per row, plus exception rows
+    ids, rows = inits[tokens.inputs[2]], inits[tokens.inputs[3]]
+    counts = np.bincount(np.concatenate([f["input_ids"].ravel() for f in calibration]), minlength=vocab)
+    assert ids.size == min(INT4_TABLE_INT8_ROWS, np.count_nonzero(counts))
+    assert counts[ids].min() >= np.sort(counts)[::-1][ids.size - 1]
+    # looked up, an exception id gives its int8 row; any other id the int4 row
+    feed = mb.transformer_feeds(rng, batch=1, vocab=vocab)
+    other = next(i for i in range(vocab) if i not in set(ids.tolist()))
+    feed["input_ids"][0, :3] = [ids[0], other, ids[-1]]
+    looked = {}
+    Model(model.graph).executor.run(feed, observe=lambda name, value: looked.setdefault(name, value))
+    tok = looked[tokens.outputs[0]][0]
+    np.testing.assert_array_equal(tok[0], rows.dequantize()[0])
+    np.testing.assert_array_equal(tok[1], inits[tokens.inputs[0]].dequantize()[other])
+    np.testing.assert_array_equal(tok[2], rows.dequantize()[-1])
+    path = tmp_path / "encoder-int4.qcm"
+    save(model, path)
+    np.testing.assert_array_equal(load(path).run(feed)["hidden"], model.run(feed)["hidden"])
 
 
 def test_sensitivity_report_covers_every_linear_layer(encoder):

@@ -118,9 +118,10 @@ def test_int8_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
 def test_int4_weight_only_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
     """int4 weight-only, affine blocks of 32 along K, GPTQ rounding with clip search and smoothing.
 
-    Issue 6 asks for a mean cosine >= 0.99; this recipe reaches about 0.985 (worst
-    sentence about 0.926) on these sentences, so the test pins what is achieved and the
-    gap is reported in bench/results/minilm.md.
+    The word embedding is int4 per row with its 32 most looked-up rows again in int8, the
+    position embedding int4 in blocks of 32. Issue 6 asks for a mean cosine >= 0.99; this
+    recipe reaches about 0.9877 (worst sentence about 0.937) on these sentences, so the
+    test pins what is achieved and the gap is reported in bench/results/minilm.md.
     """
     from qcore.api import save
     from qcore.graph.transformer import quantize_transformer
@@ -128,8 +129,13 @@ def test_int4_weight_only_accuracy(float_graph, feeds, torch_embeddings, tmp_pat
     model = quantize_transformer(float_graph, minilm_support.calibration_feeds(paragraphs=True),
                                  weight_bits=4, block_size=32)
     assert model.graph.op_counts().get("WMatMul") == 36
+    tokens = next(node for node in model.graph.nodes if node.op == "QGather" and len(node.inputs) == 4)
+    assert model.graph.initializers[tokens.inputs[2]].size == 32
     path = tmp_path / "minilm-int4.qcm"
     save(model, path)
+    # issue 6: at most 0.55x of onnxruntime's per-channel int8 file (22,943,469 bytes with
+    # onnxruntime 1.32, bench/results/sizes.md); 12,591,200 bytes when measured
+    assert path.stat().st_size <= 0.55 * 22_943_469, path.stat().st_size
     cosine = minilm_support.cosine_rows(_qcore_embeddings(path, feeds), torch_embeddings)
-    assert cosine.mean() >= 0.98, cosine.mean()
-    assert cosine.min() >= 0.91, cosine.min()
+    assert cosine.mean() >= 0.987, cosine.mean()
+    assert cosine.min() >= 0.93, cosine.min()

@@ -224,6 +224,43 @@ def test_qgather_returns_dequantized_rows(dtype, block):
         Model(graph).run({"idx": np.array([[40]], np.int64)})
 
 
+def test_qgather_exception_rows_replace_the_rows_they_list(tmp_path):
+    from qcore.api import load, save
+    from qcore.errors import ModelError
+
+    rng = np.random.default_rng(7)
+    table = rng.normal(size=(40, 30)).astype(np.float32)
+    qt = quantize_tensor(table, "int4", granularity="per_channel", axis=0, symmetric=False)
+    ids = np.array([0, 5, 39], np.int64)
+    rows = quantize_tensor(table[ids], "int8", granularity="per_channel", axis=0)
+
+    def graph(inits: dict, inputs=("t", "idx", "ids", "rows")) -> Graph:
+        return Graph([Node("QGather", list(inputs), ["y"], {"axis": 0}, "g")],
+                     [ValueInfo("idx", "int64", None)], [ValueInfo("y", "float32", None)], inits)
+
+    model = Model(graph({"t": qt, "ids": ids, "rows": rows}))
+    idx = np.array([[0, 39, -1], [5, 6, 7]], np.int64)
+    expected = qt.dequantize()[np.where(idx < 0, idx + 40, idx)]
+    for position, row in (((0, 0), 0), ((0, 1), 2), ((0, 2), 2), ((1, 0), 1)):
+        expected[position] = rows.dequantize()[row]
+    np.testing.assert_array_equal(model.run({"idx": idx})["y"], expected, strict=True)
+    assert model.run({"idx": np.zeros((0,), np.int64)})["y"].shape == (0, 30)
+    path = tmp_path / "gather.qcm"
+    save(model, path)
+    np.testing.assert_array_equal(load(path).run({"idx": idx})["y"], expected, strict=True)
+    bad = [
+        ({"t": qt, "ids": ids}, ("t", "idx", "ids"), "two initializers"),
+        ({"t": qt, "ids": ids, "rows": table[ids]}, None, "two initializers"),
+        ({"t": qt, "ids": ids.astype(np.float32), "rows": rows}, None, "1-D integers"),
+        ({"t": qt, "ids": ids[::-1].copy(), "rows": rows}, None, "strictly increasing"),
+        ({"t": qt, "ids": np.array([0, 5, 40]), "rows": rows}, None, "strictly increasing"),
+        ({"t": qt, "ids": ids[:2].copy(), "rows": rows}, None, "do not match"),
+    ]
+    for inits, inputs, message in bad:
+        with pytest.raises(ModelError, match=message):  # at load, or at the first run of a lazily built step
+            Model(graph(inits, inputs or ("t", "idx", "ids", "rows"))).run({"idx": idx})
+
+
 def test_empty_batch_runs_in_every_mode():
     mb = pytest.importorskip("model_builders")
     import qcore.graph.quantize as q

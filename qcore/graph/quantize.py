@@ -161,9 +161,14 @@ def _quantize_weight(site: _Site, per_channel: bool, symmetric: bool, scale_dtyp
                             scale_dtype=scale_dtype)
 
 
-def _rewrite(graph: Graph, sites: list[_Site], make: Callable[[_Site], tuple[str, QuantizedTensor, dict]],
+def _rewrite(graph: Graph, sites: list[_Site], make: Callable[[_Site], tuple],
              metadata: dict[str, Any], progress: Progress | None = None) -> Graph:
-    """Replace each site by its quantized node (same output name) and drop fused Adds."""
+    """Replace each site by its quantized node (same output name) and drop fused Adds.
+
+    ``make(site)`` returns ``(op, quantized weight, attributes)``, or for ``QGather``
+    optionally ``(op, table, attributes, (ids, rows))``: the table's exception rows,
+    stored as ``<table>.ids`` / ``<table>.rows`` and appended to the node's inputs.
+    """
     from .transforms import remove_dead_code  # noqa: PLC0415
 
     out = graph.copy()
@@ -178,14 +183,20 @@ def _rewrite(graph: Graph, sites: list[_Site], make: Callable[[_Site], tuple[str
         if site is None:
             nodes.append(node)
             continue
-        op, qweight, attrs = make(site)
+        op, qweight, attrs, *extra = make(site)
         done += 1
         if progress is not None:
             progress(done, len(sites))
         if op == "QGather":
             w_name = f"{node.inputs[0]}.qgather"
             out.initializers[w_name] = qweight
-            nodes.append(Node(op, [w_name, node.inputs[1]], [site.output], {"axis": 0}, node.name))
+            inputs = [w_name, node.inputs[1]]
+            if extra:
+                ids, rows = extra[0]
+                out.initializers[f"{w_name}.ids"] = ids
+                out.initializers[f"{w_name}.rows"] = rows
+                inputs += [f"{w_name}.ids", f"{w_name}.rows"]
+            nodes.append(Node(op, inputs, [site.output], {"axis": 0}, node.name))
             continue
         w_name = f"{node.inputs[1]}.{op.lower()}"
         out.initializers[w_name] = qweight

@@ -30,14 +30,17 @@ from ..errors import CalibrationError, ModelError, QuantParamError
 from ..reference.params import check_scale_dtype, float16_scale
 from ..reference.tensor import QuantizedTensor
 from .ir import Graph, Node
-from .quantize import _as_graph, find_sites, quantize_dynamic, quantize_weight_only
+from .quantize import _as_graph, _quantize_tensor, find_sites, quantize_dynamic, quantize_weight_only
 
 __all__ = [
     "ALPHA_GRID",
     "LayerSensitivity",
     "activation_channel_maxima",
     "activation_samples",
+    "frequent_rows",
     "gptq_quantize",
+    "index_counts",
+    "int4_table",
     "quantize_transformer",
     "search_smoothing",
     "sensitivity_report",
@@ -63,6 +66,15 @@ class LayerSensitivity:
 #: Candidate fractions of each int4 block's range tried by GPTQ (the smallest round-trip
 #: error wins): clipping a block's extremes often lowers the error of the other values.
 INT4_CLIP_RATIOS = tuple(round(1.0 - 0.025 * i, 3) for i in range(11))
+
+#: int4 embedding tables of at most this many rows (position and segment tables) are
+#: stored in affine blocks of ``block_size`` along each row; larger (vocabulary) tables
+#: get one affine scale per row, which keeps them near 4 bits per value.
+INT4_TABLE_BLOCK_ROWS = 4096
+
+#: The rows of a per-row int4 table that the calibration data looks up most (special and
+#: common tokens) are stored again in int8, as the table's exception rows (``QGather``).
+INT4_TABLE_INT8_ROWS = 32
 
 
 def _executor(graph: Graph) -> Any:
@@ -168,6 +180,132 @@ def activation_samples(graph: Graph, calibration: Iterable[Feeds], values: Seque
     _run_calibration(graph, calibration, observe)
     return _checked_observations({name: np.concatenate(samples[name]) for name, count in counts.items() if count},
                                  wanted)
+
+
+def index_counts(graph: Graph, calibration: Iterable[Feeds], values: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """How often each row of a table is looked up over calibration data.
+
+    Parameters
+    ----------
+    graph : Graph
+        The float graph.
+    calibration : iterable of mapping
+        Feeds (one array per graph input).
+    values : mapping of str to int
+        Index value names (the Gather nodes' second inputs) and their tables' row counts.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        int64 ``[rows]`` counts per value (negative indices count for ``index + rows``).
+
+    Raises
+    ------
+    CalibrationError
+        No calibration feeds, a value never computed, or an index out of range.
+    """
+    counts = {name: np.zeros(rows, dtype=np.int64) for name, rows in values.items()}
+    graph_inputs = {value.name for value in graph.inputs}
+    seen: set[str] = set()
+
+    def observe(name: str, value: np.ndarray) -> None:
+        if name in counts:
+            seen.add(name)
+            rows = counts[name].size
+            flat = np.asarray(value).astype(np.int64).reshape(-1)
+            if flat.size and (flat.min() < -rows or flat.max() >= rows):
+                raise CalibrationError(f"indices of {name!r} out of range [{-rows}, {rows - 1}]")
+            counts[name] += np.bincount(np.where(flat < 0, flat + rows, flat), minlength=rows)
+
+    feeds = list(calibration)
+    if not feeds:
+        raise CalibrationError("index counts need at least one calibration batch")
+    if set(counts) - graph_inputs:
+        _run_calibration(graph, feeds, observe)
+    for feed in feeds:  # indices fed directly (input_ids) are not node outputs
+        for name in graph_inputs & set(counts):
+            if name not in feed:
+                raise CalibrationError(f"a calibration feed has no input {name!r}")
+            observe(name, feed[name])
+    return _checked_observations({name: counts[name] for name in seen}, set(values))
+
+
+def _stored_scale(scale: np.ndarray, scale_dtype: str = "float16") -> np.ndarray:
+    """A scale as the file will store it (float64 copy): float32, or rounded up to float16."""
+    if scale_dtype == "float16":
+        half = float16_scale(scale)
+        if half is not None:
+            return half.astype(np.float64)
+    return scale.astype(np.float32).astype(np.float64)
+
+
+def int4_table(table: np.ndarray, block_size: int = 0) -> QuantizedTensor:
+    """An embedding table in int4, affine, with a searched clip ratio per scale.
+
+    Parameters
+    ----------
+    table : numpy.ndarray
+        float ``[rows, columns]``.
+    block_size : int
+        0: one scale and zero point per row (axis 0); otherwise per block of
+        ``block_size`` columns of a row (axis 1).
+
+    Returns
+    -------
+    QuantizedTensor
+        int4, float16 scales, int8 zero points in ``[-8, 7]``.
+
+    Notes
+    -----
+    Per row (or block) the range ``[min(w, 0), max(w, 0)]`` times each ratio of
+    :data:`INT4_CLIP_RATIOS` is tried and the one with the smallest squared round-trip
+    error kept (:func:`gptq_quantize`'s block parameters, without the error feedback).
+    """
+    w = np.asarray(table, dtype=np.float64)
+    if w.ndim != 2:
+        raise QuantParamError(f"an embedding table must be 2-D, got shape {w.shape}")
+    width = block_size or w.shape[1]
+    blocks = [w[:, start:start + width] for start in range(0, w.shape[1], width)]
+    params = [_block_parameters(b.T, False, -8.0, 7.0, INT4_CLIP_RATIOS, _stored_scale) for b in blocks]
+    data = np.concatenate([np.clip(np.rint(b / s[:, None]) + z[:, None], -8, 7) for b, (s, z) in zip(blocks, params)],
+                          axis=1).astype(np.int8)
+    scale = np.stack([s for s, _ in params], axis=1).astype(np.float32)
+    zero = np.stack([z for _, z in params], axis=1).astype(np.int8)
+    if not block_size:
+        return QuantizedTensor(data, scale[:, 0], zero[:, 0], "int4", axis=0)
+    return QuantizedTensor(data, scale, zero, "int4", axis=1, block_size=block_size)
+
+
+def frequent_rows(table: np.ndarray, counts: np.ndarray, limit: int) -> tuple[np.ndarray, QuantizedTensor]:
+    """The ``limit`` most looked-up rows of a table, in int8: a ``QGather``'s exception rows.
+
+    Parameters
+    ----------
+    table : numpy.ndarray
+        float ``[rows, columns]``.
+    counts : numpy.ndarray
+        Look-ups per row (:func:`index_counts`); rows never looked up are not chosen.
+    limit : int
+        At most this many rows.
+
+    Returns
+    -------
+    (numpy.ndarray, QuantizedTensor)
+        Their ids (int64, increasing; ties in count go to the lower id) and the rows,
+        int8 symmetric with one float16 scale per row.
+
+    Raises
+    ------
+    QuantParamError
+        No row was looked up (every count 0).
+    """
+    order = np.argsort(-counts, kind="stable")[:limit]
+    ids = np.sort(order[counts[order] > 0]).astype(np.int64)
+    if not ids.size:
+        raise QuantParamError("no row of the table was looked up")
+    rows = _quantize_tensor(np.asarray(table, np.float32)[ids], "int8", granularity="per_channel", axis=0,
+                            scale_dtype="float16")
+    return ids, rows
 
 
 def _fake_quantize_weight(weight: np.ndarray, bits: int, block_size: int) -> np.ndarray:
@@ -337,12 +475,7 @@ def gptq_quantize(weight: np.ndarray, samples: np.ndarray, *, bits: int = 8, blo
     check_scale_dtype(scale_dtype)
 
     def stored(scale: np.ndarray) -> np.ndarray:
-        """The scale as it will be stored: float32, or rounded up to float16."""
-        if scale_dtype == "float16":
-            half = float16_scale(scale)
-            if half is not None:
-                return half.astype(np.float64)
-        return scale.astype(np.float32).astype(np.float64)
+        return _stored_scale(scale, scale_dtype)
 
     if not symmetric and not block_size:
         raise QuantParamError("affine GPTQ weights need a block size")
@@ -606,9 +739,12 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
     Notes
     -----
     MatMuls with a constant weight and embedding tables (``QGather``: int8 with one
-    symmetric scale per row; with int4 weights, int4 with one affine scale and zero point
-    per row, which keeps the 30522-row table of a BERT vocabulary at 4.1 bits per value)
-    are quantized; the attention products of two activations, softmax, layer
+    symmetric scale per row; with int4 weights, :func:`int4_table`: tables of at most
+    :data:`INT4_TABLE_BLOCK_ROWS` rows in affine blocks of ``block_size`` along each row,
+    larger ones with one affine scale and zero point per row, which keeps the 30522-row
+    table of a BERT vocabulary at 4.1 bits per value, plus its
+    :data:`INT4_TABLE_INT8_ROWS` rows most looked up in the calibration data again in
+    int8, :func:`frequent_rows`) are quantized; the attention products of two activations, softmax, layer
     normalisation and GELU run in float32. int4 GPTQ tries the block ranges
     :data:`INT4_CLIP_RATIOS` (:func:`gptq_quantize`'s ``clip_ratios``).
     """
@@ -643,14 +779,22 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
     sites = find_sites(graph, exclude_nodes=exclude_nodes, op_types=("MatMul",))
     samples = activation_samples(graph, calibration, sorted({site.node.inputs[0] for site in sites}),
                                  max_rows=max_rows)
-    sites += find_embedding_sites(graph, exclude_nodes=exclude_nodes)
+    tables = find_embedding_sites(graph, exclude_nodes=exclude_nodes)
+    sites += tables
+    vocabularies = {site.node.inputs[1]: site.weight.shape[0] for site in tables
+                    if site.weight.shape[0] > INT4_TABLE_BLOCK_ROWS}
+    lookups = index_counts(graph, calibration, vocabularies) if weight_bits == 4 and vocabularies else {}
 
-    def make(site: Any) -> tuple[str, QuantizedTensor, dict]:
+    def make(site: Any) -> tuple:
         if site.node.op == "Gather":
-            if weight_bits == 4:
-                return "QGather", _quantize_tensor(site.weight, "int4", granularity="per_channel", axis=0,
-                                                   symmetric=False, scale_dtype="float16"), {}
-            return "QGather", _quantize_embedding(site, "int8"), {}
+            if weight_bits == 8:
+                return "QGather", _quantize_embedding(site, "int8"), {}
+            if site.weight.shape[0] <= INT4_TABLE_BLOCK_ROWS:
+                return "QGather", int4_table(site.weight, block_size), {}
+            counts = lookups.get(site.node.inputs[1])
+            if counts is None or not counts.any():
+                return "QGather", int4_table(site.weight), {}
+            return "QGather", int4_table(site.weight), {}, frequent_rows(site.weight, counts, INT4_TABLE_INT8_ROWS)
         samples_in = samples[site.node.inputs[0]]
         if weight_bits == 4:
             return "WMatMul", gptq_quantize(site.weight, samples_in, bits=4, block_size=block_size,

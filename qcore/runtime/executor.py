@@ -176,6 +176,10 @@ class Executor:
             plan = self.chained_steps
         for node, fn, release, is_shape in plan:
             if is_shape and cached is not None:
+                if observe is not None:  # computed on an earlier run of this shape
+                    for name in node.outputs:
+                        if name in cached:
+                            observe(name, cached[name])
                 if not keep_all:
                     for name in release:
                         values.pop(name, None)

@@ -11,8 +11,9 @@ weights, and returns ``fn(inputs) -> outputs`` that the executor calls per run:
   the zero point), all Conv attributes.
 - ``WMatMul(X, W[, B])`` / ``WConv(X, W[, B])``: weight-only: int8/int4 weights
   (per-channel or blocked), float activations.
-- ``QGather(W, indices)``: an embedding table stored quantized (one scale per row, or
-  per block of a row); the looked-up rows are dequantized to float32.
+- ``QGather(W, indices[, ids, rows])``: an embedding table stored quantized (one scale
+  per row, or per block of a row); the looked-up rows are dequantized to float32. With
+  exception rows, an index listed in ``ids`` takes its row from ``rows`` instead.
 """
 
 from __future__ import annotations
@@ -143,18 +144,54 @@ def build_wconv(node: Node, initializers: dict) -> Step:
     return run
 
 
+def _exception_rows(node: Node, initializers: dict, table: QuantizedTensor) -> tuple[np.ndarray, np.ndarray] | None:
+    """QGather's optional ``(ids, rows)`` inputs, checked: sorted ids and their float32 rows."""
+    extra = node.inputs[2:]
+    if not extra:
+        return None
+    ids = initializers.get(extra[0])
+    rows = initializers.get(extra[1]) if len(extra) == 2 else None
+    if len(extra) != 2 or not isinstance(ids, np.ndarray) or not isinstance(rows, QuantizedTensor):
+        raise ModelError(f"node {node.name!r} (QGather): exception rows need two initializers, "
+                         "integer ids and a quantized table of their rows")
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise ModelError(f"node {node.name!r} (QGather): exception ids must be 1-D integers, got "
+                         f"{ids.dtype} {ids.shape}")
+    ids = ids.astype(np.int64)
+    if ids.size and (ids[0] < 0 or ids[-1] >= table.shape[0] or np.any(np.diff(ids) <= 0)):
+        raise ModelError(f"node {node.name!r} (QGather): exception ids must be strictly increasing "
+                         f"and in [0, {table.shape[0] - 1}]")
+    if tuple(rows.shape) != (ids.size, table.shape[1]):
+        raise ModelError(f"node {node.name!r} (QGather): exception rows {tuple(rows.shape)} do not match "
+                         f"{ids.size} ids of a table with {table.shape[1]} columns")
+    return ids, kernels.dequantize_rows(rows, np.arange(ids.size))
+
+
 def build_qgather(node: Node, initializers: dict) -> Step:
-    """QGather: gather rows of a quantized table and dequantize only those rows."""
+    """QGather: gather rows of a quantized table and dequantize only those rows.
+
+    Exception rows (inputs 2 and 3, :func:`qcore.graph.transformer.quantize_transformer`
+    stores the most looked-up rows of an int4 vocabulary table again in int8) replace the
+    table's row for every index they list.
+    """
     table = initializers.get(node.inputs[0])
     if not isinstance(table, QuantizedTensor) or len(table.shape) != 2:
         raise ModelError(f"node {node.name!r} (QGather) needs a 2-D quantized table {node.inputs[0]!r}")
     rows = table.shape[0]
+    exceptions = _exception_rows(node, initializers, table)
 
     def run(inputs: list) -> list:
         idx = np.asarray(inputs[1]).astype(np.int64, copy=False)
         if idx.size and (idx.min() < -rows or idx.max() >= rows):
             raise ShapeError(f"node {node.name!r}: index out of range [{-rows}, {rows - 1}]")
-        return [kernels.dequantize_rows(table, np.where(idx < 0, idx + rows, idx))]
+        idx = np.where(idx < 0, idx + rows, idx)
+        out = kernels.dequantize_rows(table, idx)
+        if exceptions is not None and exceptions[0].size:
+            ids, values = exceptions
+            where = np.minimum(np.searchsorted(ids, idx), ids.size - 1)
+            hit = ids[where] == idx
+            out[hit] = values[where[hit]]
+        return [out]
     return run
 
 
