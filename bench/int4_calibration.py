@@ -1,10 +1,15 @@
-"""int4 MiniLM accuracy against the calibration text: the shipped set, or it plus rearranged copies.
+"""int4 MiniLM accuracy against the calibration text: the shipped set, without its short texts, or plus rearranged copies.
 
 Quantizes all-MiniLM-L6-v2 with the int4 recipe of tests/test_minilm.py (weight-only, affine
 blocks of 32, GPTQ with clip search, smoothing) from one calibration set and prints the
-mean and worst cosine of the 52 test sentences' embeddings against PyTorch float32::
+mean and worst cosine of the 60 test sentences' embeddings against PyTorch float32::
 
-    PYTHONPATH=$PWD python bench/int4_calibration.py [shipped|shuffled-words N|mixed-sentences N|stdlib-docstrings N] [--max-rows R]
+    PYTHONPATH=$PWD python bench/int4_calibration.py [shipped|no-short|shuffled-words N|mixed-sentences N|stdlib-docstrings N] [--max-rows R]
+
+``shipped`` is the recipe's set (``minilm_support.calibration_texts(paragraphs=True)``:
+sentences, paragraphs and the short texts of ``tests/data/calibration_short.txt``);
+``no-short`` leaves the short texts out (the set before they were added). The other
+variants add to ``no-short``:
 
 ``shuffled-words N`` adds N copies of every calibration paragraph with its words in a
 random order; ``mixed-sentences N`` adds N rounds of new paragraphs made of four sentences
@@ -13,7 +18,7 @@ words), to see whether GPTQ's Hessians gain from more rows of the same vocabular
 ``stdlib-docstrings N`` adds N paragraphs of new text: prose paragraphs of the docstrings
 of Python's standard library (present on every machine; technical English, another
 domain than the test sentences). ``--max-rows`` is ``quantize_transformer``'s number of
-calibration rows per layer input (default 4096: more tokens than that are not used).
+calibration rows per layer input (default 8192, the recipe's: more tokens than that are not used).
 Needs the torch test dependencies (tests/minilm_support.py).
 """
 
@@ -71,8 +76,11 @@ def stdlib_paragraphs() -> list[str]:
 
 
 def calibration_texts(variant: str, copies: int, seed: int = 0) -> list[str]:
-    """The shipped calibration sentences and paragraphs, plus ``copies`` rearranged copies
-    (or, for ``stdlib-docstrings``, ``copies`` paragraphs of new text)."""
+    """The shipped calibration texts; for the other variants the sentences and paragraphs
+    without the short texts, plus ``copies`` rearranged copies (or, for
+    ``stdlib-docstrings``, ``copies`` paragraphs of new text)."""
+    if variant == "shipped":
+        return ms.calibration_texts(paragraphs=True)
     rng = random.Random(seed)
     paragraphs = ms.load_sentences(ms.PARAGRAPHS_PATH)
     texts = ms.load_sentences(ms.CALIBRATION_PATH) + paragraphs
@@ -97,9 +105,9 @@ def calibration_texts(variant: str, copies: int, seed: int = 0) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant", nargs="?", default="shipped",
-                        choices=["shipped", "shuffled-words", "mixed-sentences", "stdlib-docstrings"])
+                        choices=["shipped", "no-short", "shuffled-words", "mixed-sentences", "stdlib-docstrings"])
     parser.add_argument("copies", nargs="?", type=int, default=2)
-    parser.add_argument("--max-rows", type=int, default=4096)
+    parser.add_argument("--max-rows", type=int, default=8192)
     args = parser.parse_args(argv)
     reason = ms.missing_dependencies()
     if reason:
@@ -117,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                                  max_rows=args.max_rows)
     hidden, _ = ms.run_saved(model, feeds)
     cosine = ms.cosine_rows(ms.sentence_embeddings(hidden, feeds["attention_mask"]), reference)
-    label = (args.variant if args.variant == "shipped" else f"{args.variant} x{args.copies}") + (
+    label = (args.variant if args.variant in ("shipped", "no-short") else f"{args.variant} x{args.copies}") + (
         f", max_rows {args.max_rows}")
     print(f"{label}: {len(texts)} texts, {tokens} tokens: mean cosine {cosine.mean():.5f}, worst {cosine.min():.5f}")
     return 0

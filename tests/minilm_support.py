@@ -48,6 +48,10 @@ SENTENCES_PATH = Path(__file__).resolve().parent / "data" / "sentences.txt"
 CALIBRATION_PATH = Path(__file__).resolve().parent / "data" / "calibration.txt"
 #: Longer calibration texts (one paragraph a line, none from SENTENCES_PATH).
 PARAGRAPHS_PATH = Path(__file__).resolve().parent / "data" / "calibration_paragraphs.txt"
+#: Short inputs and everyday sentences for the int4 calibration, one a line: replies,
+#: greetings, single nouns and places, numbers and codes, and sentences of 5-16 words
+#: (none is, or reduces to the letters and digits of, a sentence of SENTENCES_PATH).
+SHORT_PATH = Path(__file__).resolve().parent / "data" / "calibration_short.txt"
 
 _REQUIRED_MODULES = {
     "torch": "torch",
@@ -151,15 +155,25 @@ def tokenize(sentences: Sequence[str], length: int | None = SEQUENCE_LENGTH) -> 
     }
 
 
-def calibration_feeds(path: Path = CALIBRATION_PATH, *, paragraphs: bool = False) -> list[dict[str, np.ndarray]]:
-    """One unpadded feed (batch 1, the text's own length) per calibration sentence.
+def calibration_texts(path: Path = CALIBRATION_PATH, *, paragraphs: bool = False) -> list[str]:
+    """The calibration texts: the sentences of ``path``, and with ``paragraphs=True`` the
+    int4 recipe's additions.
 
-    ``paragraphs=True`` adds the paragraphs of ``PARAGRAPHS_PATH`` (about 2,500 more
-    tokens): GPTQ's int4 Hessians of the 1536-wide layers need more rows than the 40
-    short sentences give (about 500 tokens).
+    ``paragraphs=True`` adds the paragraphs of ``PARAGRAPHS_PATH`` (about 2,500 tokens:
+    GPTQ's int4 Hessians of the 1536-wide layers need more rows than the 40 sentences
+    give, about 500 tokens) and the short inputs and sentences of ``SHORT_PATH`` (about
+    1,900 tokens: inputs of one to a few words, whose [CLS] and [SEP] rows weigh most in
+    their mean-pooled embedding, were the int4 model's worst without them).
     """
-    texts = load_sentences(path) + (load_sentences(PARAGRAPHS_PATH) if paragraphs else [])
-    return [tokenize([text], length=None) for text in texts]
+    texts = load_sentences(path)
+    if paragraphs:
+        texts += load_sentences(PARAGRAPHS_PATH) + load_sentences(SHORT_PATH)
+    return texts
+
+
+def calibration_feeds(path: Path = CALIBRATION_PATH, *, paragraphs: bool = False) -> list[dict[str, np.ndarray]]:
+    """One unpadded feed (batch 1, the text's own length) per text of :func:`calibration_texts`."""
+    return [tokenize([text], length=None) for text in calibration_texts(path, paragraphs=paragraphs)]
 
 
 def sentence_embeddings(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

@@ -44,6 +44,17 @@ def test_sentence_set_is_varied():
     assert any(s.replace(".", "").isdigit() for s in sentences)
 
 
+def test_calibration_texts_are_not_evaluation_sentences():
+    """No calibration text is an evaluation sentence, even up to case, spaces and punctuation."""
+    def letters(text: str) -> str:
+        return "".join(c for c in text.lower() if c.isalnum())
+
+    evaluation = {letters(s) for s in minilm_support.load_sentences()}
+    texts = minilm_support.calibration_texts(paragraphs=True)
+    assert len(texts) >= 380 and len(set(texts)) == len(texts)
+    assert not [t for t in texts if letters(t) in evaluation]
+
+
 def test_export_has_dynamic_batch_and_sequence(onnx_path):
     import onnx
 
@@ -116,12 +127,13 @@ def test_int8_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
 
 
 def test_int4_weight_only_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
-    """int4 weight-only, affine blocks of 32 along K, GPTQ rounding with clip search and smoothing.
+    """int4 weight-only, affine blocks of 32 along K, GPTQ rounding with clip search and smoothing:
+    issue 6's accuracy target (mean >= 0.99), and its file size target.
 
     The word embedding is int4 per row with its 32 most looked-up rows again in int8, the
-    position embedding int4 in blocks of 32. Issue 6 asks for a mean cosine >= 0.99; this
-    recipe reaches about 0.9877 (worst sentence about 0.937) on these sentences, so the
-    test pins what is achieved and the gap is reported in bench/results/minilm.md.
+    position embedding int4 in blocks of 32; calibration: sentences, paragraphs and short
+    inputs (4,974 tokens). Measured: mean 0.99027, worst 0.96687 (one BLAS thread;
+    0.96684 with two), 12,597,467 bytes.
     """
     from qcore.api import save
     from qcore.graph.transformer import quantize_transformer
@@ -134,8 +146,8 @@ def test_int4_weight_only_accuracy(float_graph, feeds, torch_embeddings, tmp_pat
     path = tmp_path / "minilm-int4.qcm"
     save(model, path)
     # issue 6: at most 0.55x of onnxruntime's per-channel int8 file (22,943,469 bytes with
-    # onnxruntime 1.32, bench/results/sizes.md); 12,591,200 bytes when measured
+    # onnxruntime 1.32, bench/results/sizes.md)
     assert path.stat().st_size <= 0.55 * 22_943_469, path.stat().st_size
     cosine = minilm_support.cosine_rows(_qcore_embeddings(path, feeds), torch_embeddings)
-    assert cosine.mean() >= 0.987, cosine.mean()
-    assert cosine.min() >= 0.93, cosine.min()
+    assert cosine.mean() >= 0.99, cosine.mean()
+    assert cosine.min() >= 0.95, cosine.min()

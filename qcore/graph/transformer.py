@@ -141,7 +141,7 @@ def activation_channel_maxima(graph: Graph, calibration: Iterable[Feeds], values
 
 
 def activation_samples(graph: Graph, calibration: Iterable[Feeds], values: Sequence[str],
-                       max_rows: int = 4096) -> dict[str, np.ndarray]:
+                       max_rows: int = 8192) -> dict[str, np.ndarray]:
     """Rows of the given values (flattened to ``[rows, channels]``) over calibration data.
 
     Parameters
@@ -591,7 +591,7 @@ def smoothing_factors(activation_max: np.ndarray, weight: np.ndarray, alpha: flo
 def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
                        alpha: float | Mapping[str, float] | str = "search", weight_bits: int = 8,
                        block_size: int = 0, quantize_activations: bool = True,
-                       exclude_nodes: Sequence[str] = (), max_rows: int = 4096) -> Graph:
+                       exclude_nodes: Sequence[str] = (), max_rows: int = 8192) -> Graph:
     """Migrate activation outliers of every linear layer into its weights.
 
     Parameters
@@ -695,7 +695,7 @@ def smooth_activations(model: Any, calibration: Iterable[Feeds], *,
 def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None, *, weight_bits: int = 8,
                          block_size: int = 32, alpha: float | Mapping[str, float] | str = "search",
                          rounding: str = "gptq", symmetric: bool = False,
-                         exclude_nodes: Sequence[str] = (), max_rows: int = 4096) -> Any:
+                         exclude_nodes: Sequence[str] = (), max_rows: int = 8192) -> Any:
     """Quantize a transformer encoder for accuracy close to float.
 
     Parameters
