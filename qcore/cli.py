@@ -129,11 +129,20 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     nodes, ops = _split_excludes(model, args.exclude or [])
     per_channel = not args.per_tensor
     mode = args.mode
-    if args.weight_bits == 4 and mode != "weight-only":
-        raise CliError("--weight-bits 4 needs --mode weight-only")
-    if args.block_size and mode != "weight-only":
-        raise CliError("--block-size applies to --mode weight-only only")
-    if mode == "static":
+    if args.weight_bits == 4 and mode not in ("weight-only", "transformer"):
+        raise CliError("--weight-bits 4 needs --mode weight-only or --mode transformer")
+    if args.block_size and mode not in ("weight-only", "transformer"):
+        raise CliError("--block-size applies to --mode weight-only and --mode transformer only")
+    if mode == "transformer":
+        from .graph import transformer as t  # noqa: PLC0415
+
+        if not args.calibration:
+            raise CliError("--mode transformer needs --calibration DATA.npz (one array per model input)")
+        feeds = t.sample_feeds(_load_npz(args.calibration, "calibration"))
+        excluded = nodes + [n.name for n in model.graph.nodes if n.op in ops]
+        quantized = t.quantize_transformer(model, feeds, weight_bits=args.weight_bits,
+                                           block_size=args.block_size or 32, exclude_nodes=excluded)
+    elif mode == "static":
         if not args.calibration:
             raise CliError("--mode static needs --calibration DATA.npz (one array per model input)")
         data = _load_npz(args.calibration, "calibration")
@@ -233,8 +242,9 @@ def inspect_lines(model: Any, path: str | None = None) -> list[str]:
         elif node.op in ("WMatMul", "WConv"):
             lines.append(f"  {node.name} ({node.op}): weight-only")
         elif node.op == "QGather":
-            extra = g.initializers.get(node.inputs[2]) if len(node.inputs) == 4 else None
-            rows = f", {extra.size} rows also in int8" if isinstance(extra, np.ndarray) else ""
+            ids = g.initializers.get(node.inputs[2]) if len(node.inputs) == 4 else None
+            kept = g.initializers.get(node.inputs[3]) if len(node.inputs) == 4 else None
+            rows = f", {ids.size} rows also in {kept.dtype}" if isinstance(ids, np.ndarray) and kept is not None else ""
             lines.append(f"  {node.name} ({node.op}): quantized embedding table{rows}")
     total = 0
     lines.append("tensors:")
@@ -306,13 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quantize", help="quantize a float model (.onnx or float .qcm) to a .qcm file")
     p.add_argument("model")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--mode", choices=["dynamic", "static", "weight-only"], default="dynamic")
+    p.add_argument("--mode", choices=["dynamic", "static", "weight-only", "transformer"], default="dynamic",
+                   help="transformer: the encoder recipe (smoothing, GPTQ; int8 with per-token activations, "
+                        "or int4 weight-only with --weight-bits 4), calibrated on --calibration")
     p.add_argument("--calibration", help="DATA.npz: one array per model input, samples along axis 0")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--per-channel", action="store_true", help="one weight scale per output channel (default)")
     group.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor")
     p.add_argument("--weight-bits", type=int, choices=[8, 4], default=8)
-    p.add_argument("--block-size", type=int, default=0, help="weight-only: block length along the input axis")
+    p.add_argument("--block-size", type=int, default=0,
+                   help="weight-only: block length along the input axis (transformer int4: default 32)")
     p.add_argument("--method", choices=["minmax", "percentile", "mse", "entropy"], default="minmax")
     p.add_argument("--exclude", nargs="+", metavar="NAME", help="node names or op types to keep in float")
     p.add_argument("--per-row", action="store_true", help="dynamic: one activation scale per row (token)")

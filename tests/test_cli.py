@@ -109,6 +109,9 @@ def test_compare_reports_worst_layers_first(files, tmp_path, capsys):
     (["quantize", "MLP", "-o", "OUT", "--mode", "static"], "needs --calibration"),
     (["quantize", "MLP", "-o", "OUT", "--mode", "static", "--calibration", "BADCALIB"], "lacks model input(s) 'input'"),
     (["quantize", "MLP", "-o", "OUT", "--weight-bits", "4"], "needs --mode weight-only"),
+    (["quantize", "MLP", "-o", "OUT", "--mode", "transformer"], "--mode transformer needs --calibration"),
+    (["quantize", "MLP", "-o", "OUT", "--mode", "transformer", "--calibration", "BADCALIB"],
+     "unknown input name(s) 'other'"),
     (["quantize", "MLP", "-o", "OUT", "--exclude", "nope"], "--exclude nope"),
     (["quantize", "UNSUPPORTED", "-o", "OUT"], "unsupported operators: TopK (nodes: topk)"),
     (["run", "QCM", "--input", "wrong=X", "-o", "OUT"], "unknown input name(s) 'wrong'"),
@@ -145,6 +148,53 @@ def test_errors_are_one_line(files, tmp_path, capsys, args, message):
     capsys.readouterr()
     assert run_cli(*[subst.get(a, a) for a in args]) == 1
     assert message in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantize_transformer_recipe_from_padded_calibration(tmp_path, capsys, bits):
+    """``--mode transformer`` cuts each padded calibration sample to its attention mask and
+    builds what ``quantize_transformer`` builds from the unpadded feeds; ``qcore run`` runs it."""
+    from qcore.api import load
+    from qcore.graph import import_onnx
+    from qcore.graph.transformer import quantize_transformer, sample_feeds
+
+    rng = np.random.default_rng(3)
+    proto = mb.transformer(rng, positions="gather", layers=1)
+    onnx.save(proto, tmp_path / "encoder.onnx")
+    batches = [mb.transformer_feeds(rng, batch=3) for _ in range(3)]
+    calibration = {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
+    calibration["attention_mask"][4] = 0  # an all-padding sample is skipped
+    np.savez(tmp_path / "calib.npz", **calibration)
+    out = tmp_path / "encoder.qcm"
+    extra = ["--weight-bits", "4", "--block-size", "16"] if bits == 4 else []
+    assert run_cli("quantize", tmp_path / "encoder.onnx", "-o", out, "--mode", "transformer",
+                   "--calibration", tmp_path / "calib.npz", *extra) == 0
+    assert "transformer" in capsys.readouterr().out
+    feeds = sample_feeds(calibration)
+    assert len(feeds) == 8 and [f["input_ids"].shape[1] for f in feeds[:3]] == [8, 7, 6]
+    expected = quantize_transformer(import_onnx(proto), feeds, weight_bits=bits, block_size=16)
+    evaluation = mb.transformer_feeds(rng, batch=2)
+    np.savez(tmp_path / "feeds.npz", **evaluation)
+    assert run_cli("run", out, "--inputs", tmp_path / "feeds.npz", "-o", tmp_path / "r.npz") == 0
+    with np.load(tmp_path / "r.npz") as result:
+        np.testing.assert_array_equal(result["hidden"], expected.run(evaluation)["hidden"])
+    assert load(out).graph.op_counts().get("QMatMul" if bits == 8 else "WMatMul", 0) == 6
+
+
+def test_sample_feeds_errors():
+    from qcore.errors import CalibrationError
+    from qcore.graph.transformer import sample_feeds
+
+    with pytest.raises(CalibrationError, match="no arrays"):
+        sample_feeds({})
+    with pytest.raises(CalibrationError, match="common sample axis"):
+        sample_feeds({"a": np.zeros((2, 3)), "b": np.zeros((3, 3))})
+    with pytest.raises(CalibrationError, match="common sample axis"):
+        sample_feeds({"a": np.float32(1.0)})
+    with pytest.raises(CalibrationError, match="nonzero 'attention_mask'"):
+        sample_feeds({"input_ids": np.ones((2, 4), np.int64), "attention_mask": np.zeros((2, 4), np.int64)})
+    plain = sample_feeds({"x": np.arange(6.0).reshape(3, 2)})  # no mask: every sample as it is
+    assert [f["x"].tolist() for f in plain] == [[[0.0, 1.0]], [[2.0, 3.0]], [[4.0, 5.0]]]
 
 
 def test_console_entry_point_exit_status(tmp_path):

@@ -207,6 +207,11 @@ def test_int4_table_clip_search_per_row_and_per_block():
         assert searched_error < np.square(plain.dequantize() - table).sum()
     with pytest.raises(QuantParamError, match="2-D"):
         int4_table(table[0])
+    with pytest.raises(QuantParamError, match="2-D with columns"):
+        int4_table(np.zeros((3, 0), np.float32))
+    for bad in (-1, 2.5):
+        with pytest.raises(QuantParamError, match="block size"):
+            int4_table(table, bad)
 
 
 def test_frequent_rows_and_index_counts():
@@ -221,6 +226,11 @@ def test_frequent_rows_and_index_counts():
     assert frequent_rows(table, counts, 10)[0].tolist() == [2, 4, 9, 17]  # never-seen rows are not chosen
     with pytest.raises(QuantParamError, match="looked up"):
         frequent_rows(table, np.zeros(30, np.int64), 3)
+    with pytest.raises(QuantParamError, match="one count per table row"):
+        frequent_rows(table, np.ones(20, np.int64), 3)
+    for bad in (0, -1):
+        with pytest.raises(QuantParamError, match="limit"):
+            frequent_rows(table, counts, bad)
 
     graph = import_onnx(mb.transformer(rng, vocab=60, positions="gather", layers=1))
     feeds = [mb.transformer_feeds(rng, batch=2, vocab=60) for _ in range(3)]

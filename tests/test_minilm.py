@@ -110,18 +110,26 @@ def test_qcore_float_matches_torch(float_graph, feeds, torch_embeddings):
     assert minilm_support.cosine_rows(embeddings, torch_embeddings).min() > 0.99999
 
 
-def test_int8_accuracy(float_graph, feeds, torch_embeddings, tmp_path):
-    """int8 weights (GPTQ, smoothed) with per-token dynamic activations: issue 6's targets."""
-    from qcore.api import save
-    from qcore.graph.transformer import quantize_transformer
+def test_int8_accuracy(onnx_path, feeds, torch_embeddings, tmp_path):
+    """int8 weights (GPTQ, smoothed) with per-token dynamic activations: issue 6's targets,
+    through the command line (``qcore quantize --mode transformer``, ``qcore run``)."""
+    from qcore.api import load
+    from qcore.cli import main
 
-    model = quantize_transformer(float_graph, minilm_support.calibration_feeds(), weight_bits=8)
-    ops = model.graph.op_counts()
+    calibration = tmp_path / "calibration.npz"  # padded to the longest; the CLI cuts each to its mask
+    np.savez(calibration, **minilm_support.tokenize(minilm_support.calibration_texts(), length=None))
+    path = tmp_path / "minilm-int8.qcm"
+    assert main(["quantize", str(onnx_path), "-o", str(path), "--mode", "transformer",
+                 "--calibration", str(calibration)]) == 0
+    ops = load(path).graph.op_counts()
     assert ops.get("QMatMul") == 36 and "MatMul" in ops  # 36 linear layers int8, attention products float
     assert ops.get("Softmax") == 6 and ops.get("LayerNormalization") == 13
-    path = tmp_path / "minilm-int8.qcm"
-    save(model, path)
-    cosine = minilm_support.cosine_rows(_qcore_embeddings(path, feeds), torch_embeddings)
+    np.savez(tmp_path / "feeds.npz", **feeds)
+    assert main(["run", str(path), "--inputs", str(tmp_path / "feeds.npz"), "-o", str(tmp_path / "out.npz")]) == 0
+    with np.load(tmp_path / "out.npz") as out:
+        hidden = out[minilm_support.OUTPUT_NAME]
+    embeddings = minilm_support.sentence_embeddings(hidden, feeds["attention_mask"])
+    cosine = minilm_support.cosine_rows(embeddings, torch_embeddings)
     assert cosine.mean() >= 0.998, cosine.mean()
     assert cosine.min() >= 0.99, (cosine.min(), minilm_support.load_sentences()[int(cosine.argmin())])
 

@@ -255,6 +255,8 @@ def test_qgather_exception_rows_replace_the_rows_they_list(tmp_path):
         ({"t": qt, "ids": ids[::-1].copy(), "rows": rows}, None, "strictly increasing"),
         ({"t": qt, "ids": np.array([0, 5, 40]), "rows": rows}, None, "strictly increasing"),
         ({"t": qt, "ids": ids[:2].copy(), "rows": rows}, None, "do not match"),
+        ({"t": qt, "ids": ids, "rows": quantize_tensor(table[ids], "int8", granularity="per_channel", axis=1)},
+         None, "not per column"),
     ]
     for inits, inputs, message in bad:
         with pytest.raises(ModelError, match=message):  # at load, or at the first run of a lazily built step

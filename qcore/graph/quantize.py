@@ -193,9 +193,10 @@ def _rewrite(graph: Graph, sites: list[_Site], make: Callable[[_Site], tuple],
             inputs = [w_name, node.inputs[1]]
             if extra:
                 ids, rows = extra[0]
-                out.initializers[f"{w_name}.ids"] = ids
-                out.initializers[f"{w_name}.rows"] = rows
-                inputs += [f"{w_name}.ids", f"{w_name}.rows"]
+                base = w_name if f"{w_name}.ids" not in out.initializers else f"{w_name}.{node.name}"
+                out.initializers[f"{base}.ids"] = ids  # a second node on the same table: its own rows
+                out.initializers[f"{base}.rows"] = rows
+                inputs += [f"{base}.ids", f"{base}.rows"]
             nodes.append(Node(op, inputs, [site.output], {"axis": 0}, node.name))
             continue
         w_name = f"{node.inputs[1]}.{op.lower()}"

@@ -42,6 +42,7 @@ __all__ = [
     "index_counts",
     "int4_table",
     "quantize_transformer",
+    "sample_feeds",
     "search_smoothing",
     "sensitivity_report",
     "smooth_activations",
@@ -253,7 +254,13 @@ def int4_table(table: np.ndarray, block_size: int = 0) -> QuantizedTensor:
     Returns
     -------
     QuantizedTensor
-        int4, float16 scales, int8 zero points in ``[-8, 7]``.
+        int4, int8 zero points in ``[-8, 7]``; scales rounded up to float16 values (kept
+        float32 where a scale lies outside float16's normal range).
+
+    Raises
+    ------
+    QuantParamError
+        Not a 2-D table with columns, or a negative or non-integer ``block_size``.
 
     Notes
     -----
@@ -262,8 +269,10 @@ def int4_table(table: np.ndarray, block_size: int = 0) -> QuantizedTensor:
     error kept (:func:`gptq_quantize`'s block parameters, without the error feedback).
     """
     w = np.asarray(table, dtype=np.float64)
-    if w.ndim != 2:
-        raise QuantParamError(f"an embedding table must be 2-D, got shape {w.shape}")
+    if w.ndim != 2 or not w.shape[1]:
+        raise QuantParamError(f"an embedding table must be 2-D with columns, got shape {w.shape}")
+    if not isinstance(block_size, (int, np.integer)) or block_size < 0:
+        raise QuantParamError(f"block size must be an integer >= 0, got {block_size!r}")
     width = block_size or w.shape[1]
     blocks = [w[:, start:start + width] for start in range(0, w.shape[1], width)]
     params = [_block_parameters(b.T, False, -8.0, 7.0, INT4_CLIP_RATIOS, _stored_scale) for b in blocks]
@@ -292,13 +301,18 @@ def frequent_rows(table: np.ndarray, counts: np.ndarray, limit: int) -> tuple[np
     -------
     (numpy.ndarray, QuantizedTensor)
         Their ids (int64, increasing; ties in count go to the lower id) and the rows,
-        int8 symmetric with one float16 scale per row.
+        int8 symmetric with one scale per row (a float16 value where float16 holds it).
 
     Raises
     ------
     QuantParamError
-        No row was looked up (every count 0).
+        ``counts`` not one per row, ``limit`` below 1, or no row looked up (every count 0).
     """
+    counts = np.asarray(counts)
+    if counts.shape != (np.shape(table)[0],):
+        raise QuantParamError(f"counts {counts.shape} must hold one count per table row ({np.shape(table)[0]})")
+    if limit < 1:
+        raise QuantParamError(f"limit must be >= 1, got {limit}")
     order = np.argsort(-counts, kind="stable")[:limit]
     ids = np.sort(order[counts[order] > 0]).astype(np.int64)
     if not ids.size:
@@ -306,6 +320,60 @@ def frequent_rows(table: np.ndarray, counts: np.ndarray, limit: int) -> tuple[np
     rows = _quantize_tensor(np.asarray(table, np.float32)[ids], "int8", granularity="per_channel", axis=0,
                             scale_dtype="float16")
     return ids, rows
+
+
+def sample_feeds(data: Mapping[str, np.ndarray], *, mask: str = "attention_mask") -> list[dict[str, np.ndarray]]:
+    """Split batched calibration arrays into one unpadded feed per sample.
+
+    Parameters
+    ----------
+    data : mapping of str to numpy.ndarray
+        One array per model input, samples along axis 0 (the layout of a calibration
+        .npz, padded to a common length).
+    mask : str
+        The input that marks real positions along axis 1 (nonzero) and padding (0). When
+        ``data`` has it as a 2-D array, each sample is cut after its last nonzero
+        position, in every input whose axis 1 has the mask's length.
+
+    Returns
+    -------
+    list of dict
+        Feeds of batch 1, in sample order; samples whose mask is all zero are left out.
+
+    Raises
+    ------
+    CalibrationError
+        No arrays, arrays with no sample axis or different sample counts, or no sample
+        with a real position.
+
+    Notes
+    -----
+    :func:`quantize_transformer` wants unpadded feeds: padding rows would count as
+    calibration data in the smoothing statistics and GPTQ's Hessians.
+    """
+    if not data:
+        raise CalibrationError("calibration data holds no arrays")
+    arrays = {name: np.asarray(value) for name, value in data.items()}
+    counts = {name: a.shape[0] if a.ndim else None for name, a in arrays.items()}
+    if None in counts.values() or len(set(counts.values())) != 1:
+        raise CalibrationError(f"calibration arrays need one common sample axis 0, got {counts}")
+    marks = arrays.get(mask)
+    if marks is not None and marks.ndim != 2:
+        marks = None
+    feeds = []
+    for i in range(next(iter(counts.values()))):
+        feed = {name: a[i:i + 1] for name, a in arrays.items()}
+        if marks is not None:
+            real = np.flatnonzero(marks[i])
+            if not real.size:
+                continue
+            length = int(real[-1]) + 1
+            feed = {name: (a[:, :length] if a.ndim >= 2 and a.shape[1] == marks.shape[1] else a)
+                    for name, a in feed.items()}
+        feeds.append(feed)
+    if not feeds:
+        raise CalibrationError(f"no calibration sample has a nonzero {mask!r} position")
+    return feeds
 
 
 def _fake_quantize_weight(weight: np.ndarray, bits: int, block_size: int) -> np.ndarray:
@@ -710,7 +778,8 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
         run time to uint8 (``QMatMul``). 4: int4 weight-only in blocks of ``block_size``
         along K, activations in float (``WMatMul``).
     block_size : int
-        Block length of the int4 weights (ignored for 8 bits).
+        Block length of the int4 weights, and of the int4 embedding tables of at most
+        :data:`INT4_TABLE_BLOCK_ROWS` rows (ignored for 8 bits).
     alpha : float, mapping or "search"
         Smoothing strength (:func:`smooth_activations`); ``"search"`` picks it per layer.
     rounding : {"gptq", "nearest"}
@@ -781,8 +850,11 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
                                  max_rows=max_rows)
     tables = find_embedding_sites(graph, exclude_nodes=exclude_nodes)
     sites += tables
-    vocabularies = {site.node.inputs[1]: site.weight.shape[0] for site in tables
-                    if site.weight.shape[0] > INT4_TABLE_BLOCK_ROWS}
+    vocabularies: dict[str, int] = {}  # index value -> rows of the largest table it indexes
+    for site in tables:
+        if site.weight.shape[0] > INT4_TABLE_BLOCK_ROWS:
+            index = site.node.inputs[1]
+            vocabularies[index] = max(vocabularies.get(index, 0), site.weight.shape[0])
     lookups = index_counts(graph, calibration, vocabularies) if weight_bits == 4 and vocabularies else {}
 
     def make(site: Any) -> tuple:
@@ -792,6 +864,7 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
             if site.weight.shape[0] <= INT4_TABLE_BLOCK_ROWS:
                 return "QGather", int4_table(site.weight, block_size), {}
             counts = lookups.get(site.node.inputs[1])
+            counts = None if counts is None else counts[:site.weight.shape[0]]
             if counts is None or not counts.any():
                 return "QGather", int4_table(site.weight), {}
             return "QGather", int4_table(site.weight), {}, frequent_rows(site.weight, counts, INT4_TABLE_INT8_ROWS)
