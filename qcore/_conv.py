@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._native import check, ffi, lib, make_options
+from ._native import c_array, c_floats, check, ffi, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
 from .reference import conv as _ref
 from .reference import matmul as _ref_matmul
@@ -79,7 +79,7 @@ class ConvWeights:
             zp = _ref_matmul._zero_point_values(w_zero_point, w.dtype, "w_zero_point")
             if zp.shape not in ((), (1,), (oc,)):
                 raise ShapeError(f"w_zero_point has shape {zp.shape}; it must be per-tensor or ({oc},)")
-            zp = np.ascontiguousarray(zp.reshape(-1), dtype=np.int32)
+            zp = c_array(np.asarray(zp, dtype=np.int32).reshape(-1))
         shape = ffi.new("qc_conv2d_shape *")
         shape.out_channels = oc
         shape.channels = w.shape[1] * group
@@ -199,14 +199,14 @@ class Conv2d:
         else:
             if multiplier is None:
                 raise QuantParamError(f"output {output!r} needs a multiplier")
-            mult = np.ascontiguousarray(np.asarray(multiplier, dtype=np.float32).reshape(-1))
+            mult = c_floats(np.asarray(multiplier, dtype=np.float32).reshape(-1))
             if mult.size not in (1, oc):
                 raise ShapeError(f"multiplier has {mult.size} values; it must be 1 or {oc}")
             out.multiplier = ffi.cast("float *", ffi.from_buffer(mult))
             out.multiplier_per_channel = int(mult.size > 1)
             keep.append(mult)
             if bias is not None:
-                b = np.ascontiguousarray(bias).reshape(-1)
+                b = c_array(np.asarray(bias).reshape(-1))
                 if b.size != oc:
                     raise ShapeError(f"bias has {b.size} values, expected {oc}")
                 want = np.int32 if output == "requant" else np.float32
@@ -303,7 +303,7 @@ class Conv2d:
         oh, ow = sizes
         shape = (n, self.out_channels, oh, ow) if self.output_layout == "NCHW" else (n, oh, ow, self.out_channels)
         if (out is not None and out.dtype == self.out_dtype and out.size == n * self.out_channels * oh * ow
-                and out.flags.c_contiguous):
+                and out.flags.c_contiguous and out.flags.aligned):
             y = out.reshape(shape)
         else:
             y = np.empty(shape, dtype=self.out_dtype)

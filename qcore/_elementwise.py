@@ -42,7 +42,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import reference
-from ._native import check, ffi, lib, make_options
+from ._native import c_array, c_floats, check, ffi, lib, make_options
 from .errors import DTypeError, NonFiniteError, QuantParamError, ShapeError
 from .reference import _params
 from .reference.dtypes import IntType, int_type
@@ -75,8 +75,8 @@ _C_REQUANT_OUTPUTS = ("int8", "uint8")
 
 
 def _contiguous(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``arr`` itself when C-contiguous with ``dtype``, else a contiguous copy (1-D view)."""
-    return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+    """``arr`` itself when C-contiguous and aligned with ``dtype``, else a copy (1-D view)."""
+    return c_array(arr, dtype).reshape(-1)
 
 
 def _buffer(ctype: str, arr: np.ndarray | None):
@@ -156,7 +156,7 @@ def _fast_params(
             return None
         ax = axis % ndim
         layout = (math.prod(x_shape[:ax]), x_shape[ax], math.prod(x_shape[ax + 1 :]))
-    scales = np.ascontiguousarray(scale, dtype=_FLOAT32).reshape(-1)
+    scales = c_floats(np.asarray(scale, dtype=_FLOAT32).reshape(-1))
     zps = None if zero_point is None else np.asarray(zero_point).astype(np.int32).reshape(-1)
     return scales, zps, zp_type, layout
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._native import check, copy_back, ffi, float_target, lib, make_options
+from ._native import c_array, c_floats, check, copy_back, ffi, float_target, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
 from .reference import matmul as _ref
 from .reference._params import as_scale
@@ -49,21 +49,22 @@ def _bytes_ptr(arr: np.ndarray) -> Any:
 
 
 def _c_contiguous(arr: np.ndarray) -> np.ndarray:
-    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+    """``arr`` C-contiguous and aligned for its type, as C reads it (:func:`c_array`)."""
+    return c_array(arr)
 
 
 def _zero_point_arg(values: np.ndarray | None) -> tuple[Any, int, np.ndarray | None]:
     """(pointer, count, keep-alive) for an int32 zero-point vector (None or size 1 or per row/column)."""
     if values is None:
         return ffi.NULL, 0, None
-    arr = np.ascontiguousarray(values, dtype=np.int32).reshape(-1)
+    arr = c_array(np.asarray(values, dtype=np.int32).reshape(-1))
     return ffi.cast("int32_t *", ffi.from_buffer(arr)), arr.size, arr
 
 
 def _requant_params(multiplier: np.ndarray, y_zero_point: int, out_dtype: np.dtype,
                     keep: list[Any]) -> Any:
     """A ``qc_gemm_requant_params`` for a 2-D float32 multiplier of shape (1 or M, 1 or N)."""
-    mult = np.ascontiguousarray(multiplier, dtype=np.float32)
+    mult = c_floats(multiplier)
     rows, cols = mult.shape
     info = np.iinfo(out_dtype)
     params = ffi.new("qc_gemm_requant_params *")
@@ -498,7 +499,7 @@ def linear_packed(a: np.ndarray, a_zero_point: np.ndarray | int | None, packed: 
         raise ShapeError(f"multiplier has shape {mult.shape}; it must be a scalar or ({packed.n},)")
     if not (np.isfinite(mult).all() and (mult > 0).all()):
         raise QuantParamError("multiplier must be finite and > 0")
-    mult = np.ascontiguousarray(mult.reshape(-1))
+    mult = c_floats(mult.reshape(-1))
     info = np.iinfo(out_dtype)
     lo, hi = (int(info.min), int(info.max)) if clamp is None else (int(clamp[0]), int(clamp[1]))
     if not info.min <= lo <= hi <= info.max:
@@ -510,7 +511,7 @@ def linear_packed(a: np.ndarray, a_zero_point: np.ndarray | int | None, packed: 
             raise DTypeError(f"bias must be int32, got {bias_arr.dtype}")
         if bias_arr.shape != (packed.n,):
             raise ShapeError(f"bias has shape {bias_arr.shape}, expected ({packed.n},)")
-        bias_arr = np.ascontiguousarray(bias_arr)
+        bias_arr = c_array(bias_arr)
     params = ffi.new("qc_gemm_requant_params *")
     params.bias = ffi.cast("int32_t *", ffi.from_buffer(bias_arr)) if bias_arr is not None else ffi.NULL
     params.multiplier = ffi.cast("float *", ffi.from_buffer(mult))
@@ -680,7 +681,7 @@ class Int4Weights:
             zero_point = np.ascontiguousarray(zero_point)
         self.packed = np.ascontiguousarray(packed.reshape(-1))
         self.k, self.n = k, n
-        self.scale = np.ascontiguousarray(scale)
+        self.scale = c_floats(scale)
         self.zero_point = zero_point
         self.block_size = int(block_size)
         self.dtype = dtype
@@ -820,7 +821,7 @@ def linear_int4(a: np.ndarray, weights: Int4Weights, bias: np.ndarray | None = N
             raise DTypeError(f"bias must be float32, got {bias_arr.dtype}")
         if bias_arr.shape != (weights.n,):
             raise ShapeError(f"bias has shape {bias_arr.shape}, expected ({weights.n},)")
-        bias_arr = np.ascontiguousarray(bias_arr)
+        bias_arr = c_floats(bias_arr)
     out = np.empty((rows.shape[0], weights.n), dtype=np.float32)
     status = lib.qc_gemm_f32_w4(
         rows.shape[0], weights.n, weights.k,

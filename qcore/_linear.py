@@ -13,7 +13,7 @@ import numpy as np
 
 from ._activation import norm_params
 from ._gemm import PackedWeights
-from ._native import check, ffi, lib, make_options
+from ._native import c_floats, check, copy_back, ffi, float_target, lib, make_options
 from .errors import DTypeError, QuantParamError, ShapeError
 
 
@@ -82,7 +82,7 @@ def linear_dynamic(x: np.ndarray, packed: PackedWeights, w_scale: np.ndarray, bi
         raise DTypeError(f"x must be float32, got {x.dtype}")
     if x.ndim != 2 or x.shape[1] != packed.k:
         raise ShapeError(f"x must be (M, {packed.k}), got {x.shape}")
-    x = np.ascontiguousarray(x)
+    x = c_floats(x)
     return layer(x, np.empty((x.shape[0], packed.n), dtype=np.float32) if out is None else out, residual)
 
 
@@ -130,10 +130,10 @@ class DynamicLinear:
         self.k, self.n = packed.k, packed.n
         self._keep: list = []  # arrays the post-op struct points into
         self._packed = packed
-        self._ws = np.ascontiguousarray(w_scale, dtype=np.float32).reshape(-1)
+        self._ws = c_floats(np.asarray(w_scale, dtype=np.float32).reshape(-1))
         if self._ws.size not in (1, self.n):
             raise ShapeError(f"w_scale has {self._ws.size} values; it must have 1 or {self.n}")
-        self._bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+        self._bias = None if bias is None else c_floats(np.asarray(bias, dtype=np.float32).reshape(-1))
         if self._bias is not None and self._bias.size != self.n:
             raise ShapeError(f"bias has {self._bias.size} values; it must have {self.n}")
         self._x_mul = None
@@ -143,7 +143,7 @@ class DynamicLinear:
                 raise DTypeError(f"x_mul must be float32, got {s.dtype}")
             if s.size != self.k:
                 raise ShapeError(f"x_mul has {s.size} values; it must have {self.k}")
-            self._x_mul = np.ascontiguousarray(s).reshape(-1)
+            self._x_mul = c_floats(s.reshape(-1))
         self._w_ptr = ffi.cast("const float *", ffi.from_buffer(self._ws))
         self._b_ptr = ffi.NULL if self._bias is None else ffi.cast("const float *", ffi.from_buffer(self._bias))
         self._s_ptr = ffi.NULL if self._x_mul is None else ffi.cast("const float *", ffi.from_buffer(self._x_mul))
@@ -192,8 +192,10 @@ class DynamicLinear:
             raise ShapeError(f"out must be a writeable C-contiguous float32 array of shape {(m, self.n)}")
         if m == 0 or self.n == 0:
             return out
+        x = c_floats(x)  # a copy only when x starts at an odd byte offset
+        target = float_target(out)
         x_ptr = ffi.cast("const float *", ffi.from_buffer(x)) if x.size else ffi.NULL
-        y_ptr = ffi.cast("float *", ffi.from_buffer(out))
+        y_ptr = ffi.cast("float *", ffi.from_buffer(target))
         post = ffi.NULL if self._post is None else self._post
         if residual is not None:
             if not self._layer_norm:
@@ -203,13 +205,14 @@ class DynamicLinear:
                 raise ShapeError(f"residual must be a C-contiguous float32 array of shape {out.shape}")
             if np.may_share_memory(residual, out):
                 raise ShapeError("residual overlaps out")
+            residual = c_floats(residual)
             post = ffi.new("qc_linear_post *", self._post[0])
             post.residual = ffi.cast("const float *", ffi.from_buffer(residual))
         # one entry point for every form: NULL x_mul (no smoothing) and NULL post (nothing after)
         status = lib.qc_linear_dynamic_post_f32(m, x_ptr, self._s_ptr, self._p_ptr, self._w_ptr, self._ws.size,
                                                 self._b_ptr, post, y_ptr, self._options)
         check(status, "linear_dynamic")
-        return out
+        return copy_back(out, target)
 
 
 _POST_OPS = {"gelu": "QC_LINEAR_POST_GELU", "layer_norm": "QC_LINEAR_POST_LAYER_NORM"}

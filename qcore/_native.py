@@ -7,6 +7,8 @@ does. ``check(status)`` is the one path from a C status to a Python exception.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import errors
@@ -128,10 +130,16 @@ def make_options(isa: str | None = None, num_threads: int | None = None):
     return options
 
 
+def c_array(a: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """``a`` (as ``dtype``, if given) as C reads it through a typed pointer: C-contiguous and
+    aligned for its type (copied only when it is not: a strided view, a view at an odd byte
+    offset, a record field)."""
+    return np.require(a, dtype, ["C_CONTIGUOUS", "ALIGNED"])
+
+
 def c_floats(a: np.ndarray) -> np.ndarray:
-    """float32 ``a`` as C reads floats: C-contiguous and 4-byte aligned (copied only when it
-    is not: a strided view, a view at an odd byte offset, a record field)."""
-    return np.require(a, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+    """float32 ``a`` as C reads floats (:func:`c_array` with float32)."""
+    return c_array(a, np.float32)
 
 
 def float_target(out: np.ndarray) -> np.ndarray:

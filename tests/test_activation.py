@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import os
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -13,6 +16,9 @@ from hypothesis.extra import numpy as hnp
 from qcore import _activation, _native
 from qcore.errors import DTypeError
 from qcore.reference import activation as ref
+
+sys.path.insert(0, os.path.dirname(__file__))
+from alignment import misaligned  # noqa: E402
 
 ISAS = _native.available_isas()
 OPS = ("erf", "gelu")
@@ -313,16 +319,6 @@ def test_softmax_attention_mask_padding(isa, valid):
     np.testing.assert_allclose(got[1, 2], np.full(128, 1 / 128, np.float32))
 
 
-def _misaligned(a: np.ndarray) -> np.ndarray:
-    """A copy of float32 ``a`` whose data starts at an odd byte offset (C reads floats: the
-    wrapper must not pass such a pointer on)."""
-    raw = np.zeros(a.nbytes + 1, np.uint8)[1:]
-    view = raw.view(np.float32).reshape(a.shape)
-    view[...] = a
-    assert not view.flags.aligned
-    return view
-
-
 @pytest.mark.parametrize("isa", ISAS)
 def test_misaligned_operands_give_the_aligned_results(isa):
     rng = np.random.default_rng(21)
@@ -332,13 +328,13 @@ def test_misaligned_operands_give_the_aligned_results(isa):
     b = rng.standard_normal(40).astype(np.float32)
     for op in (_activation.erf, _activation.gelu, _activation.softmax):
         want = op(x, isa=isa)
-        out = _misaligned(np.zeros_like(x))
-        got = op(_misaligned(x), out=out, isa=isa)
+        out = misaligned(np.zeros_like(x))
+        got = op(misaligned(x), out=out, isa=isa)
         assert got is out
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     want = _activation.layer_norm(x, g, b, 1e-5, residual=r, isa=isa)
-    out = _misaligned(np.zeros_like(x))
-    got = _activation.layer_norm(_misaligned(x), _misaligned(g), _misaligned(b), 1e-5, residual=_misaligned(r),
+    out = misaligned(np.zeros_like(x))
+    got = _activation.layer_norm(misaligned(x), misaligned(g), misaligned(b), 1e-5, residual=misaligned(r),
                                  out=out, isa=isa)
     assert got is out
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

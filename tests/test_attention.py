@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -11,6 +14,9 @@ from hypothesis.extra import numpy as hnp
 from qcore import _attention, _native
 from qcore.errors import DTypeError, QuantParamError, ShapeError
 from qcore.reference import attention as ref
+
+sys.path.insert(0, os.path.dirname(__file__))
+from alignment import misaligned  # noqa: E402
 
 ISAS = _native.available_isas()
 SCALE = float(np.float32(1 / np.sqrt(32)))
@@ -730,14 +736,6 @@ def test_context_runtime_entry_takes_operands_with_strides_between_elements():
     np.testing.assert_array_equal(_bits(orec["y"]), _bits(expected), strict=True)
 
 
-def _misaligned(a: np.ndarray) -> np.ndarray:
-    """A copy of ``a`` whose first element sits one byte past a 4-byte boundary."""
-    raw = np.zeros(a.nbytes + 1, np.uint8)
-    view = np.frombuffer(raw.data, dtype=np.float32, count=a.size, offset=1).reshape(a.shape)
-    view[...] = a
-    return view
-
-
 @pytest.mark.parametrize("isa", ISAS)
 def test_misaligned_operands_and_out_are_copied_not_read_as_floats(isa):
     """Arrays starting off a 4-byte boundary (np.frombuffer at an odd offset, a packed record
@@ -750,16 +748,16 @@ def test_misaligned_operands_and_out_are_copied_not_read_as_floats(isa):
     mask[..., 6:] = F32_MIN
     expected = ref.attention(q, k, v, SCALE, mask)
     expected_scores = ref.attention_scores(q, k, SCALE, mask)
-    mq, mk, mv, mm = (_misaligned(np.ascontiguousarray(a)) for a in (q, k, v, mask))
+    mq, mk, mv, mm = (misaligned(np.ascontiguousarray(a)) for a in (q, k, v, mask))
     assert all(a.ctypes.data % 4 for a in (mq, mk, mv, mm)) and not mq.flags.aligned
     np.testing.assert_array_equal(_bits(_attention.attention(mq, mk, mv, SCALE, mm, isa=isa)), _bits(expected),
                                   strict=True)
     np.testing.assert_array_equal(_bits(_attention.attention_scores(mq, mk, SCALE, mm, isa=isa)),
                                   _bits(expected_scores), strict=True)
-    out = _misaligned(np.zeros(expected.shape, np.float32))
+    out = misaligned(np.zeros(expected.shape, np.float32))
     _attention.attention(q, k, v, SCALE, mask, out=out, isa=isa)
     np.testing.assert_array_equal(_bits(out), _bits(expected), strict=True)
-    scores_out = _misaligned(np.zeros(expected_scores.shape, np.float32))
+    scores_out = misaligned(np.zeros(expected_scores.shape, np.float32))
     _attention.attention_scores(q, k, SCALE, mask, out=scores_out, isa=isa)
     np.testing.assert_array_equal(_bits(scores_out), _bits(expected_scores), strict=True)
 
@@ -770,9 +768,9 @@ def test_runtime_entries_copy_misaligned_operands():
     v = rng.standard_normal((1, 2, 7, 3)).astype(np.float32)
     expected = ref.attention(q, k, v, SCALE)
     buf = np.zeros((1, 7, 2, 3), np.float32)
-    _attention.context_into(_misaligned(np.ascontiguousarray(q)), k, np.float32(SCALE), None,
-                            _misaligned(v), buf.transpose(0, 2, 1, 3))
+    _attention.context_into(misaligned(np.ascontiguousarray(q)), k, np.float32(SCALE), None,
+                            misaligned(v), buf.transpose(0, 2, 1, 3))
     np.testing.assert_array_equal(_bits(buf.transpose(0, 2, 1, 3)), _bits(expected), strict=True)
     scores = np.zeros((1, 2, 7, 7), np.float32)
-    _attention.scores_into(q, _misaligned(np.ascontiguousarray(k)), np.float32(SCALE), None, scores)
+    _attention.scores_into(q, misaligned(np.ascontiguousarray(k)), np.float32(SCALE), None, scores)
     np.testing.assert_array_equal(_bits(scores), _bits(ref.attention_scores(q, k, SCALE)), strict=True)

@@ -35,7 +35,8 @@ tar -C "$root" --exclude='*.so' --exclude='__pycache__' --exclude='csrc/build' -
 
 tests=()
 for t in tests/test_native.py tests/test_ops*.py tests/test_gemm.py tests/test_conv.py tests/test_elementwise.py tests/test_format*.py \
-         tests/test_linear.py tests/test_activation.py tests/test_attention.py tests/test_runtime_fusion_encoder.py; do
+         tests/test_linear.py tests/test_activation.py tests/test_attention.py tests/test_runtime_fusion_encoder.py \
+         tests/test_alignment.py; do
     [ -e "$copy/$t" ] && tests+=("$t")
 done
 preload="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)"
