@@ -307,8 +307,8 @@ class Conv2d:
             y = out.reshape(shape)
         else:
             y = np.empty(shape, dtype=self.out_dtype)
-        if not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x)
+        if not (x.flags.c_contiguous and x.flags.aligned):  # C reads a float32 input as floats
+            x = c_array(x)
         # Per-call copies of the shape and input descriptors: the C call releases the GIL,
         # so two threads running the same layer must not share them.
         s = ffi.new("qc_conv2d_shape *", self._shape[0])

@@ -134,6 +134,9 @@ def c_array(a: np.ndarray, dtype: Any = None) -> np.ndarray:
     """``a`` (as ``dtype``, if given) as C reads it through a typed pointer: C-contiguous and
     aligned for its type (copied only when it is not: a strided view, a view at an odd byte
     offset, a record field)."""
+    if (type(a) is np.ndarray and a.flags.c_contiguous and a.flags.aligned
+            and (dtype is None or a.dtype == dtype)):
+        return a  # the usual case, without np.require's cost on the hot path
     return np.require(a, dtype, ["C_CONTIGUOUS", "ALIGNED"])
 
 

@@ -136,6 +136,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if mode == "transformer":
         from .graph import transformer as t  # noqa: PLC0415
 
+        fixed = [flag for flag, given in (("--per-tensor", args.per_tensor), ("--method", args.method != "minmax"),
+                                          ("--symmetric-activations", args.symmetric_activations),
+                                          ("--scale-dtype", args.scale_dtype != "float16"),
+                                          ("--block-size", args.block_size and args.weight_bits == 8)) if given]
+        if fixed:
+            raise CliError(f"{', '.join(fixed)}: not an option of --mode transformer (per-channel GPTQ "
+                           "weights, per-token activations; --block-size with --weight-bits 4 only)")
         if not args.calibration:
             raise CliError("--mode transformer needs --calibration DATA.npz (one array per model input)")
         feeds = t.sample_feeds(_load_npz(args.calibration, "calibration"))

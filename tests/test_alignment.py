@@ -96,6 +96,17 @@ def test_qlinear_conv_parameters(isa):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+def test_conv_with_a_float_input(isa):
+    rng = np.random.default_rng(6)
+    w = rng.integers(-127, 128, size=(4, 3, 3, 3)).astype(np.int8)
+    conv = _conv.Conv2d(_conv.ConvWeights(w), x_dtype="float32", x_scale=np.float32(0.05), x_zero_point=128,
+                        quantized_dtype="uint8", multiplier=misaligned(np.full(4, 1e-3, np.float32)),
+                        output="float32", isa=isa)
+    x = rng.normal(size=(1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(conv(misaligned(x)), conv(x), strict=True)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 def test_quantize_and_dequantize_per_axis(isa):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(3, 6, 5)).astype(np.float32)

@@ -110,6 +110,12 @@ def test_compare_reports_worst_layers_first(files, tmp_path, capsys):
     (["quantize", "MLP", "-o", "OUT", "--mode", "static", "--calibration", "BADCALIB"], "lacks model input(s) 'input'"),
     (["quantize", "MLP", "-o", "OUT", "--weight-bits", "4"], "needs --mode weight-only"),
     (["quantize", "MLP", "-o", "OUT", "--mode", "transformer"], "--mode transformer needs --calibration"),
+    (["quantize", "MLP", "-o", "OUT", "--mode", "transformer", "--per-tensor", "--scale-dtype", "float32"],
+     "--per-tensor, --scale-dtype: not an option of --mode transformer"),
+    (["quantize", "MLP", "-o", "OUT", "--mode", "transformer", "--block-size", "32"],
+     "--block-size: not an option of --mode transformer"),
+    (["quantize", "MLP", "-o", "OUT", "--mode", "transformer", "--weight-bits", "4", "--block-size", "-4",
+      "--calibration", "CALIB"], "block_size must be an integer >= 1"),
     (["quantize", "MLP", "-o", "OUT", "--mode", "transformer", "--calibration", "BADCALIB"],
      "unknown input name(s) 'other'"),
     (["quantize", "MLP", "-o", "OUT", "--exclude", "nope"], "--exclude nope"),
@@ -142,6 +148,7 @@ def test_errors_are_one_line(files, tmp_path, capsys, args, message):
     onnx.save(helper.make_model(graph), tmp_path / "unsupported.onnx")
     subst = {"MISSING": tmp_path / "missing.onnx", "CORRUPT": tmp_path / "bad.onnx", "OUT": tmp_path / "out.qcm",
              "MLP": files / "mlp.onnx", "BADCALIB": tmp_path / "badcalib.npz", "QCM": qcm,
+             "CALIB": files / "calib.npz",
              "UNSUPPORTED": tmp_path / "unsupported.onnx", "CORRUPTQCM": corrupt_qcm,
              "wrong=X": f"wrong={files / 'x.npy'}", "input=X": f"input={files / 'x.npy'}",
              "input=XBAD": f"input={tmp_path / 'xbad.npy'}", "input=XINT": f"input={tmp_path / 'xint.npy'}"}
@@ -193,6 +200,13 @@ def test_sample_feeds_errors():
         sample_feeds({"a": np.float32(1.0)})
     with pytest.raises(CalibrationError, match="nonzero 'attention_mask'"):
         sample_feeds({"input_ids": np.ones((2, 4), np.int64), "attention_mask": np.zeros((2, 4), np.int64)})
+    with pytest.raises(CalibrationError, match="padding before a real position"):
+        sample_feeds({"input_ids": np.ones((2, 4), np.int64), "attention_mask": np.array([[1, 1, 0, 0], [0, 1, 1, 1]])})
+    with pytest.raises(CalibrationError, match="no samples"):
+        sample_feeds({"x": np.zeros((0, 3))})
+    cut = sample_feeds({"input_ids": np.ones((1, 4), np.int64), "attention_mask": np.array([[1, 1, 0, 0]]),
+                        "bias": np.zeros((1, 4, 4), np.float32)})
+    assert cut[0]["input_ids"].shape == (1, 2) and cut[0]["bias"].shape == (1, 4, 4)  # only the mask's shape is cut
     plain = sample_feeds({"x": np.arange(6.0).reshape(3, 2)})  # no mask: every sample as it is
     assert [f["x"].tolist() for f in plain] == [[[0.0, 1.0]], [[2.0, 3.0]], [[4.0, 5.0]]]
 

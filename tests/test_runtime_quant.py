@@ -256,7 +256,9 @@ def test_qgather_exception_rows_replace_the_rows_they_list(tmp_path):
         ({"t": qt, "ids": np.array([0, 5, 40]), "rows": rows}, None, "strictly increasing"),
         ({"t": qt, "ids": ids[:2].copy(), "rows": rows}, None, "do not match"),
         ({"t": qt, "ids": ids, "rows": quantize_tensor(table[ids], "int8", granularity="per_channel", axis=1)},
-         None, "not per column"),
+         None, "got axis 1, block size 0"),
+        ({"t": qt, "ids": ids, "rows": quantize_tensor(table[ids], "int8", granularity="per_block", axis=0,
+                                                       block_size=2)}, None, "got axis 0, block size 2"),
     ]
     for inits, inputs, message in bad:
         with pytest.raises(ModelError, match=message):  # at load, or at the first run of a lazily built step

@@ -271,7 +271,7 @@ def int4_table(table: np.ndarray, block_size: int = 0) -> QuantizedTensor:
     w = np.asarray(table, dtype=np.float64)
     if w.ndim != 2 or not w.shape[1]:
         raise QuantParamError(f"an embedding table must be 2-D with columns, got shape {w.shape}")
-    if not isinstance(block_size, (int, np.integer)) or block_size < 0:
+    if not isinstance(block_size, (int, np.integer)) or isinstance(block_size, bool) or block_size < 0:
         raise QuantParamError(f"block size must be an integer >= 0, got {block_size!r}")
     width = block_size or w.shape[1]
     blocks = [w[:, start:start + width] for start in range(0, w.shape[1], width)]
@@ -331,9 +331,10 @@ def sample_feeds(data: Mapping[str, np.ndarray], *, mask: str = "attention_mask"
         One array per model input, samples along axis 0 (the layout of a calibration
         .npz, padded to a common length).
     mask : str
-        The input that marks real positions along axis 1 (nonzero) and padding (0). When
-        ``data`` has it as a 2-D array, each sample is cut after its last nonzero
-        position, in every input whose axis 1 has the mask's length.
+        The input that marks real positions along axis 1 (nonzero) and padding (0, after
+        the real positions: right padding). When ``data`` has it as a 2-D array, each
+        sample is cut after its last real position in every input of the mask's shape
+        (token ids, token types, the mask itself); other inputs are fed whole.
 
     Returns
     -------
@@ -343,8 +344,8 @@ def sample_feeds(data: Mapping[str, np.ndarray], *, mask: str = "attention_mask"
     Raises
     ------
     CalibrationError
-        No arrays, arrays with no sample axis or different sample counts, or no sample
-        with a real position.
+        No arrays, arrays with no sample axis or different sample counts, a mask with
+        padding before a real position, or no sample with a real position.
 
     Notes
     -----
@@ -368,11 +369,15 @@ def sample_feeds(data: Mapping[str, np.ndarray], *, mask: str = "attention_mask"
             if not real.size:
                 continue
             length = int(real[-1]) + 1
-            feed = {name: (a[:, :length] if a.ndim >= 2 and a.shape[1] == marks.shape[1] else a)
-                    for name, a in feed.items()}
+            if real.size != length:
+                raise CalibrationError(f"sample {i}: {mask!r} has padding before a real position; "
+                                       "only right padding can be cut")
+            feed = {name: (a[i:i + 1, :length] if a.shape == marks.shape else a[i:i + 1])
+                    for name, a in arrays.items()}
         feeds.append(feed)
     if not feeds:
-        raise CalibrationError(f"no calibration sample has a nonzero {mask!r} position")
+        raise CalibrationError(f"no calibration sample has a nonzero {mask!r} position" if marks is not None
+                               else "calibration data holds no samples")
     return feeds
 
 
@@ -803,7 +808,8 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
     Raises
     ------
     QuantParamError
-        ``weight_bits`` not 8 or 4, an unknown ``rounding``, or ``max_rows`` below 1.
+        ``weight_bits`` not 8 or 4, an unknown ``rounding``, ``max_rows`` below 1, or
+        (int4) ``block_size`` below 1.
 
     Notes
     -----
@@ -825,6 +831,9 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
         raise QuantParamError(f"rounding must be 'gptq' or 'nearest', got {rounding!r}")
     if max_rows < 1:
         raise QuantParamError(f"max_rows must be >= 1, got {max_rows}")
+    if weight_bits == 4 and (not isinstance(block_size, (int, np.integer)) or isinstance(block_size, bool)
+                             or block_size < 1):
+        raise QuantParamError(f"block_size must be an integer >= 1, got {block_size!r}")
     graph = _as_graph(model)
     if calibration is None:
         if weight_bits == 4:

@@ -161,9 +161,9 @@ def _exception_rows(node: Node, initializers: dict, table: QuantizedTensor) -> t
     if ids.size and (ids[0] < 0 or ids[-1] >= table.shape[0] or np.any(np.diff(ids) <= 0)):
         raise ModelError(f"node {node.name!r} (QGather): exception ids must be strictly increasing "
                          f"and in [0, {table.shape[0] - 1}]")
-    if rows.axis == 1 and not rows.block_size:
+    if (rows.axis, bool(rows.block_size)) not in ((None, False), (0, False), (1, True)):
         raise ModelError(f"node {node.name!r} (QGather): exception rows must be quantized per tensor, per row "
-                         "or in blocks along the row, not per column")
+                         f"or in blocks along the row, got axis {rows.axis}, block size {rows.block_size}")
     if tuple(rows.shape) != (ids.size, table.shape[1]):
         raise ModelError(f"node {node.name!r} (QGather): exception rows {tuple(rows.shape)} do not match "
                          f"{ids.size} ids of a table with {table.shape[1]} columns")
