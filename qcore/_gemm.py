@@ -48,11 +48,6 @@ def _bytes_ptr(arr: np.ndarray) -> Any:
     return ffi.from_buffer(arr)
 
 
-def _c_contiguous(arr: np.ndarray) -> np.ndarray:
-    """``arr`` C-contiguous and aligned for its type, as C reads it (:func:`c_array`)."""
-    return c_array(arr)
-
-
 def _zero_point_arg(values: np.ndarray | None) -> tuple[Any, int, np.ndarray | None]:
     """(pointer, count, keep-alive) for an int32 zero-point vector (None or size 1 or per row/column)."""
     if values is None:
@@ -92,8 +87,8 @@ def _gemm_2d(a2: np.ndarray, b2: np.ndarray, za: np.ndarray | None, zb: np.ndarr
     """
     m, k = a2.shape
     n = b2.shape[1]
-    a2 = _c_contiguous(a2)
-    b2 = _c_contiguous(b2)
+    a2 = c_array(a2)
+    b2 = c_array(b2)
     a_ptr = _bytes_ptr(a2) if a2.size else ffi.NULL
     b_ptr = _bytes_ptr(b2) if b2.size else ffi.NULL
     za_ptr, za_count, _za_keep = _zero_point_arg(za)
@@ -357,7 +352,7 @@ class PackedWeights:
         storage = np.empty(size[0] + 64, dtype=np.uint8)
         offset = (-storage.ctypes.data) % 64
         self._buffer = storage[offset:offset + size[0]]
-        b_c = _c_contiguous(b)
+        b_c = c_array(b)
         zb_ptr, zb_count, _keep = _zero_point_arg(zb)
         status = lib.qc_gemm_pack_b(k, n, _c_type(b.dtype), lib.QC_GEMM_B_NK if transposed else lib.QC_GEMM_B_KN,
                                     _bytes_ptr(b_c) if b_c.size else ffi.NULL, b_c.shape[1], zb_ptr, zb_count,
@@ -387,7 +382,7 @@ def _packed_rows(a: object, packed: PackedWeights, a_zero_point: object) -> tupl
     a = _ref._operand(a, "a")
     if a.shape[-1] != packed.k:
         raise ShapeError(f"a has {a.shape[-1]} columns but the packed weights have K = {packed.k}")
-    rows = _c_contiguous(a).reshape(-1, packed.k)
+    rows = c_array(a).reshape(-1, packed.k)
     za = None
     if a_zero_point is not None:
         za = _ref._zero_point_values(a_zero_point, a.dtype, "a_zero_point")
@@ -813,7 +808,7 @@ def linear_int4(a: np.ndarray, weights: Int4Weights, bias: np.ndarray | None = N
         raise DTypeError(f"a must be float32, got {a.dtype}")
     if a.ndim == 0 or a.shape[-1] != weights.k:
         raise ShapeError(f"a of shape {a.shape} does not have K = {weights.k} columns")
-    rows = _c_contiguous(a).reshape(-1, weights.k)
+    rows = c_array(a).reshape(-1, weights.k)
     bias_arr = None
     if bias is not None:
         bias_arr = np.asarray(bias)

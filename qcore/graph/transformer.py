@@ -363,7 +363,7 @@ def sample_feeds(data: Mapping[str, np.ndarray], *, mask: str = "attention_mask"
         marks = None
     feeds = []
     for i in range(next(iter(counts.values()))):
-        feed = {name: a[i:i + 1] for name, a in arrays.items()}
+        length = None  # no mask: every input whole
         if marks is not None:
             real = np.flatnonzero(marks[i])
             if not real.size:
@@ -372,9 +372,8 @@ def sample_feeds(data: Mapping[str, np.ndarray], *, mask: str = "attention_mask"
             if real.size != length:
                 raise CalibrationError(f"sample {i}: {mask!r} has padding before a real position; "
                                        "only right padding can be cut")
-            feed = {name: (a[i:i + 1, :length] if a.shape == marks.shape else a[i:i + 1])
-                    for name, a in arrays.items()}
-        feeds.append(feed)
+        feeds.append({name: (a[i:i + 1, :length] if length is not None and a.shape == marks.shape else a[i:i + 1])
+                      for name, a in arrays.items()})
     if not feeds:
         raise CalibrationError(f"no calibration sample has a nonzero {mask!r} position" if marks is not None
                                else "calibration data holds no samples")
@@ -872,11 +871,11 @@ def quantize_transformer(model: Any, calibration: Iterable[Feeds] | None = None,
                 return "QGather", _quantize_embedding(site, "int8"), {}
             if site.weight.shape[0] <= INT4_TABLE_BLOCK_ROWS:
                 return "QGather", int4_table(site.weight, block_size), {}
-            counts = lookups.get(site.node.inputs[1])
-            counts = None if counts is None else counts[:site.weight.shape[0]]
-            if counts is None or not counts.any():
-                return "QGather", int4_table(site.weight), {}
-            return "QGather", int4_table(site.weight), {}, frequent_rows(site.weight, counts, INT4_TABLE_INT8_ROWS)
+            table = int4_table(site.weight)
+            counts = lookups.get(site.node.inputs[1], np.zeros(0, np.int64))[:site.weight.shape[0]]
+            if not counts.any():
+                return "QGather", table, {}
+            return "QGather", table, {}, frequent_rows(site.weight, counts, INT4_TABLE_INT8_ROWS)
         samples_in = samples[site.node.inputs[0]]
         if weight_bits == 4:
             return "WMatMul", gptq_quantize(site.weight, samples_in, bits=4, block_size=block_size,
