@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 mb = pytest.importorskip("model_builders")
 
-from qcore.errors import CalibrationError, QuantParamError  # noqa: E402
+from qcore.errors import CalibrationError, NonFiniteError, QuantParamError, ShapeError  # noqa: E402
 from qcore.graph import import_onnx  # noqa: E402
 from qcore.graph.transformer import (  # noqa: E402
     activation_samples,
@@ -209,6 +209,10 @@ def test_int4_table_clip_search_per_row_and_per_block():
         int4_table(table[0])
     with pytest.raises(QuantParamError, match="2-D with columns"):
         int4_table(np.zeros((3, 0), np.float32))
+    with pytest.raises(ShapeError, match="empty table"):
+        int4_table(np.zeros((0, 4), np.float32))
+    with pytest.raises(NonFiniteError, match="NaN or infinite"):
+        int4_table(np.array([[np.nan, 1.0]], np.float32))
     for bad in (-1, 2.5):
         with pytest.raises(QuantParamError, match="block size"):
             int4_table(table, bad)

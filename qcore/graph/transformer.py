@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CalibrationError, ModelError, QuantParamError
+from ..errors import CalibrationError, ModelError, NonFiniteError, QuantParamError, ShapeError
 from ..reference.params import check_scale_dtype, float16_scale
 from ..reference.tensor import QuantizedTensor
 from .ir import Graph, Node
@@ -261,6 +261,10 @@ def int4_table(table: np.ndarray, block_size: int = 0) -> QuantizedTensor:
     ------
     QuantParamError
         Not a 2-D table with columns, or a negative or non-integer ``block_size``.
+    ShapeError
+        A table without rows.
+    NonFiniteError
+        NaN or infinity in the table.
 
     Notes
     -----
@@ -271,6 +275,10 @@ def int4_table(table: np.ndarray, block_size: int = 0) -> QuantizedTensor:
     w = np.asarray(table, dtype=np.float64)
     if w.ndim != 2 or not w.shape[1]:
         raise QuantParamError(f"an embedding table must be 2-D with columns, got shape {w.shape}")
+    if not w.size:
+        raise ShapeError("cannot quantize an empty table")
+    if not np.isfinite(w).all():
+        raise NonFiniteError("cannot quantize a table holding NaN or infinite values")
     if not isinstance(block_size, (int, np.integer)) or isinstance(block_size, bool) or block_size < 0:
         raise QuantParamError(f"block size must be an integer >= 0, got {block_size!r}")
     width = block_size or w.shape[1]
